@@ -1,0 +1,138 @@
+//! A request's fields (form, JSON or query, all alike) and typed reads of them.
+
+use serde_json::{Map, Value};
+
+/// Field name -> value. Form and query values are strings; JSON bodies keep their types.
+pub type Fields = Map<String, Value>;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{field}: {problem}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+fn problem(field: &'static str, problem: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        problem: problem.into(),
+    }
+}
+
+/// A non-blank string field.
+pub fn text<'a>(fields: &'a Fields, field: &'static str) -> Result<Option<&'a str>, FieldError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim())),
+        Some(_) => Err(problem(field, "must be a string")),
+    }
+}
+
+/// A JSON object field; from a form it arrives as a string holding JSON.
+pub fn object(
+    fields: &Fields,
+    field: &'static str,
+) -> Result<Option<Map<String, Value>>, FieldError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(map.clone())),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            _ => Err(problem(field, "must be a JSON object")),
+        },
+        Some(_) => Err(problem(field, "must be a JSON object")),
+    }
+}
+
+/// A whole number within `range`, given as a JSON number or a string.
+pub fn number_in(
+    fields: &Fields,
+    field: &'static str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<u64>, FieldError> {
+    let parsed = match fields.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    match parsed {
+        Some(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(problem(
+            field,
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+/// A boolean given as JSON `true`/`false` or the strings `true`/`false`.
+pub fn flag(fields: &Fields, field: &'static str) -> Result<bool, FieldError> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "" | "false" | "0" => Ok(false),
+            "true" | "1" => Ok(true),
+            _ => Err(problem(field, "must be true or false")),
+        },
+        Some(_) => Err(problem(field, "must be true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(value: Value) -> Fields {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn objects_come_as_json_or_as_json_in_a_form_string() {
+        let direct = fields(json!({"traits": {"vip": true}}));
+        let form = fields(json!({"traits": "{\"vip\": true}"}));
+        assert_eq!(
+            object(&direct, "traits").unwrap(),
+            object(&form, "traits").unwrap()
+        );
+        assert!(object(&fields(json!({"traits": "[1]"})), "traits").is_err());
+        assert!(object(&fields(json!({"traits": 3})), "traits").is_err());
+        assert_eq!(object(&fields(json!({})), "traits").unwrap(), None);
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        assert_eq!(
+            number_in(&fields(json!({"limit": "20"})), "limit", 1..=200).unwrap(),
+            Some(20)
+        );
+        assert_eq!(
+            number_in(&fields(json!({"limit": 200})), "limit", 1..=200).unwrap(),
+            Some(200)
+        );
+        let error = number_in(&fields(json!({"limit": "0"})), "limit", 1..=200).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "limit: must be a whole number from 1 to 200"
+        );
+        assert!(number_in(&fields(json!({"limit": "ten"})), "limit", 1..=200).is_err());
+        assert!(number_in(&fields(json!({"limit": -1})), "limit", 1..=200).is_err());
+    }
+
+    #[test]
+    fn flags_accept_strings_and_booleans() {
+        assert!(flag(&fields(json!({"x": "true"})), "x").unwrap());
+        assert!(flag(&fields(json!({"x": true})), "x").unwrap());
+        assert!(!flag(&fields(json!({})), "x").unwrap());
+        assert!(flag(&fields(json!({"x": "maybe"})), "x").is_err());
+    }
+}

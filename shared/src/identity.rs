@@ -1,0 +1,376 @@
+//! Who the customer is: the Segment identifier a request names, normalised the way Segment
+//! stores it (E.164 phones, lowercase emails), and its Profile API path segment.
+
+use std::fmt;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use crate::telemetry::{mask_email, mask_other, mask_phone};
+
+/// Everything but RFC 3986 unreserved characters is encoded: Segment answers 500 to raw
+/// non-alphanumerics, and a raw `+` would be read as a space.
+const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A Segment identifier such as `phone:+15555550100` or `email:ann@example.com`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Identifier {
+    kind: String,
+    value: String,
+    /// Whether `value` is a phone number (the space's phone identifier type), for masking.
+    is_phone: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error(
+        "no usable identifier: send one of identifier (type:value), user_id, email, phone or From"
+    )]
+    Missing,
+    #[error("{field} is not a phone number in international format (E.164, e.g. +15555550100)")]
+    NotAPhoneNumber { field: &'static str },
+    #[error("{field} is not an email address")]
+    NotAnEmail { field: &'static str },
+    #[error("identifier must look like type:value, e.g. phone:+15555550100")]
+    Malformed,
+    #[error("{field} must be a string")]
+    NotAString { field: &'static str },
+}
+
+impl Identifier {
+    /// The identifier type name (`phone`, `email`, `user_id`, ...).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The Profile API path segment: `phone:%2B15555550100`.
+    pub fn path_segment(&self) -> String {
+        format!(
+            "{}:{}",
+            utf8_percent_encode(&self.kind, PATH_VALUE),
+            utf8_percent_encode(&self.value, PATH_VALUE)
+        )
+    }
+
+    /// The identifier with its value masked, for logs.
+    pub fn masked(&self) -> String {
+        let value = if self.is_phone {
+            mask_phone(&self.value)
+        } else if self.kind == "email" {
+            mask_email(&self.value)
+        } else {
+            mask_other(&self.value)
+        };
+        format!("{}:{value}", self.kind)
+    }
+
+    /// Reads the customer from request fields, in this order: `identifier` (`type:value`),
+    /// `user_id`, `email`, `phone`, then `From` (what Studio has in `trigger.message.From` or
+    /// `trigger.call.From`). `phone_kind` is the space's identifier type for phone numbers.
+    pub fn from_fields(
+        fields: &Map<String, Value>,
+        phone_kind: &str,
+    ) -> Result<Self, IdentityError> {
+        if let Some(raw) = text(fields, "identifier")? {
+            let (kind, value) = raw.split_once(':').ok_or(IdentityError::Malformed)?;
+            let (kind, value) = (kind.trim(), value.trim());
+            if kind.is_empty() || value.is_empty() {
+                return Err(IdentityError::Malformed);
+            }
+            return Self::of_kind(kind, value, phone_kind, "identifier");
+        }
+        if let Some(user_id) = text(fields, "user_id")? {
+            return Self::of_kind("user_id", user_id, phone_kind, "user_id");
+        }
+        if let Some(email) = text(fields, "email")? {
+            return Self::of_kind("email", email, phone_kind, "email");
+        }
+        if let Some(phone) = text(fields, "phone")? {
+            return Self::of_kind(phone_kind, phone, phone_kind, "phone");
+        }
+        if let Some(from) = text(fields, "From")? {
+            // Studio's From is a phone for SMS, WhatsApp and voice; web chat may carry an email.
+            if let Some(phone) = normalise_phone(from) {
+                return Ok(Self::phone(phone_kind, phone));
+            }
+            if let Some(email) = normalise_email(from) {
+                return Ok(Self::plain("email", email));
+            }
+            return Err(IdentityError::Missing);
+        }
+        Err(IdentityError::Missing)
+    }
+
+    fn of_kind(
+        kind: &str,
+        value: &str,
+        phone_kind: &str,
+        field: &'static str,
+    ) -> Result<Self, IdentityError> {
+        if kind == phone_kind {
+            let phone = normalise_phone(value).ok_or(IdentityError::NotAPhoneNumber { field })?;
+            Ok(Self::phone(phone_kind, phone))
+        } else if kind == "email" {
+            let email = normalise_email(value).ok_or(IdentityError::NotAnEmail { field })?;
+            Ok(Self::plain("email", email))
+        } else {
+            Ok(Self::plain(kind, value.to_owned()))
+        }
+    }
+
+    fn phone(kind: &str, e164: String) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            value: e164,
+            is_phone: true,
+        }
+    }
+
+    fn plain(kind: &str, value: String) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            value,
+            is_phone: false,
+        }
+    }
+}
+
+impl fmt::Display for Identifier {
+    /// The unmasked `type:value`, as answered to the caller; never log this form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.value)
+    }
+}
+
+/// A present, non-blank string field.
+fn text<'a>(
+    fields: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, IdentityError> {
+    crate::fields::text(fields, name).map_err(|_| IdentityError::NotAString { field: name })
+}
+
+/// Channel prefixes Twilio puts in front of an address.
+const CHANNEL_PREFIXES: [&str; 4] = ["whatsapp:", "sms:", "mms:", "tel:"];
+
+/// Normalises a phone number to E.164 (`+` and 8 to 15 digits, no leading zero), removing
+/// channel prefixes and formatting. A national number (no `+` or `00`) cannot be resolved
+/// without knowing the country, so it is not a phone number here: Segment does not normalise
+/// phones, and guessing a country would look up the wrong person.
+pub fn normalise_phone(raw: &str) -> Option<String> {
+    let mut rest = raw.trim();
+    for prefix in CHANNEL_PREFIXES {
+        if rest.len() >= prefix.len() && rest[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            rest = rest[prefix.len()..].trim_start();
+            break;
+        }
+    }
+    // tel: URIs may carry parameters (`;ext=12`); they are not part of the number.
+    let rest = rest.split(';').next().unwrap_or_default();
+    let digits_part = if let Some(after) = rest.strip_prefix('+') {
+        after
+    } else if let Some(after) = rest.strip_prefix("00") {
+        after
+    } else {
+        return None;
+    };
+    let mut digits = String::with_capacity(16);
+    digits.push('+');
+    for c in digits_part.chars() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
+            _ => return None,
+        }
+    }
+    let count = digits.len() - 1;
+    if !(8..=15).contains(&count) || digits.as_bytes()[1] == b'0' {
+        return None;
+    }
+    Some(digits)
+}
+
+/// Lowercases an email (Segment matches identifier values in lowercase); `None` if it is
+/// not shaped like one.
+pub fn normalise_email(raw: &str) -> Option<String> {
+    let email = raw.trim();
+    let (local, domain) = email.split_once('@')?;
+    let plausible = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !email.chars().any(char::is_whitespace)
+        && !domain.contains('@');
+    plausible.then(|| email.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fields(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn phone_numbers_lose_channel_prefixes_and_formatting() {
+        for (raw, expected) in [
+            ("whatsapp:+1 (555) 555-0100", "+15555550100"),
+            ("WhatsApp:+15555550100", "+15555550100"),
+            ("tel:+1-555-555-0100", "+15555550100"),
+            ("tel:+15555550100;ext=12", "+15555550100"),
+            ("sms:+44 7700 900123", "+447700900123"),
+            ("+49.30.123456", "+4930123456"),
+            ("0033 6 12 34 56 78", "+33612345678"),
+            ("  +15555550100  ", "+15555550100"),
+        ] {
+            assert_eq!(normalise_phone(raw).as_deref(), Some(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn values_that_cannot_be_phone_numbers_are_refused() {
+        for raw in [
+            "(555) 555-0100",     // national format: no country to resolve it with
+            "555-0100",           // national, too short
+            "07700 900123",       // UK national
+            "+0123456789",        // country codes never start with 0
+            "+1234567",           // too short for E.164
+            "+1234567890123456",  // too long for E.164
+            "+1555CALLNOW",       // letters
+            "client:alice",       // a Twilio Client identity
+            "messenger:12345678", // not a phone channel
+            "",
+        ] {
+            assert_eq!(normalise_phone(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(
+            normalise_email(" Ann.Lee@Example.COM ").as_deref(),
+            Some("ann.lee@example.com")
+        );
+        assert_eq!(normalise_email("ann@localhost"), None);
+        assert_eq!(normalise_email("@example.com"), None);
+        assert_eq!(normalise_email("ann lee@example.com"), None);
+        assert_eq!(normalise_email("ann@@example.com"), None);
+    }
+
+    #[test]
+    fn studio_from_becomes_a_phone_identifier_of_the_configured_type() {
+        let id =
+            Identifier::from_fields(&fields(json!({"From": "whatsapp:+15555550100"})), "phone")
+                .unwrap();
+        assert_eq!(id.to_string(), "phone:+15555550100");
+        assert_eq!(id.path_segment(), "phone:%2B15555550100");
+        assert_eq!(id.masked(), "phone:+1******0100");
+
+        let custom =
+            Identifier::from_fields(&fields(json!({"From": "+15555550100"})), "mobile").unwrap();
+        assert_eq!(custom.to_string(), "mobile:+15555550100");
+    }
+
+    #[test]
+    fn explicit_fields_win_over_from_in_the_documented_order() {
+        let all = json!({
+            "From": "+15555550100", "phone": "+15555550199", "email": "A@B.io",
+            "user_id": "u-1", "identifier": "email:Z@Y.io"
+        });
+        assert_eq!(
+            Identifier::from_fields(&fields(all.clone()), "phone")
+                .unwrap()
+                .to_string(),
+            "email:z@y.io"
+        );
+        let mut no_identifier = fields(all);
+        no_identifier.remove("identifier");
+        assert_eq!(
+            Identifier::from_fields(&no_identifier, "phone")
+                .unwrap()
+                .to_string(),
+            "user_id:u-1"
+        );
+        no_identifier.remove("user_id");
+        assert_eq!(
+            Identifier::from_fields(&no_identifier, "phone")
+                .unwrap()
+                .to_string(),
+            "email:a@b.io"
+        );
+        no_identifier.remove("email");
+        assert_eq!(
+            Identifier::from_fields(&no_identifier, "phone")
+                .unwrap()
+                .to_string(),
+            "phone:+15555550199"
+        );
+    }
+
+    #[test]
+    fn identifier_field_is_normalised_by_its_type() {
+        let phone = Identifier::from_fields(
+            &fields(json!({"identifier": "phone:+1 555 555 0100"})),
+            "phone",
+        );
+        assert_eq!(phone.unwrap().to_string(), "phone:+15555550100");
+        let user =
+            Identifier::from_fields(&fields(json!({"identifier": "user_id:Ab/C 1"})), "phone")
+                .unwrap();
+        assert_eq!(user.path_segment(), "user_id:Ab%2FC%201");
+        let email =
+            Identifier::from_fields(&fields(json!({"email": "Ann+vip@Example.com"})), "phone")
+                .unwrap();
+        assert_eq!(email.path_segment(), "email:ann%2Bvip%40example.com");
+    }
+
+    #[test]
+    fn unusable_input_is_a_clear_error() {
+        let cases = [
+            (json!({}), IdentityError::Missing),
+            (json!({"From": "  "}), IdentityError::Missing),
+            (json!({"From": "client:alice"}), IdentityError::Missing),
+            (
+                json!({"phone": "(555) 555-0100"}),
+                IdentityError::NotAPhoneNumber { field: "phone" },
+            ),
+            (
+                json!({"identifier": "phone:555-0100"}),
+                IdentityError::NotAPhoneNumber {
+                    field: "identifier",
+                },
+            ),
+            (
+                json!({"email": "nobody"}),
+                IdentityError::NotAnEmail { field: "email" },
+            ),
+            (json!({"identifier": "nocolon"}), IdentityError::Malformed),
+            (json!({"identifier": ":value"}), IdentityError::Malformed),
+            (
+                json!({"user_id": 42}),
+                IdentityError::NotAString { field: "user_id" },
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                Identifier::from_fields(&fields(input.clone()), "phone"),
+                Err(expected),
+                "{input}"
+            );
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The Lambda edge: what an invocation is (HTTP payload 2.0, a warm-up, or a direct invoke)
+//! and how an answer goes back (a payload 2.0 response for HTTP, bare JSON otherwise).
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value};
+
+use crate::fields::Fields;
+
+/// One Lambda invocation, classified.
+#[derive(Debug)]
+pub enum Invocation {
+    /// A Function URL or HTTP API request (payload format 2.0).
+    Http(HttpRequest),
+    /// An EventBridge schedule or `{"warmup": true}`: keep the instance warm, touch no data.
+    WarmUp,
+    /// A direct `Invoke` with the same fields an HTTP body would hold (authorised by IAM).
+    Direct(Fields),
+}
+
+/// The parts of a payload 2.0 request the functions use.
+#[derive(Debug, Clone)]
+pub struct HttpRequest {
+    pub method: String,
+    pub domain_name: String,
+    pub raw_path: String,
+    pub raw_query_string: String,
+    pub headers: HeaderMap,
+    /// The body as sent (base64 already decoded).
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvocationError {
+    #[error("the event is not an HTTP request, a warm-up or a JSON object of fields")]
+    Unrecognised,
+    #[error("the HTTP event is malformed: {0}")]
+    MalformedHttp(String),
+    #[error("the body is marked base64 but does not decode")]
+    BadBase64,
+}
+
+/// What the request body held, once parsed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("the JSON body does not parse: {0}")]
+    Json(String),
+    #[error("the JSON body must be an object of fields")]
+    NotAnObject,
+    #[error("the form body is not valid UTF-8")]
+    NotUtf8,
+}
+
+impl Invocation {
+    pub fn decode(event: Value) -> Result<Self, InvocationError> {
+        let Value::Object(object) = event else {
+            return Err(InvocationError::Unrecognised);
+        };
+        if is_warm_up(&object) {
+            return Ok(Self::WarmUp);
+        }
+        if object.contains_key("requestContext") {
+            let request: ApiGatewayV2httpRequest = serde_json::from_value(Value::Object(object))
+                .map_err(|e| InvocationError::MalformedHttp(e.to_string()))?;
+            return HttpRequest::from_event(request).map(Self::Http);
+        }
+        Ok(Self::Direct(object))
+    }
+}
+
+fn is_warm_up(object: &Map<String, Value>) -> bool {
+    object.get("warmup") == Some(&Value::Bool(true))
+        || (object.get("source").and_then(Value::as_str) == Some("aws.events")
+            && object.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event"))
+}
+
+impl HttpRequest {
+    fn from_event(event: ApiGatewayV2httpRequest) -> Result<Self, InvocationError> {
+        let body = match event.body {
+            None => Vec::new(),
+            Some(text) if event.is_base64_encoded => STANDARD
+                .decode(text.trim().as_bytes())
+                .map_err(|_| InvocationError::BadBase64)?,
+            Some(text) => text.into_bytes(),
+        };
+        let context = event.request_context;
+        Ok(Self {
+            method: context.http.method.as_str().to_owned(),
+            domain_name: context
+                .domain_name
+                .or_else(|| {
+                    event
+                        .headers
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default(),
+            raw_path: event.raw_path.unwrap_or_else(|| "/".to_owned()),
+            raw_query_string: event.raw_query_string.unwrap_or_default(),
+            headers: event.headers,
+            body,
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.header("content-type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+    }
+
+    /// The query string's parameters, decoded, first value of each name.
+    pub fn query_fields(&self) -> Fields {
+        form_fields(self.raw_query_string.as_bytes())
+    }
+
+    /// The request's fields: the query string's, then the body's on top (JSON object or
+    /// form). `bodySHA256` belongs to the signature, not to the request.
+    pub fn fields(&self) -> Result<Fields, BodyError> {
+        let mut fields = self.query_fields();
+        fields.remove("bodySHA256");
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(fields);
+        }
+        if self.is_json() {
+            match serde_json::from_slice::<Value>(&self.body) {
+                Ok(Value::Object(body)) => fields.extend(body),
+                Ok(_) => return Err(BodyError::NotAnObject),
+                Err(e) => return Err(BodyError::Json(e.to_string())),
+            }
+        } else {
+            std::str::from_utf8(&self.body).map_err(|_| BodyError::NotUtf8)?;
+            fields.extend(form_fields(&self.body));
+        }
+        Ok(fields)
+    }
+
+    /// Form parameters with every value of repeated names, as Twilio signs them.
+    pub fn form_pairs(&self) -> Vec<(String, String)> {
+        form_urlencoded::parse(&self.body).into_owned().collect()
+    }
+}
+
+fn form_fields(bytes: &[u8]) -> Fields {
+    let mut fields = Map::new();
+    for (name, value) in form_urlencoded::parse(bytes) {
+        fields
+            .entry(name.into_owned())
+            .or_insert_with(|| Value::String(value.into_owned()));
+    }
+    fields
+}
+
+/// A payload 2.0 response with a JSON body (or none, for 204).
+pub fn http_response(status: u16, body: Option<&Value>) -> Value {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    if let Some(body) = body {
+        response
+            .headers
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.body = Some(Body::Text(body.to_string()));
+    }
+    serde_json::to_value(response).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!(
+            "{}/../tests/fixtures/aws/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    fn http(invocation: Invocation) -> HttpRequest {
+        match invocation {
+            Invocation::Http(request) => request,
+            other => panic!("expected HTTP, got {other:?}"),
+        }
+    }
+
+    fn post(content_type: &str, body: &str, base64: bool) -> Value {
+        let mut event = fixture("example-apigw-v2-request-no-authorizer.json");
+        event["requestContext"]["http"]["method"] = json!("POST");
+        event["headers"]["content-type"] = json!(content_type);
+        event["body"] = json!(if base64 {
+            STANDARD.encode(body)
+        } else {
+            body.to_owned()
+        });
+        event["isBase64Encoded"] = json!(base64);
+        event
+    }
+
+    #[test]
+    fn the_http_api_fixture_is_an_http_request() {
+        // GIVEN the payload 2.0 example aws_lambda_events ships
+        let request = http(
+            Invocation::decode(fixture("example-apigw-v2-request-no-authorizer.json")).unwrap(),
+        );
+        // THEN the parts used for signatures and routing are there
+        assert_eq!(request.method, "GET");
+        assert_eq!(
+            request.domain_name,
+            "aaaaaaaaaa.execute-api.us-west-2.amazonaws.com"
+        );
+        assert_eq!(request.raw_path, "/");
+        assert!(request.body.is_empty());
+        assert!(request.fields().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_iam_and_multi_value_fixtures_decode() {
+        let iam = http(Invocation::decode(fixture("example-apigw-v2-request-iam.json")).unwrap());
+        assert_eq!(iam.raw_path, "/my/path");
+        let multi = http(
+            Invocation::decode(fixture(
+                "example-apigw-v2-request-multi-value-parameters.json",
+            ))
+            .unwrap(),
+        );
+        assert!(!multi.query_fields().is_empty());
+    }
+
+    #[test]
+    fn scheduled_events_and_warmup_json_are_warm_ups() {
+        assert!(matches!(
+            Invocation::decode(fixture("example-eventbridge-schedule.json")),
+            Ok(Invocation::WarmUp)
+        ));
+        assert!(matches!(
+            Invocation::decode(json!({"warmup": true})),
+            Ok(Invocation::WarmUp)
+        ));
+        // Another EventBridge event is not a warm-up; it is handled as fields (and will be refused).
+        assert!(matches!(
+            Invocation::decode(json!({"source": "aws.events", "detail-type": "EC2 State Change"})),
+            Ok(Invocation::Direct(_))
+        ));
+    }
+
+    #[test]
+    fn direct_invokes_are_their_fields() {
+        let Ok(Invocation::Direct(fields)) = Invocation::decode(json!({"From": "+15555550100"}))
+        else {
+            panic!("expected a direct invoke");
+        };
+        assert_eq!(fields["From"], "+15555550100");
+        assert_eq!(
+            Invocation::decode(json!([1, 2])).err(),
+            Some(InvocationError::Unrecognised)
+        );
+        assert_eq!(
+            Invocation::decode(json!("x")).err(),
+            Some(InvocationError::Unrecognised)
+        );
+    }
+
+    #[test]
+    fn a_base64_form_body_is_decoded() {
+        let body = "From=whatsapp%3A%2B15555550100&Body=Hi+there&channel=whatsapp";
+        let request = http(
+            Invocation::decode(post("application/x-www-form-urlencoded", body, true)).unwrap(),
+        );
+        let fields = request.fields().unwrap();
+        assert_eq!(fields["From"], "whatsapp:+15555550100");
+        assert_eq!(fields["Body"], "Hi there");
+    }
+
+    #[test]
+    fn a_plain_json_body_is_decoded_and_query_fields_merge_under_it() {
+        let mut event = post(
+            "application/json; charset=utf-8",
+            r#"{"From": "+15555550100", "traits": {"vip": true}}"#,
+            false,
+        );
+        event["rawQueryString"] = json!("channel=sms&From=ignored&bodySHA256=abc");
+        let fields = http(Invocation::decode(event).unwrap()).fields().unwrap();
+        assert_eq!(fields["From"], "+15555550100");
+        assert_eq!(fields["channel"], "sms");
+        assert_eq!(fields["traits"], json!({"vip": true}));
+        assert!(!fields.contains_key("bodySHA256"));
+    }
+
+    #[test]
+    fn a_get_query_string_is_decoded() {
+        let mut event = fixture("example-apigw-v2-request-no-authorizer.json");
+        event["rawQueryString"] = json!("phone=%2B15555550100&include=a%2Cb");
+        let fields = http(Invocation::decode(event).unwrap()).fields().unwrap();
+        assert_eq!(fields["phone"], "+15555550100");
+        assert_eq!(fields["include"], "a,b");
+    }
+
+    #[test]
+    fn bad_bodies_are_reported() {
+        let bad_json = http(Invocation::decode(post("application/json", "{nope", false)).unwrap());
+        assert!(matches!(bad_json.fields(), Err(BodyError::Json(_))));
+        let array = http(Invocation::decode(post("application/json", "[1]", false)).unwrap());
+        assert_eq!(array.fields().err(), Some(BodyError::NotAnObject));
+        let mut bad_base64 = post("application/json", "{}", false);
+        bad_base64["body"] = json!("***");
+        bad_base64["isBase64Encoded"] = json!(true);
+        assert_eq!(
+            Invocation::decode(bad_base64).err(),
+            Some(InvocationError::BadBase64)
+        );
+        let mut no_context_http = post("application/json", "{}", false);
+        no_context_http["requestContext"] = json!({"http": {}});
+        assert!(matches!(
+            Invocation::decode(no_context_http),
+            Err(InvocationError::MalformedHttp(_))
+        ));
+    }
+
+    #[test]
+    fn responses_are_payload_2_0_json() {
+        let response = http_response(400, Some(&json!({"error": {"code": "x", "message": "y"}})));
+        assert_eq!(response["statusCode"], 400);
+        assert_eq!(response["headers"]["content-type"], "application/json");
+        assert_eq!(
+            serde_json::from_str::<Value>(response["body"].as_str().unwrap()).unwrap()["error"]["code"],
+            "x"
+        );
+        assert_eq!(response["isBase64Encoded"], false);
+        let empty = http_response(204, None);
+        assert_eq!(empty["statusCode"], 204);
+        assert!(empty.get("body").is_none());
+    }
+}

@@ -1,0 +1,19 @@
+//! studio-router's shared library: the domain (identifiers, routing rules, decisions) and the
+//! adapters every function uses (Lambda invocation decoding, Twilio authentication, Segment
+//! clients, configuration, telemetry).
+//!
+//! Data flows one way: raw Lambda event -> [`invocation`] -> [`auth`] -> an [`operations`]
+//! entry point (domain call through adapters) -> answer -> payload 2.0 response ([`edge`]).
+
+pub mod auth;
+pub mod config;
+pub mod edge;
+pub mod fields;
+pub mod http_client;
+pub mod identity;
+pub mod invocation;
+pub mod operations;
+pub mod routing;
+pub mod rules;
+pub mod segment;
+pub mod telemetry;

@@ -1,0 +1,290 @@
+//! The routing decision: read the customer's traits (within the deadline), apply the rules.
+
+use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::identity::Identifier;
+use crate::rules::{Facts, RuleSet, Verdict};
+
+/// Anything that can read a customer's traits: Segment's Profile API, a cache in front of
+/// it, or an in-memory profile store in tests and the sandbox.
+pub trait ProfileSource {
+    type Error: Display;
+
+    /// The traits named in `include` (all when `None`), or `None` for an unknown customer.
+    fn traits(
+        &self,
+        identifier: &Identifier,
+        include: Option<&BTreeSet<String>>,
+    ) -> impl Future<Output = Result<Option<Map<String, Value>>, Self::Error>> + Send;
+
+    /// Gets ready to read profiles (clients, connections) without reading any: a warm-up.
+    fn prepare(&self) {}
+}
+
+/// Whose decision this is.
+pub enum Subject {
+    /// Look the customer up.
+    Customer(Identifier),
+    /// Decide on traits the caller already has, without a lookup.
+    Traits(Map<String, Value>),
+}
+
+pub struct DecisionRequest {
+    pub subject: Subject,
+    pub channel: Option<String>,
+}
+
+/// The answer Studio's Split widget branches on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub transition: String,
+    pub rule: String,
+    pub fallback: bool,
+    pub profile_found: bool,
+    pub attributes: Map<String, Value>,
+}
+
+/// How the profile was read, for the decision's log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Traits came with the request.
+    Inline,
+    /// The rules read no trait, so nothing was looked up.
+    NotNeeded,
+    Found,
+    NotFound,
+    Failed(String),
+    DeadlineExceeded,
+}
+
+impl Lookup {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::NotNeeded => "not_needed",
+            Self::Found => "found",
+            Self::NotFound => "not_found",
+            Self::Failed(_) => "failed",
+            Self::DeadlineExceeded => "deadline_exceeded",
+        }
+    }
+}
+
+/// Decides, always within `budget`: a lookup that fails or runs out of time yields the
+/// rules' `on_error` outcome with `fallback: true`, so Studio always gets a transition.
+pub async fn decide<P: ProfileSource>(
+    profiles: &P,
+    rules: &RuleSet,
+    request: &DecisionRequest,
+    budget: Duration,
+) -> (Decision, Lookup) {
+    let channel = request.channel.as_deref();
+    let identifier = match &request.subject {
+        Subject::Traits(traits) => {
+            return (
+                decision(rules.evaluate(&Facts { traits, channel }), false, false),
+                Lookup::Inline,
+            );
+        }
+        Subject::Customer(identifier) => identifier,
+    };
+    let include = rules.referenced_traits();
+    if include.is_some_and(BTreeSet::is_empty) {
+        let verdict = rules.evaluate(&Facts {
+            traits: &Map::new(),
+            channel,
+        });
+        return (decision(verdict, false, false), Lookup::NotNeeded);
+    }
+    match tokio::time::timeout(budget, profiles.traits(identifier, include)).await {
+        Ok(Ok(Some(traits))) => (
+            decision(
+                rules.evaluate(&Facts {
+                    traits: &traits,
+                    channel,
+                }),
+                false,
+                true,
+            ),
+            Lookup::Found,
+        ),
+        Ok(Ok(None)) => {
+            // Unknown to Segment is not an error: a customer with no traits.
+            (
+                decision(
+                    rules.evaluate(&Facts {
+                        traits: &Map::new(),
+                        channel,
+                    }),
+                    false,
+                    false,
+                ),
+                Lookup::NotFound,
+            )
+        }
+        Ok(Err(error)) => (
+            decision(rules.on_error(channel), true, false),
+            Lookup::Failed(error.to_string()),
+        ),
+        Err(_) => (
+            decision(rules.on_error(channel), true, false),
+            Lookup::DeadlineExceeded,
+        ),
+    }
+}
+
+fn decision(verdict: Verdict, fallback: bool, profile_found: bool) -> Decision {
+    Decision {
+        transition: verdict.transition,
+        rule: verdict.rule,
+        fallback,
+        profile_found,
+        attributes: verdict.attributes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::rules::DEFAULT_RULES;
+
+    /// An in-memory profile store that records what it was asked.
+    enum Store {
+        Answers(Option<Map<String, Value>>),
+        Fails,
+        Hangs,
+    }
+
+    struct Recording {
+        store: Store,
+        asked: Mutex<Vec<Option<BTreeSet<String>>>>,
+    }
+
+    impl ProfileSource for Recording {
+        type Error = String;
+
+        async fn traits(
+            &self,
+            _: &Identifier,
+            include: Option<&BTreeSet<String>>,
+        ) -> Result<Option<Map<String, Value>>, String> {
+            self.asked.lock().unwrap().push(include.cloned());
+            match &self.store {
+                Store::Answers(traits) => Ok(traits.clone()),
+                Store::Fails => Err("HTTP 500".into()),
+                Store::Hangs => std::future::pending().await,
+            }
+        }
+    }
+
+    fn store(store: Store) -> Recording {
+        Recording {
+            store,
+            asked: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn customer() -> DecisionRequest {
+        let fields = json!({"From": "+15555550100"});
+        let identifier = Identifier::from_fields(fields.as_object().unwrap(), "phone").unwrap();
+        DecisionRequest {
+            subject: Subject::Customer(identifier),
+            channel: None,
+        }
+    }
+
+    async fn run(profiles: &Recording) -> (Decision, Lookup) {
+        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        decide(profiles, &rules, &customer(), Duration::from_millis(50)).await
+    }
+
+    #[tokio::test]
+    async fn a_docs_reader_goes_to_an_agent_and_only_the_needed_trait_is_asked_for() {
+        let profiles = store(Store::Answers(
+            json!({"docs_last_2_days": 3}).as_object().cloned(),
+        ));
+        let (decision, lookup) = run(&profiles).await;
+        assert_eq!(
+            (decision.transition.as_str(), decision.rule.as_str()),
+            ("agent", "read-docs-recently")
+        );
+        assert!(decision.profile_found && !decision.fallback);
+        assert_eq!(lookup, Lookup::Found);
+        let asked = profiles.asked.lock().unwrap().clone();
+        assert_eq!(
+            asked,
+            [Some(BTreeSet::from(["docs_last_2_days".to_owned()]))]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_customer_is_decided_by_the_rules_not_as_an_error() {
+        let (decision, lookup) = run(&store(Store::Answers(None))).await;
+        assert_eq!(
+            (
+                decision.transition.as_str(),
+                decision.fallback,
+                decision.profile_found
+            ),
+            ("bot", false, false)
+        );
+        assert_eq!(lookup, Lookup::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_slow_lookup_falls_back_to_on_error() {
+        let (failed, lookup) = run(&store(Store::Fails)).await;
+        assert_eq!(
+            (
+                failed.transition.as_str(),
+                failed.rule.as_str(),
+                failed.fallback
+            ),
+            ("agent", "on_error", true)
+        );
+        assert_eq!(lookup, Lookup::Failed("HTTP 500".into()));
+        let (slow, lookup) = run(&store(Store::Hangs)).await;
+        assert_eq!((slow.transition.as_str(), slow.fallback), ("agent", true));
+        assert_eq!(lookup, Lookup::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn inline_traits_and_trait_free_rules_need_no_lookup() {
+        let profiles = store(Store::Fails);
+        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let inline = DecisionRequest {
+            subject: Subject::Traits(json!({"docs_last_2_days": 1}).as_object().cloned().unwrap()),
+            channel: None,
+        };
+        let (decision, lookup) =
+            decide(&profiles, &rules, &inline, Duration::from_millis(50)).await;
+        assert_eq!(
+            (decision.transition.as_str(), lookup),
+            ("agent", Lookup::Inline)
+        );
+
+        let by_channel = RuleSet::compile(
+            r#"{"rules": [{"name": "voice", "when": "channel == 'voice'", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap();
+        let mut request = customer();
+        request.channel = Some("voice".into());
+        let (decision, lookup) =
+            decide(&profiles, &by_channel, &request, Duration::from_millis(50)).await;
+        assert_eq!(
+            (decision.transition.as_str(), lookup),
+            ("agent", Lookup::NotNeeded)
+        );
+        assert!(profiles.asked.lock().unwrap().is_empty());
+    }
+}

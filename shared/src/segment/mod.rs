@@ -1,0 +1,29 @@
+//! Segment adapters: the Profile API (reading traits) and, later, the Tracking API.
+
+pub mod profiles;
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value};
+
+pub use profiles::{ProfileApi, ProfileError, TraitsQuery};
+
+use crate::identity::Identifier;
+use crate::routing::ProfileSource;
+
+impl ProfileSource for ProfileApi {
+    type Error = ProfileError;
+
+    async fn traits(
+        &self,
+        identifier: &Identifier,
+        include: Option<&BTreeSet<String>>,
+    ) -> Result<Option<Map<String, Value>>, ProfileError> {
+        self.fetch_traits(identifier, &TraitsQuery::include(include))
+            .await
+    }
+
+    fn prepare(&self) {
+        ProfileApi::prepare(self);
+    }
+}
