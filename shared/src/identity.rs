@@ -175,12 +175,9 @@ pub fn normalise_phone(raw: &str) -> Option<String> {
     }
     // tel: URIs may carry parameters (`;ext=12`); they are not part of the number.
     let rest = rest.split(';').next().unwrap_or_default();
-    let digits_part = if let Some(after) = rest.strip_prefix('+') {
-        after
-    } else if let Some(after) = rest.strip_prefix("00") {
-        after
-    } else {
-        return None;
+    let digits_part = match rest.strip_prefix('+') {
+        Some(after) => after,
+        None => rest.strip_prefix("00")?,
     };
     let mut digits = String::with_capacity(16);
     digits.push('+');

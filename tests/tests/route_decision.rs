@@ -1,0 +1,505 @@
+//! route-decision end to end: the real binary under a Lambda Runtime API on 127.0.0.1,
+//! with a Profile API stand-in on 127.0.0.1.
+
+use std::time::Duration;
+
+use e2e::{
+    Answer, Function, Reply, RuntimeApi, StandIn, basic_auth, fixture, http_event, refused_port,
+    signed_form_post,
+};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "twilio-auth-token-for-tests";
+const PHONE: &str = "+15555550100";
+const DEADLINE_MS: u64 = 600;
+
+/// route-decision wired to a Profile API at `profile_api`, Twilio signatures on.
+async fn route_decision(profile_api: &str, extra: &[(&str, &str)]) -> (RuntimeApi, Function) {
+    let runtime = RuntimeApi::start().await;
+    let mut env = vec![
+        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
+        (
+            "SEGMENT_PROFILE_API_TOKEN",
+            "profile-token-secret".to_owned(),
+        ),
+        ("SEGMENT_PROFILE_API_URL", profile_api.to_owned()),
+        ("TWILIO_AUTH_TOKEN", TOKEN.to_owned()),
+        ("DECISION_DEADLINE_MS", DEADLINE_MS.to_string()),
+        ("PROFILE_TIMEOUT_MS", "5000".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let function = Function::start("route-decision", &runtime, &env).await;
+    (runtime, function)
+}
+
+/// What Studio sends: a signed form POST with the message's From.
+fn studio_request(from: &str) -> Value {
+    signed_form_post(
+        TOKEN,
+        &[("From", from), ("Body", "hello"), ("channel", "whatsapp")],
+    )
+}
+
+fn assert_decision(
+    answer: &Answer,
+    transition: &str,
+    rule: &str,
+    fallback: bool,
+    profile_found: bool,
+) {
+    assert_eq!(answer.status(), 200, "{:#?}", answer.payload);
+    assert_eq!(
+        answer.payload["headers"]["content-type"],
+        "application/json"
+    );
+    let body = answer.body();
+    assert_eq!(body["transition"], transition, "{body}");
+    assert_eq!(body["rule"], rule, "{body}");
+    assert_eq!(body["fallback"], fallback, "{body}");
+    assert_eq!(body["profile_found"], profile_found, "{body}");
+    assert!(body["attributes"].is_object(), "{body}");
+}
+
+/// The answer came within the deadline, with slack for process scheduling on a busy machine,
+/// and well before a stand-in that hangs for seconds would have answered.
+fn assert_within_deadline(answer: &Answer) {
+    let limit = Duration::from_millis(DEADLINE_MS + 400);
+    assert!(
+        answer.elapsed < limit,
+        "answered after {:?}, deadline {DEADLINE_MS} ms",
+        answer.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_who_read_the_docs_goes_to_an_agent() {
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 3}))).await;
+    let (runtime, function) = route_decision(&segment.url(), &[]).await;
+
+    let answer = runtime
+        .invoke(studio_request(&format!("whatsapp:{PHONE}")))
+        .await;
+
+    assert_decision(&answer, "agent", "read-docs-recently", false, true);
+    // The request Segment received: encoded identifier, Basic auth with the token, include=.
+    let requests = segment.received();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.method, "GET");
+    assert_eq!(
+        request.path,
+        "/v1/spaces/spa_test/collections/users/profiles/phone:%2B15555550100/traits"
+    );
+    assert_eq!(
+        request.query_param("include").as_deref(),
+        Some("docs_last_2_days")
+    );
+    assert_eq!(request.query_param("limit").as_deref(), Some("200"));
+    assert_eq!(
+        request.headers.get("authorization"),
+        Some(&basic_auth("profile-token-secret", ""))
+    );
+    // One JSON log line per decision, with the customer masked.
+    let line = function.log_line("decision").await;
+    assert_eq!(line["customer"], "phone:+1******0100");
+    assert_eq!(line["transition"], "agent");
+    assert_eq!(line["lookup"], "found");
+    assert!(line["latency_us"].as_u64().is_some(), "{line}");
+    assert!(
+        function
+            .logs()
+            .iter()
+            .all(|l| !l.contains(PHONE) && !l.contains("profile-token-secret"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_who_read_nothing_goes_to_the_bot() {
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 0}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_decision(&answer, "bot", "default", false, true);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_customer_goes_to_the_bot_without_a_fallback() {
+    let segment = StandIn::always(Reply::profile_not_found()).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_decision(&answer, "bot", "default", false, false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn segment_failing_gives_the_on_error_transition_within_the_deadline() {
+    for reply in [
+        Reply::json(
+            500,
+            json!({"error": {"code": "internal", "message": "boom"}}),
+        ),
+        Reply::json(
+            429,
+            json!({"error": {"code": "rate_limit_error", "message": "slow down"}}),
+        )
+        .header("retry-after", "1"),
+        Reply::traits(json!({"docs_last_2_days": 0})).after(Duration::from_secs(5)),
+    ] {
+        let status = reply.status;
+        let segment = StandIn::always(reply).await;
+        let (runtime, function) = route_decision(&segment.url(), &[]).await;
+        let answer = runtime.invoke(studio_request(PHONE)).await;
+        assert_decision(&answer, "agent", "on_error", true, false);
+        assert_within_deadline(&answer);
+        let line = function.log_line("decision").await;
+        assert!(line["fallback"] == true, "status {status}: {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_connection_gives_the_on_error_transition_within_the_deadline() {
+    let closed = format!("http://127.0.0.1:{}", refused_port().await);
+    let (runtime, function) = route_decision(&closed, &[]).await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_decision(&answer, "agent", "on_error", true, false);
+    assert_within_deadline(&answer);
+    assert_eq!(function.log_line("decision").await["lookup"], "failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_signature_is_refused_without_saying_why() {
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 3}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+
+    let forged = signed_form_post("not-the-token", &[("From", PHONE)]);
+    let unsigned = http_event(
+        "POST",
+        "",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some("From=%2B15555550100"),
+        false,
+    );
+    for event in [forged, unsigned] {
+        let answer = runtime.invoke(event).await;
+        assert_eq!(answer.status(), 401);
+        assert_eq!(
+            answer.body(),
+            json!({"error": {"code": "unauthorized", "message": "the request is not authenticated"}})
+        );
+    }
+    assert!(
+        segment.received().is_empty(),
+        "no lookup for an unauthenticated request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_studio_json_request_is_checked_through_body_sha256() {
+    use sha2::Digest as _;
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 1}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    let body = json!({"From": PHONE}).to_string();
+    let hash: String = sha2::Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let query = format!("bodySHA256={hash}");
+    let url = format!("https://{}/?{query}", e2e::FUNCTION_URL_HOST);
+    let signature = e2e::twilio_signature(TOKEN, &url, &[]);
+    let event = http_event(
+        "POST",
+        &query,
+        &[
+            ("content-type", "application/json"),
+            ("x-twilio-signature", &signature),
+        ],
+        Some(&body),
+        false,
+    );
+    assert_decision(
+        &runtime.invoke(event).await,
+        "agent",
+        "read-docs-recently",
+        false,
+        true,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_with_the_shared_secret_is_accepted() {
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 1}))).await;
+    let (runtime, _function) =
+        route_decision(&segment.url(), &[("PROXY_SHARED_SECRET", "proxy-secret")]).await;
+    let bearer = http_event(
+        "GET",
+        "From=%2B15555550100",
+        &[("authorization", "Bearer proxy-secret")],
+        None,
+        false,
+    );
+    assert_decision(
+        &runtime.invoke(bearer).await,
+        "agent",
+        "read-docs-recently",
+        false,
+        true,
+    );
+    let basic = basic_auth("studio", "proxy-secret");
+    let studio_basic = http_event(
+        "GET",
+        "phone=%2B15555550100",
+        &[("authorization", &basic)],
+        None,
+        false,
+    );
+    assert_decision(
+        &runtime.invoke(studio_basic).await,
+        "agent",
+        "read-docs-recently",
+        false,
+        true,
+    );
+    let wrong = http_event(
+        "GET",
+        "phone=%2B15555550100",
+        &[("authorization", "Bearer nope")],
+        None,
+        false,
+    );
+    assert_eq!(runtime.invoke(wrong).await.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn warm_ups_answer_warm_without_calling_segment() {
+    let segment = StandIn::always(Reply::traits(json!({}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    for event in [
+        fixture("aws/example-eventbridge-schedule.json"),
+        json!({"warmup": true}),
+    ] {
+        let answer = runtime.invoke(event).await;
+        assert_eq!(answer.payload, json!({"warm": true}));
+    }
+    assert!(segment.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_without_a_usable_identifier_is_a_400() {
+    let segment = StandIn::always(Reply::traits(json!({}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    for (params, message) in [
+        (vec![("Body", "hi")], "no usable identifier"),
+        (vec![("From", "client:alice")], "no usable identifier"),
+        (
+            vec![("phone", "(555) 555-0100")],
+            "not a phone number in international format",
+        ),
+    ] {
+        let answer = runtime.invoke(signed_form_post(TOKEN, &params)).await;
+        assert_eq!(answer.status(), 400, "{params:?}");
+        let body = answer.body();
+        assert_eq!(body["error"]["code"], "invalid_identifier");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{body}"
+        );
+    }
+    assert!(segment.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inline_traits_are_decided_without_a_lookup_and_direct_invokes_get_bare_json() {
+    let segment = StandIn::always(Reply::traits(json!({}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    let answer = runtime
+        .invoke(json!({"traits": {"docs_last_2_days": 4}, "channel": "sms"}))
+        .await;
+    assert_eq!(
+        answer.payload,
+        json!({"transition": "agent", "rule": "read-docs-recently", "fallback": false, "profile_found": false, "attributes": {}})
+    );
+    let direct = runtime.invoke(json!({"From": PHONE})).await;
+    assert_eq!(direct.payload["transition"], "bot");
+    assert_eq!(
+        segment.received().len(),
+        1,
+        "only the direct invoke with an identifier looked up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_rules_set_attributes_for_flex() {
+    let rules = json!({
+        "rules": [
+            {"name": "vip", "when": "traits.vip == true", "transition": "agent", "attributes": {"priority": "100"}},
+            {"name": "known-agent", "when": "has(traits.last_known_service_agent)", "transition": "agent",
+             "attributes": {"known_worker_sid": "traits.last_known_service_agent", "priority": "10"}}
+        ],
+        "default": "bot", "on_error": "agent"
+    })
+    .to_string();
+    let segment = StandIn::always(Reply::traits(
+        json!({"last_known_service_agent": "WK0123456789abcdef0123456789abcdef"}),
+    ))
+    .await;
+    let (runtime, _function) = route_decision(&segment.url(), &[("ROUTING_RULES", &rules)]).await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_decision(&answer, "agent", "known-agent", false, true);
+    assert_eq!(
+        answer.body()["attributes"],
+        json!({"known_worker_sid": "WK0123456789abcdef0123456789abcdef", "priority": 10})
+    );
+    let include = segment.received()[0]
+        .query_param("include")
+        .unwrap_or_default();
+    assert_eq!(include, "last_known_service_agent,vip");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn methods_and_bodies_out_of_contract_get_their_status() {
+    let segment = StandIn::always(Reply::traits(json!({}))).await;
+    let (runtime, _function) = route_decision(&segment.url(), &[]).await;
+    let delete = runtime
+        .invoke(http_event("DELETE", "", &[], None, false))
+        .await;
+    assert_eq!(
+        (delete.status(), delete.body()["error"]["code"].clone()),
+        (405, json!("method_not_allowed"))
+    );
+    let huge = "x".repeat(70 * 1024);
+    let too_large = runtime
+        .invoke(http_event("POST", "", &[], Some(&huge), false))
+        .await;
+    assert_eq!(
+        (
+            too_large.status(),
+            too_large.body()["error"]["code"].clone()
+        ),
+        (413, json!("body_too_large"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misconfigured_function_answers_500_and_logs_which_variable() {
+    let runtime = RuntimeApi::start().await;
+    let function = Function::start(
+        "route-decision",
+        &runtime,
+        &[("SEGMENT_PROFILE_API_TOKEN", "t".into())],
+    )
+    .await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_eq!(answer.status(), 500);
+    assert_eq!(answer.body()["error"]["code"], "configuration_error");
+    let line = function
+        .log_line("configuration is invalid; every request will answer 500 until it is fixed")
+        .await;
+    assert_eq!(
+        line["error"],
+        "SEGMENT_SPACE_ID is not set (it is required)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_rule_set_fails_at_start_naming_the_rule() {
+    let runtime = RuntimeApi::start().await;
+    let rules = r#"{"rules": [{"name": "vip", "when": "traits.vip ==", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#;
+    let env = [
+        ("SEGMENT_SPACE_ID", "spa".to_owned()),
+        ("SEGMENT_PROFILE_API_TOKEN", "t".to_owned()),
+        ("ROUTING_RULES", rules.to_owned()),
+    ];
+    let function = Function::start("route-decision", &runtime, &env).await;
+    let line = function
+        .log_line("configuration is invalid; every request will answer 500 until it is fixed")
+        .await;
+    let error = line["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("routing rules (ROUTING_RULES): rule \"vip\": condition does not parse"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_are_read_through_the_parameters_and_secrets_extension() {
+    let extension = StandIn::always(Reply::json(
+        200,
+        json!({"Name": "studio-router", "SecretString": "token-from-secrets-manager"}),
+    ))
+    .await;
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 2}))).await;
+    let port = extension.addr.port().to_string();
+    let runtime = RuntimeApi::start().await;
+    let env = [
+        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
+        (
+            "SEGMENT_PROFILE_API_TOKEN_SECRET_ID",
+            "studio-router/profile-token".to_owned(),
+        ),
+        ("SEGMENT_PROFILE_API_URL", segment.url()),
+        ("ALLOW_UNAUTHENTICATED", "true".to_owned()),
+        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", port),
+        ("AWS_SESSION_TOKEN", "session-token".to_owned()),
+    ];
+    let _function = Function::start("route-decision", &runtime, &env).await;
+    let answer = runtime
+        .invoke(http_event("GET", "From=%2B15555550100", &[], None, false))
+        .await;
+    assert_decision(&answer, "agent", "read-docs-recently", false, true);
+    let fetched = extension.received();
+    assert_eq!(fetched.len(), 1);
+    assert_eq!(fetched[0].path, "/secretsmanager/get");
+    assert_eq!(
+        fetched[0].query_param("secretId").as_deref(),
+        Some("studio-router/profile-token")
+    );
+    assert_eq!(
+        fetched[0]
+            .headers
+            .get("x-aws-parameters-secrets-token")
+            .map(String::as_str),
+        Some("session-token")
+    );
+    assert_eq!(
+        segment.received()[0].headers.get("authorization"),
+        Some(&basic_auth("token-from-secrets-manager", ""))
+    );
+}
+
+#[test]
+fn check_rules_validates_a_rules_file_offline() {
+    let dir = std::env::temp_dir().join(format!("check-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let good = dir.join("good.json");
+    std::fs::write(&good, r#"{"rules": [{"name": "vip", "when": "traits.vip", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#)
+        .expect("write");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"rules": [{"name": "churn", "when": "traits.churn >", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#)
+        .expect("write");
+
+    let ok = std::process::Command::new(e2e::binary("route-decision"))
+        .arg("--check-rules")
+        .arg(&good)
+        .output()
+        .expect("runs");
+    assert!(ok.status.success());
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        stdout.contains("ok, 1 rule(s): vip")
+            && stdout.contains("traits requested from Segment: vip"),
+        "{stdout}"
+    );
+
+    let failed = std::process::Command::new(e2e::binary("route-decision"))
+        .arg("--check-rules")
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("rule \"churn\": condition does not parse"),
+        "{stderr}"
+    );
+}
