@@ -287,6 +287,8 @@ pub struct ProfileApiConfig {
     pub token: Secret,
     pub phone_identifier: String,
     pub request_timeout: Duration,
+    /// How long looked-up traits are reused by a warm instance; zero turns the cache off.
+    pub cache_ttl: Duration,
 }
 
 impl ProfileApiConfig {
@@ -313,6 +315,11 @@ impl ProfileApiConfig {
             token: reader.required_secret("SEGMENT_PROFILE_API_TOKEN").await?,
             phone_identifier,
             request_timeout: reader.millis("PROFILE_TIMEOUT_MS", 1500, 50..=9000)?,
+            cache_ttl: Duration::from_secs(reader.number(
+                "PROFILE_CACHE_TTL_SECS",
+                30,
+                0..=3600,
+            )?),
         })
     }
 }
@@ -351,6 +358,7 @@ mod tests {
         assert_eq!(config.base_url, "https://profiles.segment.com");
         assert_eq!(config.phone_identifier, "phone");
         assert_eq!(config.request_timeout, Duration::from_millis(1500));
+        assert_eq!(config.cache_ttl, Duration::from_secs(30));
         assert_eq!(format!("{:?}", config.token), "Secret(***)");
 
         let (vars, http) = reader_over(&[("SEGMENT_PROFILE_API_TOKEN", "tok")]);

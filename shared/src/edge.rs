@@ -140,6 +140,30 @@ impl<O: Operation> Edge<O> {
     }
 }
 
+/// A function binary's whole `main`: a one-thread runtime, then [`run`]. One thread because
+/// a Lambda instance handles one event at a time and a 128 MB function has a fraction of a
+/// vCPU: a multi-threaded runtime would only cost start-up time.
+pub fn main<O, L>(name: &'static str, load: impl FnOnce() -> L) -> std::process::ExitCode
+where
+    O: Operation,
+    L: Future<Output = Result<Edge<O>, ConfigError>>,
+{
+    let result = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(name, load())),
+        Err(error) => Err(error.into()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs a function under the Lambda Runtime API: telemetry, then `load` (configuration and
 /// clients, once), then the event loop. A configuration error is logged once with its
 /// reason and every invocation answers 500 `configuration_error`, instead of a crash loop

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -16,11 +16,13 @@ use crate::rules::{Facts, RuleSet, Verdict};
 pub trait ProfileSource {
     type Error: Display;
 
-    /// The traits named in `include` (all when `None`), or `None` for an unknown customer.
+    /// The traits named in `include` (all when `None`), or `None` for an unknown customer,
+    /// giving up at `deadline`.
     fn traits(
         &self,
         identifier: &Identifier,
         include: Option<&BTreeSet<String>>,
+        deadline: Instant,
     ) -> impl Future<Output = Result<Option<Map<String, Value>>, Self::Error>> + Send;
 
     /// Gets ready to read profiles (clients, connections) without reading any: a warm-up.
@@ -102,7 +104,10 @@ pub async fn decide<P: ProfileSource>(
         });
         return (decision(verdict, false, false), Lookup::NotNeeded);
     }
-    match tokio::time::timeout(budget, profiles.traits(identifier, include)).await {
+    // The source is told the deadline so it can size its own retries; the timeout here is
+    // what guarantees the answer whatever the source does.
+    let deadline = Instant::now() + budget;
+    match tokio::time::timeout(budget, profiles.traits(identifier, include, deadline)).await {
         Ok(Ok(Some(traits))) => (
             decision(
                 rules.evaluate(&Facts {
@@ -177,6 +182,7 @@ mod tests {
             &self,
             _: &Identifier,
             include: Option<&BTreeSet<String>>,
+            _: Instant,
         ) -> Result<Option<Map<String, Value>>, String> {
             self.asked.lock().unwrap().push(include.cloned());
             match &self.store {

@@ -502,3 +502,34 @@ pub fn fixture(path: &str) -> Value {
     let text = std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
+
+// ---------------------------------------------------------------------------------------
+// Starting the Studio-facing functions
+
+/// The Twilio Auth Token the Studio-facing functions are configured with in tests.
+pub const TWILIO_TOKEN: &str = "twilio-auth-token-for-tests";
+/// The Profile API token they are configured with; it must never appear in an answer or a log.
+pub const PROFILE_TOKEN: &str = "profile-token-secret";
+
+/// Starts a Studio-facing function (route-decision, profile-lookup) wired to the Profile
+/// API at `profile_api`, with Twilio signatures on; `extra` adds or overrides variables.
+pub async fn studio_function(
+    name: &str,
+    profile_api: &str,
+    extra: &[(&str, &str)],
+) -> (RuntimeApi, Function) {
+    let runtime = RuntimeApi::start().await;
+    let mut env: Vec<(&str, String)> = vec![
+        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
+        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
+        ("SEGMENT_PROFILE_API_URL", profile_api.to_owned()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+        ("PROFILE_TIMEOUT_MS", "5000".to_owned()),
+    ];
+    for (name, value) in extra {
+        env.retain(|(existing, _)| existing != name);
+        env.push((name, (*value).to_owned()));
+    }
+    let function = Function::start(name, &runtime, &env).await;
+    (runtime, function)
+}

@@ -4,32 +4,21 @@
 use std::time::Duration;
 
 use e2e::{
-    Answer, Function, Reply, RuntimeApi, StandIn, basic_auth, fixture, http_event, refused_port,
-    signed_form_post,
+    Answer, Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth, fixture,
+    http_event, refused_port, signed_form_post, studio_function,
 };
 use serde_json::{Value, json};
 
-const TOKEN: &str = "twilio-auth-token-for-tests";
+const TOKEN: &str = TWILIO_TOKEN;
 const PHONE: &str = "+15555550100";
 const DEADLINE_MS: u64 = 600;
 
 /// route-decision wired to a Profile API at `profile_api`, Twilio signatures on.
 async fn route_decision(profile_api: &str, extra: &[(&str, &str)]) -> (RuntimeApi, Function) {
-    let runtime = RuntimeApi::start().await;
-    let mut env = vec![
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        (
-            "SEGMENT_PROFILE_API_TOKEN",
-            "profile-token-secret".to_owned(),
-        ),
-        ("SEGMENT_PROFILE_API_URL", profile_api.to_owned()),
-        ("TWILIO_AUTH_TOKEN", TOKEN.to_owned()),
-        ("DECISION_DEADLINE_MS", DEADLINE_MS.to_string()),
-        ("PROFILE_TIMEOUT_MS", "5000".to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let function = Function::start("route-decision", &runtime, &env).await;
-    (runtime, function)
+    let deadline = DEADLINE_MS.to_string();
+    let mut env = vec![("DECISION_DEADLINE_MS", deadline.as_str())];
+    env.extend_from_slice(extra);
+    studio_function("route-decision", profile_api, &env).await
 }
 
 /// What Studio sends: a signed form POST with the message's From.
@@ -97,7 +86,7 @@ async fn a_customer_who_read_the_docs_goes_to_an_agent() {
     assert_eq!(request.query_param("limit").as_deref(), Some("200"));
     assert_eq!(
         request.headers.get("authorization"),
-        Some(&basic_auth("profile-token-secret", ""))
+        Some(&basic_auth(PROFILE_TOKEN, ""))
     );
     // One JSON log line per decision, with the customer masked.
     let line = function.log_line("decision").await;
@@ -109,7 +98,7 @@ async fn a_customer_who_read_the_docs_goes_to_an_agent() {
         function
             .logs()
             .iter()
-            .all(|l| !l.contains(PHONE) && !l.contains("profile-token-secret"))
+            .all(|l| !l.contains(PHONE) && !l.contains(PROFILE_TOKEN))
     );
 }
 

@@ -19,25 +19,7 @@ fn main() -> ExitCode {
         eprintln!("usage: route-decision [--check-rules FILE]");
         return ExitCode::from(2);
     }
-    // One thread: a Lambda instance handles one event at a time, and a 128 MB function has
-    // a fraction of a vCPU; a multi-threaded runtime only costs start-up time there.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let result = match runtime {
-        Ok(runtime) => runtime.block_on(studio_router::edge::run(
-            "route-decision",
-            route_decision::load(&ProcessEnv),
-        )),
-        Err(error) => Err(error.into()),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("route-decision: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    studio_router::edge::main("route-decision", || route_decision::load(&ProcessEnv))
 }
 
 /// Compiles the rules as the function would at start, and says what it found.

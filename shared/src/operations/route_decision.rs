@@ -2,17 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{ConfigError, Environment, ProfileApiConfig, Reader};
+use crate::config::{ConfigError, Environment, Reader};
 use crate::edge::{Answer, Edge, Failure, Operation};
 use crate::fields::{self, Fields};
 use crate::http_client::HttpClient;
 use crate::identity::Identifier;
+use crate::operations::StudioFacing;
 use crate::routing::{DecisionRequest, Lookup, ProfileSource, Subject, decide};
 use crate::rules::RuleSet;
 use crate::segment::ProfileApi;
-
-/// Studio waits 10 s at most; the default leaves room for a retry by the proxy and a Flex enqueue.
-const DEFAULT_DEADLINE_MS: u64 = 2500;
 
 pub struct RouteDecision<P> {
     pub profiles: P,
@@ -21,28 +19,20 @@ pub struct RouteDecision<P> {
     pub phone_identifier: String,
 }
 
-/// Reads route-decision's configuration and builds its clients.
+/// Reads route-decision's configuration (rules first: they are the likeliest to be wrong)
+/// and builds its clients.
 pub async fn load(env: &dyn Environment) -> Result<Edge<RouteDecision<ProfileApi>>, ConfigError> {
     let http = HttpClient::new(Duration::from_secs(1));
-    let reader = Reader::new(env, &http);
-    let rules = reader.rules()?;
-    let deadline = reader.millis("DECISION_DEADLINE_MS", DEFAULT_DEADLINE_MS, 100..=9000)?;
-    let profile_config = ProfileApiConfig::read(&reader).await?;
-    if profile_config.request_timeout > deadline {
-        tracing::warn!(
-            "PROFILE_TIMEOUT_MS exceeds DECISION_DEADLINE_MS; lookups will be cut at the deadline"
-        );
-    }
-    let auth = reader.authenticator().await?;
-    let profiles = ProfileApi::new(&profile_config, http);
+    let rules = Reader::new(env, &http).rules()?;
+    let setup = StudioFacing::load(env).await?;
     Ok(Edge::new(
         RouteDecision {
-            profiles,
+            profiles: setup.profiles,
             rules,
-            deadline,
-            phone_identifier: profile_config.phone_identifier,
+            deadline: setup.deadline,
+            phone_identifier: setup.phone_identifier,
         },
-        auth,
+        setup.auth,
     ))
 }
 

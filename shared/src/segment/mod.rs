@@ -1,8 +1,10 @@
 //! Segment adapters: the Profile API (reading traits) and, later, the Tracking API.
 
+pub mod cache;
 pub mod profiles;
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
@@ -18,8 +20,9 @@ impl ProfileSource for ProfileApi {
         &self,
         identifier: &Identifier,
         include: Option<&BTreeSet<String>>,
+        deadline: Instant,
     ) -> Result<Option<Map<String, Value>>, ProfileError> {
-        self.fetch_traits(identifier, &TraitsQuery::include(include))
+        self.fetch_traits(identifier, &TraitsQuery::include(include), deadline)
             .await
     }
 

@@ -1,7 +1,8 @@
 //! Segment's Profile API: a customer's traits by identifier.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -11,6 +12,10 @@ use serde_json::{Map, Value};
 use crate::config::ProfileApiConfig;
 use crate::http_client::HttpClient;
 use crate::identity::Identifier;
+use crate::segment::cache::{self, TtlCache};
+
+/// The least time a retried request is given; a retry with less would only time out.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// Why the Profile API gave no answer. A profile Segment does not know is not an error.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -56,6 +61,9 @@ impl TraitsQuery {
     }
 }
 
+/// Traits by (identifier, query), cached per warm instance.
+type TraitCache = TtlCache<(Identifier, TraitsQuery), Map<String, Value>>;
+
 #[derive(Clone)]
 pub struct ProfileApi {
     http: HttpClient,
@@ -63,6 +71,13 @@ pub struct ProfileApi {
     profiles_url: String,
     authorization: HeaderValue,
     request_timeout: Duration,
+    cache: Arc<TraitCache>,
+}
+
+/// What one GET came back with.
+enum Outcome {
+    Body(Value),
+    NotFound,
 }
 
 impl ProfileApi {
@@ -82,6 +97,7 @@ impl ProfileApi {
             ),
             authorization,
             request_timeout: config.request_timeout,
+            cache: Arc::new(TtlCache::new(config.cache_ttl, cache::DEFAULT_CAPACITY)),
         }
     }
 
@@ -92,12 +108,18 @@ impl ProfileApi {
         }
     }
 
-    /// The customer's traits, or `None` for a profile Segment does not know.
+    /// The customer's traits, or `None` for a profile Segment does not know; from the cache
+    /// when an identical query was answered within the TTL.
     pub async fn fetch_traits(
         &self,
         identifier: &Identifier,
         query: &TraitsQuery,
+        deadline: Instant,
     ) -> Result<Option<Map<String, Value>>, ProfileError> {
+        let key = (identifier.clone(), query.clone());
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
         let limit = query.limit.to_string();
         let include = query.include.as_ref().map(|keys| {
             keys.iter()
@@ -113,66 +135,126 @@ impl ProfileApi {
             params.push(("class", class));
         }
         let url = format!("{}{}/traits", self.profiles_url, identifier.path_segment());
-        let Some(body) = self.get(&url, &params).await? else {
-            return Ok(None);
+        let traits = match self.get(&url, &params, deadline).await? {
+            Outcome::NotFound => None,
+            Outcome::Body(body) => match body.get("traits") {
+                Some(Value::Object(traits)) => Some(traits.clone()),
+                Some(Value::Null) | None => Some(Map::new()),
+                Some(_) => {
+                    return Err(ProfileError::InvalidResponse(
+                        "\"traits\" is not an object".into(),
+                    ));
+                }
+            },
         };
-        match body.get("traits") {
-            Some(Value::Object(traits)) => Ok(Some(traits.clone())),
-            Some(Value::Null) | None => Ok(Some(Map::new())),
-            Some(_) => Err(ProfileError::InvalidResponse(
-                "\"traits\" is not an object".into(),
-            )),
-        }
+        self.cache.put(key, traits.clone());
+        Ok(traits)
     }
 
-    /// One GET, retried once when it failed before any answer came back (a pooled connection
-    /// that died while the instance was frozen fails exactly that way).
-    async fn get(&self, url: &str, params: &[(&str, &str)]) -> Result<Option<Value>, ProfileError> {
+    /// The profile's external ids (`type`, `id`), or `None` for an unknown profile.
+    pub async fn fetch_external_ids(
+        &self,
+        identifier: &Identifier,
+        deadline: Instant,
+    ) -> Result<Option<Vec<Value>>, ProfileError> {
+        let url = format!(
+            "{}{}/external_ids",
+            self.profiles_url,
+            identifier.path_segment()
+        );
+        let body = match self.get(&url, &[("limit", "100")], deadline).await? {
+            Outcome::NotFound => return Ok(None),
+            Outcome::Body(body) => body,
+        };
+        let Some(Value::Array(data)) = body.get("data") else {
+            return Err(ProfileError::InvalidResponse(
+                "\"data\" is not a list".into(),
+            ));
+        };
+        Ok(Some(
+            data.iter()
+                .map(|entry| serde_json::json!({"type": entry.get("type"), "id": entry.get("id")}))
+                .collect(),
+        ))
+    }
+
+    /// One GET within `deadline`. Retried once when it failed before any answer came back (a
+    /// pooled connection that died while the instance was frozen fails exactly that way), and
+    /// once after a 429 when its `Retry-After` still fits the deadline; otherwise 429 fails
+    /// fast, leaving the decision to the caller's fallback.
+    async fn get(
+        &self,
+        url: &str,
+        params: &[(&str, &str)],
+        deadline: Instant,
+    ) -> Result<Outcome, ProfileError> {
         let client = self
             .http
             .get()
             .map_err(|e| ProfileError::Client(e.to_string()))?;
         let url = crate::http_client::with_query(url, params);
-        let send = || {
-            client
+        let mut retried_transport = false;
+        let mut retried_rate_limit = false;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ProfileError::Timeout(
+                    self.request_timeout.as_millis() as u64
+                ));
+            }
+            let timeout = self.request_timeout.min(remaining);
+            let sent = client
                 .get(&url)
                 .header(AUTHORIZATION, self.authorization.clone())
-                .timeout(self.request_timeout)
+                .timeout(timeout)
                 .send()
-        };
-        let response = match send().await {
-            Ok(response) => response,
-            Err(error) if !error.is_timeout() => {
-                tracing::debug!(error = %error, "Profile API request failed before an answer; retrying once");
-                send().await.map_err(|e| self.transport_error(&e))?
-            }
-            Err(error) => return Err(self.transport_error(&error)),
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
-        match status {
-            200..=299 => serde_json::from_slice::<Value>(&body)
-                .map(Some)
-                .map_err(|e| ProfileError::InvalidResponse(e.to_string())),
-            404 => Ok(None),
-            401 | 403 => Err(ProfileError::Unauthorized(status)),
-            429 => Err(ProfileError::RateLimited { retry_after }),
-            _ => Err(ProfileError::Status(status)),
+                .await;
+            let response = match sent {
+                Ok(response) => response,
+                Err(error) if !error.is_timeout() && !retried_transport => {
+                    tracing::debug!(error = %root_cause(&error), "Profile API request failed before an answer; retrying once");
+                    retried_transport = true;
+                    continue;
+                }
+                Err(error) => return Err(self.transport_error(&error, timeout)),
+            };
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(&e, timeout))?;
+            return match status {
+                200..=299 => serde_json::from_slice::<Value>(&body)
+                    .map(Outcome::Body)
+                    .map_err(|e| ProfileError::InvalidResponse(e.to_string())),
+                404 => Ok(Outcome::NotFound),
+                401 | 403 => Err(ProfileError::Unauthorized(status)),
+                429 => match retry_after {
+                    // Worth waiting only if the retry itself still has time to run.
+                    Some(wait)
+                        if !retried_rate_limit
+                            && Instant::now() + wait + MIN_ATTEMPT < deadline =>
+                    {
+                        retried_rate_limit = true;
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    _ => Err(ProfileError::RateLimited { retry_after }),
+                },
+                _ => Err(ProfileError::Status(status)),
+            };
         }
     }
 
-    fn transport_error(&self, error: &reqwest::Error) -> ProfileError {
+    fn transport_error(&self, error: &reqwest::Error, timeout: Duration) -> ProfileError {
         if error.is_timeout() {
-            ProfileError::Timeout(self.request_timeout.as_millis() as u64)
+            ProfileError::Timeout(timeout.as_millis() as u64)
         } else if error.is_decode() || error.is_body() {
             ProfileError::InvalidResponse(root_cause(error))
         } else {

@@ -1,0 +1,222 @@
+//! profile-lookup: a customer's traits for any Studio widget or Twilio Function.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{ConfigError, Environment};
+use crate::edge::{Answer, Edge, Failure, Operation};
+use crate::fields::{self, Fields};
+use crate::identity::Identifier;
+use crate::operations::StudioFacing;
+use crate::segment::{ProfileApi, ProfileError, TraitsQuery};
+
+/// Studio parses at most 64 kB of response; stay under it with room for the envelope.
+pub const STUDIO_BODY_LIMIT: usize = 64_000;
+
+pub struct ProfileLookup {
+    pub profiles: ProfileApi,
+    pub deadline: Duration,
+    pub phone_identifier: String,
+}
+
+/// Reads profile-lookup's configuration and builds its clients.
+pub async fn load(env: &dyn Environment) -> Result<Edge<ProfileLookup>, ConfigError> {
+    let setup = StudioFacing::load(env).await?;
+    Ok(Edge::new(
+        ProfileLookup {
+            profiles: setup.profiles,
+            deadline: setup.deadline,
+            phone_identifier: setup.phone_identifier,
+        },
+        setup.auth,
+    ))
+}
+
+impl From<ProfileError> for Failure {
+    fn from(error: ProfileError) -> Self {
+        let code = match &error {
+            ProfileError::Timeout(_) => {
+                return Failure::new(504, "upstream_timeout", error.to_string());
+            }
+            ProfileError::RateLimited { .. } => "rate_limited",
+            ProfileError::Unauthorized(_) => "upstream_auth",
+            ProfileError::Status(_)
+            | ProfileError::Network(_)
+            | ProfileError::InvalidResponse(_)
+            | ProfileError::Client(_) => "upstream_error",
+        };
+        Failure::new(502, code, error.to_string())
+    }
+}
+
+struct LookupRequest {
+    identifier: Identifier,
+    query: TraitsQuery,
+    external_ids: bool,
+}
+
+impl ProfileLookup {
+    fn request(&self, fields: &Fields) -> Result<LookupRequest, Failure> {
+        let invalid = |e: fields::FieldError| Failure::bad_request("invalid_field", e);
+        let identifier = Identifier::from_fields(fields, &self.phone_identifier)
+            .map_err(|e| Failure::bad_request("invalid_identifier", e))?;
+        let include = fields::text(fields, "include")
+            .map_err(invalid)?
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|key| !key.is_empty())
+                    .map(str::to_owned)
+                    .collect::<BTreeSet<_>>()
+            });
+        let class = match fields::text(fields, "class").map_err(invalid)? {
+            None => None,
+            Some(class @ ("audience" | "computed_trait")) => Some(class.to_owned()),
+            Some(_) => {
+                return Err(Failure::bad_request(
+                    "invalid_field",
+                    "class: must be audience or computed_trait",
+                ));
+            }
+        };
+        let limit = fields::number_in(fields, "limit", 1..=u64::from(TraitsQuery::MAX_LIMIT))
+            .map_err(invalid)?;
+        Ok(LookupRequest {
+            identifier,
+            query: TraitsQuery {
+                include: include.filter(|keys| !keys.is_empty()),
+                class,
+                limit: limit.map_or(TraitsQuery::MAX_LIMIT, |n| n as u16),
+            },
+            external_ids: fields::flag(fields, "external_ids").map_err(invalid)?,
+        })
+    }
+
+    async fn look_up(&self, request: &LookupRequest) -> Result<Value, ProfileError> {
+        let deadline = Instant::now() + self.deadline;
+        let traits = self
+            .profiles
+            .fetch_traits(&request.identifier, &request.query, deadline)
+            .await?;
+        let mut body = json!({
+            "found": traits.is_some(),
+            "identifier": request.identifier.to_string(),
+            "traits": traits.clone().unwrap_or_default(),
+        });
+        if request.external_ids {
+            let ids = match traits {
+                Some(_) => self
+                    .profiles
+                    .fetch_external_ids(&request.identifier, deadline)
+                    .await?
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            body["external_ids"] = Value::Array(ids);
+        }
+        Ok(body)
+    }
+}
+
+impl Operation for ProfileLookup {
+    const MAX_BODY_BYTES: usize = 16 * 1024;
+
+    async fn call(&self, fields: Fields) -> Result<Answer, Failure> {
+        let started = Instant::now();
+        let request = self.request(&fields)?;
+        let outcome = match tokio::time::timeout(self.deadline, self.look_up(&request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ProfileError::Timeout(self.deadline.as_millis() as u64)),
+        };
+        let customer = request.identifier.masked();
+        let latency_us = started.elapsed().as_micros() as u64;
+        let mut body = match outcome {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::warn!(customer = %customer, error = %error, latency_us, "lookup failed");
+                return Err(error.into());
+            }
+        };
+        let truncated = fit_within(&mut body, STUDIO_BODY_LIMIT);
+        tracing::info!(
+            customer = %customer,
+            found = body["found"] == true,
+            traits = body["traits"].as_object().map_or(0, Map::len),
+            truncated,
+            latency_us,
+            "lookup"
+        );
+        Ok(Answer::Json(body))
+    }
+
+    async fn warm_up(&self) {
+        self.profiles.prepare();
+    }
+}
+
+/// Drops the largest traits until the body fits `limit` bytes, marking it `truncated`.
+/// Largest first keeps the most traits; the key order breaks ties so answers are stable.
+fn fit_within(body: &mut Value, limit: usize) -> bool {
+    let size = |value: &Value| serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len());
+    let mut total = size(body);
+    if total <= limit {
+        return false;
+    }
+    body["truncated"] = Value::Bool(true);
+    total += r#","truncated":true"#.len();
+    let Some(traits) = body.get_mut("traits").and_then(Value::as_object_mut) else {
+        return true;
+    };
+    // An entry costs its quoted key, a colon, its value and a comma.
+    let mut by_size: Vec<(usize, String)> = traits
+        .iter()
+        .map(|(key, value)| {
+            (
+                size(&Value::String(key.clone())) + 1 + size(value) + 1,
+                key.clone(),
+            )
+        })
+        .collect();
+    by_size.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    // Only the last entry has no comma, so `total` may overstate the size by one byte: stop
+    // strictly below the limit.
+    for (entry_size, key) in by_size {
+        if total < limit {
+            break;
+        }
+        traits.remove(&key);
+        total = total.saturating_sub(entry_size);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_body_is_left_alone() {
+        let mut body = json!({"found": true, "identifier": "phone:+1", "traits": {"a": 1}});
+        assert!(!fit_within(&mut body, 1000));
+        assert!(body.get("truncated").is_none());
+    }
+
+    #[test]
+    fn the_largest_traits_go_first_until_the_body_fits() {
+        // GIVEN three small traits and two large ones, over the limit together
+        let mut body = json!({"found": true, "identifier": "phone:+1", "traits": {
+            "small_a": 1, "small_b": "x", "small_c": true,
+            "big_list": "y".repeat(600), "bigger_list": "z".repeat(900)
+        }});
+        // WHEN it is fitted into 1000 bytes
+        assert!(fit_within(&mut body, 1000));
+        // THEN only the biggest trait went, and the body says it was truncated
+        let traits = body["traits"].as_object().unwrap();
+        assert!(!traits.contains_key("bigger_list"));
+        assert!(traits.contains_key("big_list") && traits.contains_key("small_a"));
+        assert_eq!(body["truncated"], true);
+        assert!(serde_json::to_vec(&body).unwrap().len() <= 1000);
+    }
+}
