@@ -161,15 +161,35 @@ fn text<'a>(
 /// Channel prefixes Twilio puts in front of an address.
 const CHANNEL_PREFIXES: [&str; 4] = ["whatsapp:", "sms:", "mms:", "tel:"];
 
+/// `" 1555…"` -> `"1555…"`: the digits after a single space that was a `+`.
+fn plus_as_space(s: &str) -> Option<&str> {
+    s.strip_prefix(' ')
+        .filter(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+}
+
 /// Normalises a phone number to E.164 (`+` and 8 to 15 digits, no leading zero), removing
 /// channel prefixes and formatting. A national number (no `+` or `00`) cannot be resolved
 /// without knowing the country, so it is not a phone number here: Segment does not normalise
 /// phones, and guessing a country would look up the wrong person.
 pub fn normalise_phone(raw: &str) -> Option<String> {
-    let mut rest = raw.trim();
+    // A `+` sent unencoded in a form body or query string arrives as a space: exactly one
+    // space before the digits is that `+`, not formatting.
+    let mut rest = raw.trim_end();
+    let mut mangled_plus = false;
+    match plus_as_space(rest) {
+        Some(after) => (rest, mangled_plus) = (after, true),
+        None => rest = rest.trim_start(),
+    }
     for prefix in CHANNEL_PREFIXES {
-        if rest.len() >= prefix.len() && rest[..prefix.len()].eq_ignore_ascii_case(prefix) {
-            rest = rest[prefix.len()..].trim_start();
+        if !mangled_plus
+            && rest.len() >= prefix.len()
+            && rest[..prefix.len()].eq_ignore_ascii_case(prefix)
+        {
+            rest = &rest[prefix.len()..];
+            match plus_as_space(rest) {
+                Some(after) => (rest, mangled_plus) = (after, true),
+                None => rest = rest.trim_start(),
+            }
             break;
         }
     }
@@ -177,6 +197,7 @@ pub fn normalise_phone(raw: &str) -> Option<String> {
     let rest = rest.split(';').next().unwrap_or_default();
     let digits_part = match rest.strip_prefix('+') {
         Some(after) => after,
+        None if mangled_plus => rest,
         None => rest.strip_prefix("00")?,
     };
     let mut digits = String::with_capacity(16);
@@ -233,6 +254,9 @@ mod tests {
             ("+49.30.123456", "+4930123456"),
             ("0033 6 12 34 56 78", "+33612345678"),
             ("  +15555550100  ", "+15555550100"),
+            // `+` sent unencoded in a form or query string, decoded as a space
+            (" 15555550100", "+15555550100"),
+            ("whatsapp: 15555550100", "+15555550100"),
         ] {
             assert_eq!(normalise_phone(raw).as_deref(), Some(expected), "{raw}");
         }
@@ -250,6 +274,8 @@ mod tests {
             "+1555CALLNOW",       // letters
             "client:alice",       // a Twilio Client identity
             "messenger:12345678", // not a phone channel
+            "  15555550100",      // two spaces are formatting, not a mangled +
+            "15555550100",        // no + at all: national or not, we cannot tell
             "",
         ] {
             assert_eq!(normalise_phone(raw), None, "{raw}");

@@ -1,0 +1,184 @@
+//! Function URLs on loopback: each HTTP request becomes the payload 2.0 event Lambda would
+//! deliver, goes through the same edge the function binaries run, and the payload 2.0
+//! response goes back as HTTP. Paths match `cargo lambda watch`: `/lambda-url/<function>/`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use studio_router::edge::{Edge, Operation};
+
+type Invoke = Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Value> + Send>> + Send + Sync>;
+
+/// The functions served, by name.
+#[derive(Clone, Default)]
+pub struct Functions {
+    by_name: BTreeMap<&'static str, Invoke>,
+}
+
+impl Functions {
+    pub fn add<O: Operation + Send + 'static>(&mut self, name: &'static str, edge: Edge<O>) {
+        let edge = Arc::new(edge);
+        self.by_name.insert(
+            name,
+            Arc::new(move |event| {
+                let edge = edge.clone();
+                Box::pin(async move { edge.handle(event).await })
+            }),
+        );
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.by_name.keys().copied()
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/lambda-url/{function}", any(invoke_root))
+            .route("/lambda-url/{function}/", any(invoke_root))
+            .route("/lambda-url/{function}/{*rest}", any(invoke_path))
+            .with_state(self)
+    }
+}
+
+async fn invoke_root(
+    state: State<Functions>,
+    Path(function): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    invoke(state, function, String::new(), method, uri, headers, body).await
+}
+
+async fn invoke_path(
+    state: State<Functions>,
+    Path((function, rest)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    invoke(state, function, rest, method, uri, headers, body).await
+}
+
+async fn invoke(
+    State(functions): State<Functions>,
+    function: String,
+    rest: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(handler) = functions.by_name.get(function.as_str()) else {
+        let known: Vec<_> = functions.names().collect();
+        let message = format!(
+            "no function named {function}; this sandbox serves {}",
+            known.join(", ")
+        );
+        return (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": {"code": "not_found", "message": message}})),
+        )
+            .into_response();
+    };
+    let event = payload_v2(
+        &method,
+        &format!("/{rest}"),
+        uri.query().unwrap_or_default(),
+        &headers,
+        &body,
+    );
+    to_http(handler(event).await)
+}
+
+/// The event a Function URL delivers for this request.
+pub fn payload_v2(
+    method: &Method,
+    raw_path: &str,
+    raw_query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Value {
+    let mut header_map = Map::new();
+    for name in headers.keys() {
+        let joined = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        header_map.insert(name.as_str().to_owned(), Value::String(joined));
+    }
+    let domain = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": raw_path,
+        "rawQueryString": raw_query,
+        "headers": header_map,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "sandbox",
+            "domainName": domain,
+            "domainPrefix": "sandbox",
+            "http": {"method": method.as_str(), "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": ""},
+            "requestId": "sandbox",
+            "routeKey": "$default",
+            "stage": "$default",
+            "timeEpoch": 0
+        },
+        "isBase64Encoded": false
+    });
+    if !body.is_empty() {
+        match std::str::from_utf8(body) {
+            Ok(text) => event["body"] = Value::String(text.to_owned()),
+            Err(_) => {
+                event["body"] = Value::String(STANDARD.encode(body));
+                event["isBase64Encoded"] = Value::Bool(true);
+            }
+        }
+    }
+    event
+}
+
+/// A payload 2.0 response (or, as Function URLs allow, a bare JSON answer) as HTTP.
+fn to_http(answer: Value) -> Response {
+    let Some(status) = answer.get("statusCode").and_then(Value::as_u64) else {
+        return axum::Json(answer).into_response();
+    };
+    let mut response = Response::builder().status(u16::try_from(status).unwrap_or(500));
+    if let Some(Value::Object(headers)) = answer.get("headers") {
+        for (name, value) in headers {
+            if let Some(value) = value.as_str() {
+                response = response.header(name, value);
+            }
+        }
+    }
+    let body = match answer.get("body").and_then(Value::as_str) {
+        Some(text) if answer.get("isBase64Encoded") == Some(&Value::Bool(true)) => {
+            STANDARD.decode(text).unwrap_or_default()
+        }
+        Some(text) => text.as_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    response
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
