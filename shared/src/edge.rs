@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
 use crate::config::ConfigError;
-use crate::fields::Fields;
 use crate::invocation::{HttpRequest, Invocation, InvocationError, http_response};
 
 /// What an operation answers on success.
@@ -54,8 +53,9 @@ pub trait Operation: Sync {
     /// The largest body accepted over HTTP; larger ones get 413.
     const MAX_BODY_BYTES: usize;
 
-    /// Handles one request's fields (from an HTTP body or query, or a direct invoke).
-    fn call(&self, fields: Fields) -> impl Future<Output = Result<Answer, Failure>> + Send;
+    /// Handles one request: the fields of an HTTP body or query string (an object), or a
+    /// JSON list body, or a direct invoke's JSON.
+    fn call(&self, input: Value) -> impl Future<Output = Result<Answer, Failure>> + Send;
 
     /// Prepares for the next real call without touching customer data.
     fn warm_up(&self) -> impl Future<Output = ()> + Send {
@@ -133,10 +133,10 @@ impl<O: Operation> Edge<O> {
         self.auth
             .check(request)
             .map_err(|refusal| Failure::new(401, "unauthorized", refusal.to_string()))?;
-        let fields = request
-            .fields()
+        let input = request
+            .payload()
             .map_err(|e| Failure::bad_request("invalid_body", e))?;
-        self.operation.call(fields).await
+        self.operation.call(input).await
     }
 }
 

@@ -12,6 +12,14 @@ pub struct FieldError {
     pub problem: String,
 }
 
+/// The input as an object of fields; a list is not one.
+pub fn fields_of(input: Value) -> Result<Fields, FieldError> {
+    match input {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(problem("body", "must be an object of fields, not a list")),
+    }
+}
+
 fn problem(field: &'static str, problem: impl Into<String>) -> FieldError {
     FieldError {
         field,

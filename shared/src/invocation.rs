@@ -17,8 +17,9 @@ pub enum Invocation {
     Http(HttpRequest),
     /// An EventBridge schedule or `{"warmup": true}`: keep the instance warm, touch no data.
     WarmUp,
-    /// A direct `Invoke` with the same fields an HTTP body would hold (authorised by IAM).
-    Direct(Fields),
+    /// A direct `Invoke` with what an HTTP body would hold (authorised by IAM): an object of
+    /// fields, or a list of events for wrap-up-ingest.
+    Direct(Value),
 }
 
 /// The parts of a payload 2.0 request the functions use.
@@ -48,16 +49,18 @@ pub enum InvocationError {
 pub enum BodyError {
     #[error("the JSON body does not parse: {0}")]
     Json(String),
-    #[error("the JSON body must be an object of fields")]
-    NotAnObject,
+    #[error("the JSON body must be an object or a list")]
+    NotAnObjectOrList,
     #[error("the form body is not valid UTF-8")]
     NotUtf8,
 }
 
 impl Invocation {
     pub fn decode(event: Value) -> Result<Self, InvocationError> {
-        let Value::Object(object) = event else {
-            return Err(InvocationError::Unrecognised);
+        let object = match event {
+            Value::Object(object) => object,
+            list @ Value::Array(_) => return Ok(Self::Direct(list)),
+            _ => return Err(InvocationError::Unrecognised),
         };
         if is_warm_up(&object) {
             return Ok(Self::WarmUp);
@@ -67,7 +70,7 @@ impl Invocation {
                 .map_err(|e| InvocationError::MalformedHttp(e.to_string()))?;
             return HttpRequest::from_event(request).map(Self::Http);
         }
-        Ok(Self::Direct(object))
+        Ok(Self::Direct(Value::Object(object)))
     }
 }
 
@@ -125,25 +128,27 @@ impl HttpRequest {
         form_fields(self.raw_query_string.as_bytes())
     }
 
-    /// The request's fields: the query string's, then the body's on top (JSON object or
-    /// form). `bodySHA256` belongs to the signature, not to the request.
-    pub fn fields(&self) -> Result<Fields, BodyError> {
+    /// What the request carries: its fields (the query string's, then the body's on top,
+    /// from a JSON object or a form), or the list a JSON array body holds. `bodySHA256`
+    /// belongs to the signature, not to the request.
+    pub fn payload(&self) -> Result<Value, BodyError> {
         let mut fields = self.query_fields();
         fields.remove("bodySHA256");
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(fields);
+            return Ok(Value::Object(fields));
         }
         if self.is_json() {
             match serde_json::from_slice::<Value>(&self.body) {
                 Ok(Value::Object(body)) => fields.extend(body),
-                Ok(_) => return Err(BodyError::NotAnObject),
+                Ok(list @ Value::Array(_)) => return Ok(list),
+                Ok(_) => return Err(BodyError::NotAnObjectOrList),
                 Err(e) => return Err(BodyError::Json(e.to_string())),
             }
         } else {
             std::str::from_utf8(&self.body).map_err(|_| BodyError::NotUtf8)?;
             fields.extend(form_fields(&self.body));
         }
-        Ok(fields)
+        Ok(Value::Object(fields))
     }
 
     /// Form parameters with every value of repeated names, as Twilio signs them.
@@ -223,7 +228,7 @@ mod tests {
         );
         assert_eq!(request.raw_path, "/");
         assert!(request.body.is_empty());
-        assert!(request.fields().unwrap().is_empty());
+        assert_eq!(request.payload().unwrap(), json!({}));
     }
 
     #[test]
@@ -263,10 +268,11 @@ mod tests {
             panic!("expected a direct invoke");
         };
         assert_eq!(fields["From"], "+15555550100");
-        assert_eq!(
-            Invocation::decode(json!([1, 2])).err(),
-            Some(InvocationError::Unrecognised)
-        );
+        // A list is a direct invoke too: an Event Streams batch sent straight to wrap-up-ingest.
+        assert!(matches!(
+            Invocation::decode(json!([{"a": 1}])),
+            Ok(Invocation::Direct(Value::Array(_)))
+        ));
         assert_eq!(
             Invocation::decode(json!("x")).err(),
             Some(InvocationError::Unrecognised)
@@ -279,7 +285,7 @@ mod tests {
         let request = http(
             Invocation::decode(post("application/x-www-form-urlencoded", body, true)).unwrap(),
         );
-        let fields = request.fields().unwrap();
+        let fields = request.payload().unwrap();
         assert_eq!(fields["From"], "whatsapp:+15555550100");
         assert_eq!(fields["Body"], "Hi there");
     }
@@ -292,18 +298,18 @@ mod tests {
             false,
         );
         event["rawQueryString"] = json!("channel=sms&From=ignored&bodySHA256=abc");
-        let fields = http(Invocation::decode(event).unwrap()).fields().unwrap();
+        let fields = http(Invocation::decode(event).unwrap()).payload().unwrap();
         assert_eq!(fields["From"], "+15555550100");
         assert_eq!(fields["channel"], "sms");
         assert_eq!(fields["traits"], json!({"vip": true}));
-        assert!(!fields.contains_key("bodySHA256"));
+        assert!(fields.get("bodySHA256").is_none());
     }
 
     #[test]
     fn a_get_query_string_is_decoded() {
         let mut event = fixture("example-apigw-v2-request-no-authorizer.json");
         event["rawQueryString"] = json!("phone=%2B15555550100&include=a%2Cb");
-        let fields = http(Invocation::decode(event).unwrap()).fields().unwrap();
+        let fields = http(Invocation::decode(event).unwrap()).payload().unwrap();
         assert_eq!(fields["phone"], "+15555550100");
         assert_eq!(fields["include"], "a,b");
     }
@@ -311,9 +317,12 @@ mod tests {
     #[test]
     fn bad_bodies_are_reported() {
         let bad_json = http(Invocation::decode(post("application/json", "{nope", false)).unwrap());
-        assert!(matches!(bad_json.fields(), Err(BodyError::Json(_))));
-        let array = http(Invocation::decode(post("application/json", "[1]", false)).unwrap());
-        assert_eq!(array.fields().err(), Some(BodyError::NotAnObject));
+        assert!(matches!(bad_json.payload(), Err(BodyError::Json(_))));
+        let scalar = http(Invocation::decode(post("application/json", "42", false)).unwrap());
+        assert_eq!(scalar.payload().err(), Some(BodyError::NotAnObjectOrList));
+        let list =
+            http(Invocation::decode(post("application/json", "[{\"a\": 1}]", false)).unwrap());
+        assert_eq!(list.payload().unwrap(), json!([{"a": 1}]));
         let mut bad_base64 = post("application/json", "{}", false);
         bad_base64["body"] = json!("***");
         bad_base64["isBase64Encoded"] = json!(true);

@@ -123,8 +123,10 @@ impl ProfileLookup {
 impl Operation for ProfileLookup {
     const MAX_BODY_BYTES: usize = 16 * 1024;
 
-    async fn call(&self, fields: Fields) -> Result<Answer, Failure> {
+    async fn call(&self, input: Value) -> Result<Answer, Failure> {
         let started = Instant::now();
+        let fields =
+            fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
         let outcome = match tokio::time::timeout(self.deadline, self.look_up(&request)).await {
             Ok(outcome) => outcome,

@@ -11,6 +11,7 @@ use crate::operations::StudioFacing;
 use crate::routing::{DecisionRequest, Lookup, ProfileSource, Subject, decide};
 use crate::rules::RuleSet;
 use crate::segment::ProfileApi;
+use serde_json::Value;
 
 pub struct RouteDecision<P> {
     pub profiles: P,
@@ -57,8 +58,10 @@ impl<P> RouteDecision<P> {
 impl<P: ProfileSource + Sync> Operation for RouteDecision<P> {
     const MAX_BODY_BYTES: usize = 64 * 1024;
 
-    async fn call(&self, fields: Fields) -> Result<Answer, Failure> {
+    async fn call(&self, input: Value) -> Result<Answer, Failure> {
         let started = Instant::now();
+        let fields =
+            fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
         let (decision, lookup) = decide(&self.profiles, &self.rules, &request, self.deadline).await;
         let customer = match &request.subject {
