@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod edge;
+pub mod engagement;
 pub mod fields;
 pub mod http_client;
 pub mod identity;
@@ -16,4 +17,5 @@ pub mod operations;
 pub mod routing;
 pub mod rules;
 pub mod segment;
+pub mod taskrouter;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 
 pub mod profile_lookup;
 pub mod route_decision;
+pub mod wrap_up_ingest;
 
 use std::time::Duration;
 

@@ -1,7 +1,8 @@
-//! Segment adapters: the Profile API (reading traits) and, later, the Tracking API.
+//! Segment adapters: the Profile API (reading traits) and the Tracking API (sending events).
 
 pub mod cache;
 pub mod profiles;
+pub mod tracking;
 
 use std::collections::BTreeSet;
 use std::time::Instant;

@@ -1,0 +1,406 @@
+//! wrap-up-ingest end to end: the real binary under a Lambda Runtime API on 127.0.0.1, with a
+//! Tracking API stand-in on 127.0.0.1.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use e2e::{
+    Function, Received, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth, fixture, http_event,
+    refused_port, signed_form_post,
+};
+use serde_json::{Value, json};
+
+const WRITE_KEY: &str = "segment-write-key-for-tests";
+
+async fn wrap_up_ingest(tracking_api: &str, extra: &[(&str, &str)]) -> (RuntimeApi, Function) {
+    let runtime = RuntimeApi::start().await;
+    let mut env: Vec<(&str, String)> = vec![
+        ("SEGMENT_WRITE_KEY", WRITE_KEY.to_owned()),
+        ("SEGMENT_TRACKING_API_URL", tracking_api.to_owned()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let function = Function::start("wrap-up-ingest", &runtime, &env).await;
+    (runtime, function)
+}
+
+/// A TaskRouter event callback, as TaskRouter posts it: the fixture's fields, form-encoded, signed.
+fn taskrouter_callback(name: &str) -> Value {
+    let fields = fixture(&format!("taskrouter/{name}.json"));
+    let pairs: Vec<(String, String)> = fields
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    signed_form_post(TWILIO_TOKEN, &borrowed)
+}
+
+/// An Event Streams webhook delivery: JSON, signed through bodySHA256.
+fn event_streams_delivery(body: &Value) -> Value {
+    use sha2::Digest as _;
+    let raw = body.to_string();
+    let hash: String = sha2::Sha256::digest(raw.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let query = format!("bodySHA256={hash}");
+    let signature = e2e::twilio_signature(
+        TWILIO_TOKEN,
+        &format!("https://{}/?{query}", e2e::FUNCTION_URL_HOST),
+        &[],
+    );
+    http_event(
+        "POST",
+        &query,
+        &[
+            ("content-type", "application/json"),
+            ("x-twilio-signature", &signature),
+        ],
+        Some(&raw),
+        false,
+    )
+}
+
+fn accepted() -> Reply {
+    Reply::json(200, json!({"success": true}))
+}
+
+fn batch_messages(request: &Received) -> Vec<Value> {
+    request.json()["batch"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrap_up_callback_becomes_exactly_this_batch() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+
+    let answer = runtime
+        .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
+        .await;
+
+    assert_eq!(answer.status(), 204, "{:#?}", answer.payload);
+    let requests = segment.received();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str()),
+        ("POST", "/v1/batch")
+    );
+    assert_eq!(
+        request.headers.get("authorization"),
+        Some(&basic_auth(WRITE_KEY, ""))
+    );
+    assert_eq!(
+        request.headers.get("content-type").map(String::as_str),
+        Some("application/json")
+    );
+    let body = request.json();
+    assert!(
+        body["sentAt"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{body}"
+    );
+    let messages = batch_messages(request);
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    let anonymous_id = message["anonymousId"].as_str().unwrap_or_default();
+    assert!(
+        anonymous_id.starts_with("flex-") && !anonymous_id.contains("5555550100"),
+        "{anonymous_id}"
+    );
+    assert_eq!(
+        message,
+        &json!({
+            "type": "track",
+            "event": "Flex - Engagement Completed",
+            "anonymousId": anonymous_id,
+            "messageId": "flex-wrapup-WT0000000000000000000000000000vo01",
+            "timestamp": "2026-11-18T11:06:40.123Z",
+            "properties": {
+                "direction": "Inbound", "channelType": "voice",
+                "lastKnownAgentWorkerSid": "WK0000000000000000000000000000aa01",
+                "duration": 342, "taskSid": "WT0000000000000000000000000000vo01"
+            },
+            "context": {
+                "traits": {"phone": "+15555550100"},
+                "externalIds": [{"id": "+15555550100", "type": "phone", "collection": "users", "encoding": "none"}]
+            }
+        })
+    );
+    let line = function.log_line("wrap-up delivery").await;
+    assert_eq!(
+        (line["sent"].clone(), line["requests"].clone()),
+        (json!(1), json!(1))
+    );
+    assert!(
+        function
+            .logs()
+            .iter()
+            .all(|l| !l.contains("+15555550100") && !l.contains(WRITE_KEY))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completion_carries_topic_and_sentiment_and_the_same_customer() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    assert_eq!(
+        runtime
+            .invoke(taskrouter_callback("whatsapp-inbound-reservation-wrapup"))
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        runtime
+            .invoke(taskrouter_callback("whatsapp-inbound-task-completed"))
+            .await
+            .status(),
+        204
+    );
+    let requests = segment.received();
+    let (wrapup, completed) = (
+        &batch_messages(&requests[0])[0],
+        &batch_messages(&requests[1])[0],
+    );
+    assert_eq!(completed["event"], "Flex - Wrap Up Completed");
+    assert_eq!(
+        completed["properties"],
+        json!({"topic": "delivery", "sentiment": "positive", "dispositionCode": "resolved", "taskSid": "WT0000000000000000000000000000wa01"})
+    );
+    assert_eq!(
+        wrapup["anonymousId"], completed["anonymousId"],
+        "one customer, one anonymous id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_event_has_the_same_message_id() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            runtime
+                .invoke(taskrouter_callback("sms-inbound-task-completed"))
+                .await
+                .status(),
+            204
+        );
+    }
+    let ids: Vec<Value> = segment
+        .received()
+        .iter()
+        .map(|r| batch_messages(r)[0]["messageId"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!("flex-completed-WT0000000000000000000000000000sm01"); 2]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_500_then_200_is_retried_and_acknowledged() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let segment = StandIn::start(move |_| match counter.fetch_add(1, Ordering::SeqCst) {
+        0 => Reply::json(500, json!({"error": "internal"})),
+        1 => Reply::json(429, json!({"error": "slow down"})).header("retry-after", "1"),
+        _ => accepted(),
+    })
+    .await;
+    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let answer = runtime
+        .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
+        .await;
+    assert_eq!(answer.status(), 204);
+    let requests = segment.received();
+    assert_eq!(requests.len(), 3);
+    assert!(
+        requests.iter().all(|r| r.body == requests[0].body),
+        "the same batch each time"
+    );
+    assert!(
+        answer.elapsed >= Duration::from_secs(1),
+        "Retry-After was honoured"
+    );
+    assert_eq!(function.log_line("wrap-up delivery").await["retries"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_segment_outage_is_a_5xx_so_the_sender_redelivers() {
+    let down = StandIn::always(Reply::json(503, json!({}))).await;
+    let closed = format!("http://127.0.0.1:{}", refused_port().await);
+    for url in [down.url(), closed] {
+        let (runtime, function) = wrap_up_ingest(&url, &[("DELIVERY_DEADLINE_MS", "800")]).await;
+        let answer = runtime
+            .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
+            .await;
+        assert_eq!(answer.status(), 502, "{url}");
+        assert_eq!(answer.body()["error"]["code"], "delivery_failed");
+        assert!(
+            answer.elapsed < Duration::from_secs(3),
+            "gave up at the deadline: {:?}",
+            answer.elapsed
+        );
+        function.log_line("wrap-up delivery not accepted").await;
+    }
+    assert!(down.received().len() >= 2, "retried before giving up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refusing_segment_is_not_retried_but_still_not_acknowledged() {
+    let segment = StandIn::always(Reply::json(400, json!({"error": "bad request"}))).await;
+    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let answer = runtime
+        .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
+        .await;
+    assert_eq!(answer.status(), 502);
+    assert_eq!(segment.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_thousand_events_go_out_in_requests_under_500_kb() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let template = fixture("eventstreams/reservation-wrapup.json");
+    let events: Vec<Value> = (0..2000)
+        .map(|i| {
+            let mut event = template.clone();
+            event["data"]["payload"]["task_sid"] = json!(format!("WT{i:032}"));
+            event
+        })
+        .collect();
+    let answer = runtime
+        .invoke(event_streams_delivery(&Value::Array(events)))
+        .await;
+    assert_eq!(answer.status(), 204, "{:#?}", answer.body());
+    let requests = segment.received();
+    assert!(requests.len() >= 2, "{} requests", requests.len());
+    let mut ids = Vec::new();
+    for request in &requests {
+        assert!(
+            request.body.len() <= 500_000,
+            "a request of {} bytes",
+            request.body.len()
+        );
+        ids.extend(
+            batch_messages(request)
+                .iter()
+                .map(|m| m["messageId"].as_str().unwrap_or_default().to_owned()),
+        );
+    }
+    let expected: Vec<String> = (0..2000)
+        .map(|i| format!("flex-wrapup-WT{i:032}"))
+        .collect();
+    assert_eq!(ids, expected, "every event once, in order");
+    let line = function.log_line("wrap-up delivery").await;
+    assert_eq!(
+        (line["received"].clone(), line["sent"].clone()),
+        (json!(2000), json!(2000))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_streams_batch_sends_what_it_can_and_skips_what_it_cannot() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let answer = runtime
+        .invoke(event_streams_delivery(&fixture("eventstreams/batch.json")))
+        .await;
+    assert_eq!(answer.status(), 204);
+    let requests = segment.received();
+    assert_eq!(
+        requests.len(),
+        1,
+        "one batch request for the whole delivery"
+    );
+    let messages = batch_messages(&requests[0]);
+    let names: Vec<&str> = messages
+        .iter()
+        .filter_map(|m| m["event"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["Flex - Engagement Completed", "Flex - Wrap Up Completed"]
+    );
+    assert_eq!(messages[0]["timestamp"], "2026-11-22T10:15:30.250Z");
+    let line = function.log_line("wrap-up delivery").await;
+    assert_eq!(
+        (
+            line["received"].clone(),
+            line["ignored"].clone(),
+            line["skipped"].clone()
+        ),
+        (json!(4), json!(1), json!(1))
+    );
+    assert!(
+        function.log_line("event skipped").await["problem"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("WT0000000000000000000000000000es03")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unrelated_event_type_is_acknowledged_without_a_request() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    assert_eq!(
+        runtime
+            .invoke(taskrouter_callback("task-created"))
+            .await
+            .status(),
+        204
+    );
+    assert!(segment.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unusable_single_events_are_400s_with_a_clear_message() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let no_identity = runtime
+        .invoke(taskrouter_callback("missing-attributes-task-wrapup"))
+        .await;
+    assert_eq!(no_identity.status(), 400);
+    assert_eq!(no_identity.body()["error"]["code"], "invalid_event");
+    assert!(
+        no_identity.body()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no usable customer identity")
+    );
+    let bad_attributes = runtime
+        .invoke(json!({"EventType": "task.wrapup", "TaskSid": "WT1", "TaskAttributes": "{oops"}))
+        .await;
+    assert_eq!(bad_attributes.payload["error"]["code"], "invalid_event");
+    assert!(
+        segment.received().is_empty(),
+        "nothing made up, nothing sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_direct_invoke_gets_json_and_an_unsigned_callback_a_401() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let direct = json!({"EventType": "task.completed", "TaskSid": "WTdirect", "TaskAttributes": {"from": "+15555550100", "topic": "docs"}});
+    assert_eq!(
+        runtime.invoke(direct).await.payload,
+        json!({"accepted": true})
+    );
+    let mut unsigned = taskrouter_callback("voice-inbound-reservation-wrapup");
+    unsigned["headers"]["x-twilio-signature"] = json!("forged");
+    assert_eq!(runtime.invoke(unsigned).await.status(), 401);
+    assert_eq!(segment.received().len(), 1);
+}
