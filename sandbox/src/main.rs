@@ -1,66 +1,53 @@
-//! The local stack: the functions as Function URLs on 127.0.0.1:9000 and a Segment-compatible
-//! server on 127.0.0.1:9010, wired together, with demo customers and ready-to-paste curl
-//! commands. Nothing leaves the machine.
+//! `cargo run -p sandbox`: the local stack, with demo customers and curl commands to try.
 
-mod lambda_urls;
-mod segment_server;
-
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use studio_router::operations::{profile_lookup, route_decision};
-
-use crate::lambda_urls::Functions;
+use sandbox::{Options, PASSED_THROUGH, Running, demo};
 
 const USAGE: &str =
-    "usage: sandbox [--functions-port N] [--segment-port N] [--token TOKEN] [--space-id ID]";
+    "usage: sandbox [--functions-port N] [--segment-port N] [--data FILE | --in-memory] [--reset]
+               [--traits FILE] [--token TOKEN] [--space-id ID] [--no-demo]
 
-/// Variables a user may set to try their own configuration against the sandbox.
-const PASSED_THROUGH: [&str; 6] = [
-    "ROUTING_RULES",
-    "ROUTING_RULES_FILE",
-    "DECISION_DEADLINE_MS",
-    "PROFILE_TIMEOUT_MS",
-    "PROFILE_CACHE_TTL_SECS",
-    "SEGMENT_PHONE_IDENTIFIER",
-];
-
-struct Options {
-    functions_port: u16,
-    segment_port: u16,
-    token: String,
-    space_id: String,
-}
+  --functions-port N   Function URLs on 127.0.0.1:N (default 9000)
+  --segment-port N     Segment-compatible server on 127.0.0.1:N (default 9010)
+  --data FILE          database file (default .sandbox/segment.sqlite); kept across restarts
+  --in-memory          keep nothing on disk
+  --reset              start with an empty database
+  --traits FILE        computed-trait definitions (default: sandbox/computed-traits.json)
+  --token TOKEN        Profile API token (default sandbox-profile-token)
+  --space-id ID        space id (default spa_sandbox)
+  --no-demo            do not seed the demo customers";
 
 fn options() -> Result<Options, String> {
-    let mut options = Options {
-        functions_port: 9000,
-        segment_port: 9010,
-        token: "sandbox-profile-token".into(),
-        space_id: "spa_sandbox".into(),
-    };
+    let mut options = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
                 .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
         };
+        let port = |raw: String| {
+            raw.parse::<u16>()
+                .map_err(|_| format!("{raw} is not a port\n{USAGE}"))
+        };
         match flag.as_str() {
-            "--functions-port" => {
-                options.functions_port = value()?
-                    .parse()
-                    .map_err(|_| format!("--functions-port: not a port\n{USAGE}"))?
-            }
-            "--segment-port" => {
-                options.segment_port = value()?
-                    .parse()
-                    .map_err(|_| format!("--segment-port: not a port\n{USAGE}"))?
-            }
+            "--functions-port" => options.functions_addr.set_port(port(value()?)?),
+            "--segment-port" => options.segment_addr.set_port(port(value()?)?),
+            "--data" => options.data = Some(PathBuf::from(value()?)),
+            "--in-memory" => options.data = None,
+            "--reset" => options.reset = true,
+            "--traits" => options.definitions = Some(PathBuf::from(value()?)),
             "--token" => options.token = value()?,
             "--space-id" => options.space_id = value()?,
+            "--no-demo" => options.seed_demo = false,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
+        }
+    }
+    for name in PASSED_THROUGH {
+        if let Ok(value) = std::env::var(name) {
+            options.function_env.push((name.into(), value));
         }
     }
     Ok(options)
@@ -84,123 +71,77 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("sandbox: {message}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(options: Options) -> Result<(), String> {
-    studio_router::telemetry::init();
-    let segment_addr = SocketAddr::from(([127, 0, 0, 1], options.segment_port));
-    let functions_addr = SocketAddr::from(([127, 0, 0, 1], options.functions_port));
-
-    let mut env: HashMap<&str, String> = HashMap::from([
-        ("SEGMENT_SPACE_ID", options.space_id.clone()),
-        ("SEGMENT_PROFILE_API_TOKEN", options.token.clone()),
-        ("SEGMENT_PROFILE_API_URL", format!("http://{segment_addr}")),
-        // Only because every listener here is on loopback.
-        ("ALLOW_UNAUTHENTICATED", "true".into()),
-        // Off, so traits changed by new events show in the very next decision.
-        ("PROFILE_CACHE_TTL_SECS", "0".into()),
-    ]);
-    for name in PASSED_THROUGH {
-        if let Ok(value) = std::env::var(name) {
-            env.insert(name, value);
-        }
-    }
-    let lookup_env = |name: &str| env.get(name).cloned();
-
-    let mut functions = Functions::default();
-    functions.add(
-        "route-decision",
-        route_decision::load(&lookup_env)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-    functions.add(
-        "profile-lookup",
-        profile_lookup::load(&lookup_env)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
-
-    let segment = segment_server::router(&options.token, &options.space_id);
-    let segment_listener = tokio::net::TcpListener::bind(segment_addr)
-        .await
-        .map_err(|e| format!("cannot listen on {segment_addr}: {e}"))?;
-    let functions_listener = tokio::net::TcpListener::bind(functions_addr)
-        .await
-        .map_err(|e| format!("cannot listen on {functions_addr}: {e}"))?;
-
-    print_welcome(&functions_addr, &segment_addr, &options);
-
-    let shutdown = async {
+    runtime.block_on(async {
+        studio_router::telemetry::init();
+        let data = options.data.clone();
+        let running = match sandbox::start(options).await {
+            Ok(running) => running,
+            Err(message) => {
+                eprintln!("sandbox: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        welcome(&running, data.as_deref());
         let _ = tokio::signal::ctrl_c().await;
-    };
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let segment_stopped = {
-        let mut stopped = stopped.clone();
-        async move {
-            let _ = stopped.changed().await;
-        }
-    };
-    let functions_stopped = {
-        let mut stopped = stopped;
-        async move {
-            let _ = stopped.changed().await;
-        }
-    };
-    let servers = async {
-        tokio::try_join!(
-            axum::serve(segment_listener, segment).with_graceful_shutdown(segment_stopped),
-            axum::serve(functions_listener, functions.router())
-                .with_graceful_shutdown(functions_stopped),
-        )
-    };
-    tokio::pin!(servers);
-    tokio::select! {
-        result = &mut servers => result.map(|_| ()).map_err(|e| e.to_string()),
-        () = shutdown => {
-            let _ = stop.send(true);
-            servers.await.map(|_| ()).map_err(|e| e.to_string())?;
-            eprintln!("sandbox stopped");
-            Ok(())
-        }
-    }
+        running.stop().await;
+        eprintln!("sandbox stopped");
+        ExitCode::SUCCESS
+    })
 }
 
-fn print_welcome(functions: &SocketAddr, segment: &SocketAddr, options: &Options) {
-    let url = |name: &str| format!("http://{functions}/lambda-url/{name}/");
+fn welcome(running: &Running, data: Option<&std::path::Path>) {
+    let decision = running.function_url("route-decision");
+    let lookup = running.function_url("profile-lookup");
+    let ingest = running.function_url("wrap-up-ingest");
+    let segment = running.segment_url();
+    let (token, space) = (&running.segment.token, &running.segment.space_id);
+    let storage = data.map_or("in memory (nothing kept)".to_owned(), |p| {
+        format!(
+            "{} ({})",
+            p.display(),
+            if running.seeded_now {
+                "new, demo customers seeded"
+            } else {
+                "kept from last time"
+            }
+        )
+    });
     eprintln!(
         r#"
-studio-router sandbox is running (Ctrl-C stops it)
+studio-router sandbox is running. Ctrl-C stops it.
 
-  Function URLs     {decision}
-                    {lookup}
-  Segment server    http://{segment}  (Profile API token "{token}", space id "{space}")
+  route-decision    {decision}
+  profile-lookup    {lookup}
+  wrap-up-ingest    {ingest}
+  Segment server    {segment}   Profile API token "{token}", space "{space}", any write key
+  data              {storage}
 
-Try a routing decision for each demo customer:
+Routing decisions, one per demo customer (rules: sandbox/rules.json):
 
-  # reads the docs -> agent
-  curl -s -X POST {decision} --data-urlencode 'From=whatsapp:+15555550100'
-  # new here -> bot
-  curl -s -X POST {decision} --data-urlencode 'From=+15555550101'
-  # never seen -> bot (profile_found: false)
-  curl -s -X POST {decision} --data-urlencode 'From=+15555550199'
+  curl -s {decision} --data-urlencode 'From=whatsapp:{docs}'   # read the docs -> agent
+  curl -s {decision} --data-urlencode 'From={new}'             # new here -> bot
+  curl -s {decision} --data-urlencode 'From={vip}'             # VIP -> agent, priority 100
+  curl -s {decision} --data-urlencode 'From={ret}'             # returning -> agent, known_worker_sid
 
-Look a customer up, as a Studio widget would:
+A customer's traits, as a Studio widget would read them:
 
-  curl -s -X POST {lookup} --data-urlencode 'From=+15555550102'
-  curl -s -u {token}: http://{segment}/v1/spaces/{space}/collections/users/profiles/phone:%2B15555550103/traits
+  curl -s {lookup} --data-urlencode 'From={ret}'
+  curl -s -u {token}: '{segment}/v1/spaces/{space}/collections/users/profiles/phone:%2B{ret_digits}/traits?limit=200'
+
+Watch the newcomer's traits change: a Flex wrap-up (as TaskRouter posts it), then docs page views:
+
+  curl -s -o /dev/null -w '%{{http_code}}\n' {ingest} -d EventType=reservation.wrapup -d TaskSid=WTsandbox00000000000000000000001 \
+    -d WorkerSid=WK0000000000000000000000000000beef -d TaskAge=300 -d TaskChannelUniqueName=voice \
+    --data-urlencode 'TaskAttributes={{"from":"{new}","direction":"inbound"}}'
+  curl -s {lookup} --data-urlencode 'From={new}'
+  curl -s -u anykey: {segment}/v1/page -H 'content-type: application/json' \
+    -d '{{"anonymousId":"web-1","properties":{{"path":"/docs/flex"}},"context":{{"traits":{{"phone":"{new}"}}}}}}'
+  curl -s {decision} --data-urlencode 'From={new}'             # now -> agent
 "#,
-        decision = url("route-decision"),
-        lookup = url("profile-lookup"),
-        segment = segment,
-        token = options.token,
-        space = options.space_id,
+        docs = demo::DOCS_READER,
+        new = demo::NEWCOMER,
+        vip = demo::VIP,
+        ret = demo::RETURNING,
+        ret_digits = demo::RETURNING.trim_start_matches('+'),
     );
 }

@@ -1,0 +1,202 @@
+//! The local stack: a Segment-compatible server and the three functions as Function URLs,
+//! on loopback, wired together. The binary runs it; tests start it in-process on free ports
+//! and drive it over HTTP.
+
+pub mod computed;
+pub mod demo;
+pub mod lambda_urls;
+pub mod segment;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::computed::{DEFAULT_DEFINITIONS, Definitions};
+use crate::lambda_urls::Functions;
+use crate::segment::Segment;
+use crate::store::Store;
+
+/// The routing rules the sandbox uses unless told otherwise: the README's fuller example, so
+/// every demo customer shows a different branch.
+pub const SANDBOX_RULES: &str = include_str!("../rules.json");
+
+/// Variables a user may set to try their own configuration against the sandbox.
+pub const PASSED_THROUGH: [&str; 6] = [
+    "ROUTING_RULES",
+    "ROUTING_RULES_FILE",
+    "DECISION_DEADLINE_MS",
+    "PROFILE_TIMEOUT_MS",
+    "PROFILE_CACHE_TTL_SECS",
+    "SEGMENT_PHONE_IDENTIFIER",
+];
+
+pub struct Options {
+    pub functions_addr: SocketAddr,
+    pub segment_addr: SocketAddr,
+    /// The database file; `None` keeps everything in memory.
+    pub data: Option<PathBuf>,
+    pub reset: bool,
+    /// A computed-trait definitions file instead of the defaults.
+    pub definitions: Option<PathBuf>,
+    pub token: String,
+    pub space_id: String,
+    pub write_key: String,
+    pub seed_demo: bool,
+    /// Extra function configuration (on top of the sandbox's own wiring).
+    pub function_env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            functions_addr: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            segment_addr: SocketAddr::from(([127, 0, 0, 1], 9010)),
+            data: Some(PathBuf::from(".sandbox/segment.sqlite")),
+            reset: false,
+            definitions: None,
+            token: "sandbox-profile-token".into(),
+            space_id: "spa_sandbox".into(),
+            write_key: "sandbox-write-key".into(),
+            seed_demo: true,
+            function_env: Vec::new(),
+        }
+    }
+}
+
+/// A running sandbox.
+pub struct Running {
+    pub functions_addr: SocketAddr,
+    pub segment_addr: SocketAddr,
+    pub segment: Arc<Segment>,
+    pub seeded_now: bool,
+    stop: watch::Sender<bool>,
+    servers: JoinHandle<()>,
+}
+
+impl Running {
+    pub fn function_url(&self, name: &str) -> String {
+        format!("http://{}/lambda-url/{name}/", self.functions_addr)
+    }
+
+    pub fn segment_url(&self) -> String {
+        format!("http://{}", self.segment_addr)
+    }
+
+    /// Stops both servers, letting requests in flight finish.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.servers.await;
+    }
+}
+
+pub async fn start(options: Options) -> Result<Running, String> {
+    let definitions = match &options.definitions {
+        Some(path) => {
+            let json = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Definitions::parse(&json).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Definitions::parse(DEFAULT_DEFINITIONS)?,
+    };
+    let store = match &options.data {
+        Some(path) => Store::open(path, options.reset),
+        None => Store::in_memory(),
+    }
+    .map_err(|e| e.to_string())?;
+    let segment = Arc::new(Segment {
+        store,
+        definitions,
+        token: options.token.clone(),
+        space_id: options.space_id.clone(),
+    });
+    let seeded_now = if options.seed_demo {
+        demo::seed(&segment)?
+    } else {
+        false
+    };
+
+    let segment_listener = TcpListener::bind(options.segment_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.segment_addr))?;
+    let functions_listener = TcpListener::bind(options.functions_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", options.functions_addr))?;
+    let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
+    let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
+
+    let functions = functions(&options, segment_addr).await?;
+    let (stop, stopped) = watch::channel(false);
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let segment_server = axum::serve(segment_listener, segment::router(segment.clone()))
+        .with_graceful_shutdown(until_stopped(stopped.clone()));
+    let functions_server = axum::serve(functions_listener, functions.router())
+        .with_graceful_shutdown(until_stopped(stopped));
+    let servers = tokio::spawn(async move {
+        if let Err(error) = tokio::try_join!(segment_server, functions_server) {
+            tracing::error!(%error, "sandbox server stopped");
+        }
+    });
+    Ok(Running {
+        functions_addr,
+        segment_addr,
+        segment,
+        seeded_now,
+        stop,
+        servers,
+    })
+}
+
+/// The three functions, configured as a deployment would be, but against this server.
+async fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, String> {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("SEGMENT_SPACE_ID".into(), options.space_id.clone()),
+        ("SEGMENT_PROFILE_API_TOKEN".into(), options.token.clone()),
+        (
+            "SEGMENT_PROFILE_API_URL".into(),
+            format!("http://{segment_addr}"),
+        ),
+        ("SEGMENT_WRITE_KEY".into(), options.write_key.clone()),
+        (
+            "SEGMENT_TRACKING_API_URL".into(),
+            format!("http://{segment_addr}"),
+        ),
+        // Only because every listener here is on loopback.
+        ("ALLOW_UNAUTHENTICATED".into(), "true".into()),
+        // Off, so traits changed by new events show in the very next decision.
+        ("PROFILE_CACHE_TTL_SECS".into(), "0".into()),
+    ]);
+    env.extend(options.function_env.iter().cloned());
+    if !env.contains_key("ROUTING_RULES") && !env.contains_key("ROUTING_RULES_FILE") {
+        env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
+    }
+    let lookup = |name: &str| env.get(name).cloned();
+    let mut functions = Functions::default();
+    functions.add(
+        "route-decision",
+        route_decision::load(&lookup)
+            .await
+            .map_err(|e| format!("route-decision: {e}"))?,
+    );
+    functions.add(
+        "profile-lookup",
+        profile_lookup::load(&lookup)
+            .await
+            .map_err(|e| format!("profile-lookup: {e}"))?,
+    );
+    functions.add(
+        "wrap-up-ingest",
+        wrap_up_ingest::load(&lookup)
+            .await
+            .map_err(|e| format!("wrap-up-ingest: {e}"))?,
+    );
+    Ok(functions)
+}

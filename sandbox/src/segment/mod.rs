@@ -1,0 +1,52 @@
+//! A Segment-compatible server: the HTTP Tracking API (what sources send) and the Profile
+//! API (what route-decision and profile-lookup read), over the sandbox's store.
+
+pub mod profile_api;
+pub mod tracking_api;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::computed::Definitions;
+use crate::store::Store;
+
+/// What both APIs share.
+pub struct Segment {
+    pub store: Store,
+    pub definitions: Definitions,
+    /// The Profile API token (the user name of its Basic auth).
+    pub token: String,
+    pub space_id: String,
+}
+
+pub fn router(segment: Arc<Segment>) -> Router {
+    tracking_api::router()
+        .merge(profile_api::router())
+        .with_state(segment)
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    let at = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// The Profile API's error body: `{"error": {"code", "message"}}`.
+pub fn profile_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
