@@ -1,0 +1,90 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fillFlow, PLACEHOLDERS } from '../fill-flow.mjs';
+
+const require = createRequire(import.meta.url);
+const template = readFileSync(new URL('../studio-flow.json', import.meta.url), 'utf8');
+const flow = JSON.parse(template);
+const { fallback } = require('../serverless/functions/route-decision.js');
+
+// What route-decision answers (shared/src/routing.rs, Decision) and the attributes the
+// README's rules set.
+const DECISION_FIELDS = new Set(['transition', 'rule', 'fallback', 'profile_found', 'attributes']);
+const RULE_ATTRIBUTES = new Set(['known_worker_sid', 'priority']);
+const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'split-based-on', 'send-to-flex', 'send-message', 'say-play']);
+
+const byName = new Map(flow.states.map((state) => [state.name, state]));
+
+test('the flow is a well-formed Studio definition', () => {
+  assert.equal(byName.size, flow.states.length, 'state names are unique');
+  assert.ok(byName.has(flow.initial_state));
+  assert.equal(byName.get(flow.initial_state).type, 'trigger');
+  for (const state of flow.states) {
+    assert.ok(KNOWN_TYPES.has(state.type), `${state.name}: ${state.type}`);
+    for (const transition of state.transitions) {
+      if (transition.next) assert.ok(byName.has(transition.next), `${state.name} -> ${transition.next}`);
+    }
+  }
+});
+
+test('messages and calls go to route-decision, and its failure goes to Flex', () => {
+  const trigger = byName.get('Trigger');
+  for (const event of ['incomingMessage', 'incomingCall', 'incomingConversationMessage']) {
+    assert.equal(trigger.transitions.find((t) => t.event === event).next, 'route', event);
+  }
+  const route = byName.get('route');
+  assert.equal(route.type, 'make-http-request');
+  assert.equal(route.properties.method, 'POST');
+  assert.deepEqual(route.properties.parameters.map((p) => p.key), ['From', 'channel']);
+  const failed = route.transitions.find((t) => t.event === 'failed').next;
+  const fallbackTargets = byName.get(failed).transitions.map((t) => byName.get(t.next).type);
+  assert.deepEqual(fallbackTargets, ['send-to-flex', 'send-to-flex']);
+  const split = byName.get('split_on_transition');
+  assert.equal(split.properties.input, '{{widgets.route.parsed.transition}}');
+  assert.equal(byName.get(split.transitions.find((t) => t.event === 'noMatch').next).name, 'is_call', 'an unknown transition goes to an agent');
+});
+
+test('the flow reads only fields route-decision returns', () => {
+  const references = [...template.matchAll(/widgets\.([a-z_]+)\.parsed\.([a-zA-Z_.]+)/g)];
+  assert.ok(references.length >= 5);
+  for (const [, widget, path] of references) {
+    assert.equal(byName.get(widget)?.type, 'make-http-request', `${widget} is an HTTP request widget`);
+    const [root, attribute] = path.split('.');
+    assert.ok(DECISION_FIELDS.has(root), `parsed.${path}`);
+    if (root === 'attributes') assert.ok(RULE_ATTRIBUTES.has(attribute), `parsed.${path}`);
+  }
+  // The proxy's fallback has the same shape, so the same references work behind it.
+  for (const field of DECISION_FIELDS) assert.ok(field in fallback({}, 'test'), field);
+});
+
+test('the Flex attributes are valid JSON once Studio fills them in', () => {
+  for (const state of flow.states.filter((s) => s.type === 'send-to-flex')) {
+    const rendered = state.properties.attributes.replace(/\{\{[^}]+\}\}/g, 'x');
+    assert.doesNotThrow(() => JSON.parse(rendered), state.name);
+  }
+});
+
+const VALUES = {
+  ROUTE_DECISION_URL: 'https://studio:s3cret@abc.lambda-url.us-east-1.on.aws/',
+  FLEX_WORKFLOW_SID: `WW${'a'.repeat(32)}`,
+  FLEX_CHAT_CHANNEL_SID: `TC${'b'.repeat(32)}`,
+  FLEX_VOICE_CHANNEL_SID: `TC${'c'.repeat(32)}`,
+  BOT_GREETING: 'Hi "friend"! Our assistant will help.',
+};
+
+test('fill-flow replaces every placeholder and escapes values', () => {
+  const filled = fillFlow(template, VALUES);
+  const text = JSON.stringify(filled);
+  assert.doesNotMatch(text, /__[A-Z_]+__/);
+  assert.equal(filled.states.find((s) => s.name === 'route').properties.url, VALUES.ROUTE_DECISION_URL);
+  assert.equal(filled.states.find((s) => s.name === 'bot_message').properties.body, VALUES.BOT_GREETING);
+  assert.deepEqual(Object.keys(PLACEHOLDERS).sort(), [...new Set(template.match(/__[A-Z_]+__/g).map((p) => p.slice(2, -2)))].sort());
+});
+
+test('fill-flow refuses missing or malformed values, naming them', () => {
+  assert.throws(() => fillFlow(template, { ...VALUES, FLEX_WORKFLOW_SID: undefined }), /FLEX_WORKFLOW_SID is not set/);
+  assert.throws(() => fillFlow(template, { ...VALUES, FLEX_CHAT_CHANNEL_SID: 'chat' }), /FLEX_CHAT_CHANNEL_SID must be a task channel SID/);
+  assert.throws(() => fillFlow(template, { ...VALUES, ROUTE_DECISION_URL: 'http://insecure/' }), /ROUTE_DECISION_URL must be an https/);
+});
