@@ -231,6 +231,11 @@ impl Function {
         }
     }
 
+    /// The process id, for reading its memory use.
+    pub fn pid(&self) -> Option<u32> {
+        self._child.id()
+    }
+
     /// Every log line so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("logs").clone()
