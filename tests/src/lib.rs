@@ -118,22 +118,40 @@ impl RuntimeApi {
 
     /// Queues an event and waits for the function's answer.
     pub async fn invoke(&self, event: Value) -> Answer {
+        let started = Instant::now();
+        let payload = self.queue(event).answer().await;
+        Answer {
+            payload,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Queues an event without waiting: a function started afterwards finds it waiting, as
+    /// on a cold start.
+    pub fn queue(&self, event: Value) -> Queued {
         let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
         let (sender, receiver) = oneshot::channel();
         self.pending
             .lock()
             .expect("pending")
             .insert(id.clone(), sender);
-        let started = Instant::now();
         self.events.send((id, event)).expect("runtime API running");
-        let payload = tokio::time::timeout(INVOKE_LIMIT, receiver)
+        Queued { receiver }
+    }
+}
+
+/// An invocation queued on the Runtime API.
+pub struct Queued {
+    receiver: oneshot::Receiver<Value>,
+}
+
+impl Queued {
+    /// The function's answer.
+    pub async fn answer(self) -> Value {
+        tokio::time::timeout(INVOKE_LIMIT, self.receiver)
             .await
             .expect("the function answered within the test's limit")
-            .expect("answer delivered");
-        Answer {
-            payload,
-            elapsed: started.elapsed(),
-        }
+            .expect("answer delivered")
     }
 }
 
@@ -273,6 +291,8 @@ pub struct Received {
     pub query: String,
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// How long the stand-in itself took to answer (its handler, any delay included).
+    pub served_in: Duration,
 }
 
 impl Received {
@@ -382,6 +402,22 @@ impl StandIn {
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().expect("received").clone()
     }
+
+    /// How many requests so far, without copying them.
+    pub fn count(&self) -> usize {
+        self.received.lock().expect("received").len()
+    }
+
+    /// The stand-in's own service time for the requests after the first `from`.
+    pub fn served_since(&self, from: usize) -> Duration {
+        self.received
+            .lock()
+            .expect("received")
+            .iter()
+            .skip(from)
+            .map(|r| r.served_in)
+            .sum()
+    }
 }
 
 async fn stand_in(
@@ -391,7 +427,8 @@ async fn stand_in(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received = Received {
+    let started = Instant::now();
+    let mut received = Received {
         method: method.to_string(),
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or_default().to_owned(),
@@ -405,17 +442,28 @@ async fn stand_in(
             })
             .collect(),
         body: body.to_vec(),
+        served_in: Duration::ZERO,
     };
     let reply = (state.responder)(&received);
-    state.received.lock().expect("received").push(received);
     if !reply.delay.is_zero() {
+        // Recorded before the delay, so a test sees the request while the reply is pending.
+        state
+            .received
+            .lock()
+            .expect("received")
+            .push(received.clone());
         tokio::time::sleep(reply.delay).await;
     }
     let mut response = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         response = response.header(name, value);
     }
-    response.body(Body::from(reply.body)).unwrap_or_default()
+    let response = response.body(Body::from(reply.body)).unwrap_or_default();
+    if reply.delay.is_zero() {
+        received.served_in = started.elapsed();
+        state.received.lock().expect("received").push(received);
+    }
+    response
 }
 
 // ---------------------------------------------------------------------------------------

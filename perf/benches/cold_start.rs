@@ -1,0 +1,183 @@
+//! Cold start: each bootstrap from exec to its first answer on a local Lambda Runtime API,
+//! the first event already waiting, side by side with a bare `lambda_runtime` echo built with
+//! the same profile. Cases are interleaved round by round so machine noise hits all alike.
+//!
+//!   cargo build --release --bins && cargo bench -p perf --bench cold_start
+//!
+//! RUNS (default 40) sets the rounds.
+
+use std::time::{Duration, Instant};
+
+use e2e::{
+    Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, fixture, signed_form_post,
+};
+use serde_json::{Value, json};
+
+struct Case {
+    name: &'static str,
+    binary: &'static str,
+    env: Vec<(&'static str, String)>,
+    event: Value,
+    /// Checks the answer, so a fast failure is never reported as a fast start.
+    expect: fn(&Value) -> bool,
+}
+
+fn http_status(answer: &Value) -> u64 {
+    answer["statusCode"].as_u64().unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let rounds: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(40);
+    let profiles = StandIn::always(Reply::traits(json!({"docs_last_2_days": 3}))).await;
+    let tracking = StandIn::always(Reply::json(200, json!({"success": true}))).await;
+    let studio_env = vec![
+        ("SEGMENT_SPACE_ID", "spa_bench".to_owned()),
+        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
+        ("SEGMENT_PROFILE_API_URL", profiles.url()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+    ];
+    let decision = signed_form_post(
+        TWILIO_TOKEN,
+        &[("From", "whatsapp:+15555550100"), ("Body", "hi")],
+    );
+    let callback = fixture("taskrouter/voice-inbound-reservation-wrapup.json");
+    let callback_pairs: Vec<(String, String)> = callback
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let callback_refs: Vec<(&str, &str)> = callback_pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let cases = [
+        Case {
+            name: "echo (baseline)",
+            binary: "echo",
+            env: vec![],
+            event: json!({"hello": "world"}),
+            expect: |a| a["hello"] == "world",
+        },
+        Case {
+            name: "route-decision, warm-up event",
+            binary: "route-decision",
+            env: studio_env.clone(),
+            event: json!({"warmup": true}),
+            expect: |a| a["warm"] == true,
+        },
+        Case {
+            name: "route-decision, inline traits",
+            binary: "route-decision",
+            env: studio_env.clone(),
+            event: json!({"traits": {"docs_last_2_days": 2}}),
+            expect: |a| a["transition"] == "agent",
+        },
+        Case {
+            name: "route-decision, Studio request + lookup",
+            binary: "route-decision",
+            env: studio_env.clone(),
+            event: decision.clone(),
+            expect: |a| {
+                http_status(a) == 200
+                    && a["body"]
+                        .as_str()
+                        .is_some_and(|b| b.contains("read-docs-recently"))
+            },
+        },
+        Case {
+            name: "profile-lookup, Studio request + lookup",
+            binary: "profile-lookup",
+            env: studio_env.clone(),
+            event: decision,
+            expect: |a| http_status(a) == 200,
+        },
+        Case {
+            name: "wrap-up-ingest, TaskRouter callback",
+            binary: "wrap-up-ingest",
+            env: vec![
+                ("SEGMENT_WRITE_KEY", "bench-write-key".to_owned()),
+                ("SEGMENT_TRACKING_API_URL", tracking.url()),
+                ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+            ],
+            event: signed_form_post(TWILIO_TOKEN, &callback_refs),
+            expect: |a| http_status(a) == 204,
+        },
+    ];
+
+    let served = || -> Vec<Duration> {
+        profiles
+            .received()
+            .iter()
+            .chain(tracking.received().iter())
+            .map(|r| r.served_in)
+            .collect()
+    };
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); cases.len()];
+    let mut own: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); cases.len()];
+    for _ in 0..rounds {
+        for ((case, times), own_times) in cases.iter().zip(samples.iter_mut()).zip(own.iter_mut()) {
+            let runtime = RuntimeApi::start().await;
+            let before = served().len();
+            let queued = runtime.queue(case.event.clone());
+            let started = Instant::now();
+            let function = Function::start(case.binary, &runtime, &case.env).await;
+            let answer = queued.answer().await;
+            let elapsed = started.elapsed();
+            assert!(
+                (case.expect)(&answer),
+                "{}: unexpected answer {answer}",
+                case.name
+            );
+            times.push(elapsed);
+            // The Segment stand-in's own service time is not the function's.
+            let stand_in: Duration = served()[before..].iter().sum();
+            own_times.push(elapsed.saturating_sub(stand_in));
+            drop(function);
+        }
+    }
+
+    let baseline = {
+        let mut sorted = samples[0].clone();
+        sorted.sort();
+        percentile(&sorted, 0.5)
+    };
+    println!(
+        "cold start, exec -> first answer, event already waiting ({rounds} rounds, interleaved)"
+    );
+    println!(
+        "{:<42} {:>9} {:>9} {:>9} {:>8} {:>17}",
+        "case", "median", "p90", "min", "vs echo", "minus stand-in"
+    );
+    for ((case, times), own_times) in cases.iter().zip(samples.iter_mut()).zip(own.iter_mut()) {
+        times.sort();
+        own_times.sort();
+        let median = percentile(times, 0.5);
+        let own_median = percentile(own_times, 0.5);
+        println!(
+            "{:<42} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}x {:>7.2}ms {:>6.2}x",
+            case.name,
+            ms(median),
+            ms(percentile(times, 0.9)),
+            ms(times[0]),
+            median.as_secs_f64() / baseline.as_secs_f64(),
+            ms(own_median),
+            own_median.as_secs_f64() / baseline.as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! In-process cost of a decision on inline traits (no lookup): the whole edge (decoding,
+//! authentication, rules, encoding, the JSON log line) as the Lambda handler runs it.
+//!
+//!   cargo bench -p perf --bench decision
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use e2e::{TWILIO_TOKEN, signed_form_post};
+use serde_json::json;
+use studio_router::operations::route_decision;
+use studio_router::rules::{Facts, RuleSet};
+
+const RULES: &str = r#"{"rules": [
+  {"name": "vip", "when": "traits.vip == true || traits.lifetime_value >= 5000", "transition": "agent", "attributes": {"priority": "100"}},
+  {"name": "churn-risk", "when": "traits.predicted_churn > 0.8", "transition": "agent", "attributes": {"priority": "50"}},
+  {"name": "known-agent", "when": "has(traits.last_known_service_agent) && traits.total_inbounds >= 2", "transition": "agent",
+   "attributes": {"known_worker_sid": "traits.last_known_service_agent", "priority": "10"}},
+  {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 0", "transition": "agent"}
+], "default": "bot", "on_error": "agent"}"#;
+
+fn bench(c: &mut Criterion) {
+    // Log lines are formatted as in production, then discarded.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(std::io::sink)
+        .try_init();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let env = |name: &str| -> Option<String> {
+        match name {
+            "SEGMENT_SPACE_ID" => Some("spa_bench".into()),
+            "SEGMENT_PROFILE_API_TOKEN" => Some("token".into()),
+            "SEGMENT_PROFILE_API_URL" => Some("http://127.0.0.1:9".into()),
+            "TWILIO_AUTH_TOKEN" => Some(TWILIO_TOKEN.into()),
+            "ROUTING_RULES" => Some(RULES.into()),
+            _ => None,
+        }
+    };
+    let edge = runtime
+        .block_on(route_decision::load(&env))
+        .expect("configuration");
+    let traits = json!({"docs_last_2_days": 2, "total_inbounds": 1, "lifetime_value": 120.5, "predicted_churn": 0.2});
+
+    let direct = json!({"traits": traits, "channel": "sms"});
+    c.bench_function("route-decision: inline traits, direct invoke", |b| {
+        b.iter_batched(
+            || direct.clone(),
+            |event| runtime.block_on(edge.handle(black_box(event))),
+            BatchSize::SmallInput,
+        )
+    });
+
+    let studio = signed_form_post(
+        TWILIO_TOKEN,
+        &[("traits", &traits.to_string()), ("channel", "sms")],
+    );
+    c.bench_function(
+        "route-decision: inline traits, signed Studio form (payload 2.0)",
+        |b| {
+            b.iter_batched(
+                || studio.clone(),
+                |event| runtime.block_on(edge.handle(black_box(event))),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+
+    let rules = RuleSet::compile(RULES).expect("rules");
+    let map = traits.as_object().cloned().unwrap_or_default();
+    c.bench_function("rules: evaluate 4 rules", |b| {
+        b.iter(|| {
+            rules.evaluate(black_box(&Facts {
+                traits: &map,
+                channel: Some("sms"),
+            }))
+        })
+    });
+    c.bench_function("rules: compile 4 rules", |b| {
+        b.iter(|| RuleSet::compile(black_box(RULES)))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

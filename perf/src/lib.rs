@@ -1,0 +1,1 @@
+//! Benchmarks live under `benches/`; `src/bin/echo.rs` is the cold-start baseline.
