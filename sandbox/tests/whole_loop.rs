@@ -206,3 +206,44 @@ async fn data_survives_a_restart_and_reset_clears_it() {
     );
     third.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_decisions_are_all_correct() {
+    let mut options = options();
+    options.seed_demo = true;
+    let running = start(options).await;
+    let http = std::sync::Arc::new(Http::new());
+    let url = running.function_url("route-decision");
+    // (customer, expected transition, expected rule)
+    let customers = [
+        (sandbox::demo::DOCS_READER, "agent", "read-docs-recently"),
+        (sandbox::demo::NEWCOMER, "bot", "default"),
+        (sandbox::demo::VIP, "agent", "vip"),
+        (sandbox::demo::RETURNING, "agent", "known-agent"),
+        ("+15555550199", "bot", "default"),
+    ];
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (http, url) = (http.clone(), url.clone());
+        let (phone, transition, rule) = customers[i % customers.len()];
+        tasks.spawn(async move {
+            let reply = http.post_form(&url, &[("From", phone)]).await;
+            (
+                reply.status,
+                reply.body["transition"] == transition
+                    && reply.body["rule"] == rule
+                    && reply.body["fallback"] == false,
+                phone,
+            )
+        });
+    }
+    let mut correct = 0;
+    while let Some(result) = tasks.join_next().await {
+        let (status, right, phone) = result.expect("task");
+        assert_eq!(status, 200, "{phone}");
+        assert!(right, "wrong decision for {phone}");
+        correct += 1;
+    }
+    assert_eq!(correct, 200);
+    running.stop().await;
+}

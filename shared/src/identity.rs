@@ -181,9 +181,12 @@ pub fn normalise_phone(raw: &str) -> Option<String> {
         None => rest = rest.trim_start(),
     }
     for prefix in CHANNEL_PREFIXES {
+        // `get`, not indexing: the input is any text, and a byte index may fall inside a
+        // multi-byte character.
         if !mangled_plus
-            && rest.len() >= prefix.len()
-            && rest[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && rest
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
         {
             rest = &rest[prefix.len()..];
             match plus_as_space(rest) {
@@ -265,17 +268,19 @@ mod tests {
     #[test]
     fn values_that_cannot_be_phone_numbers_are_refused() {
         for raw in [
-            "(555) 555-0100",     // national format: no country to resolve it with
-            "555-0100",           // national, too short
-            "07700 900123",       // UK national
-            "+0123456789",        // country codes never start with 0
-            "+1234567",           // too short for E.164
-            "+1234567890123456",  // too long for E.164
-            "+1555CALLNOW",       // letters
-            "client:alice",       // a Twilio Client identity
-            "messenger:12345678", // not a phone channel
-            "  15555550100",      // two spaces are formatting, not a mangled +
-            "15555550100",        // no + at all: national or not, we cannot tell
+            "(555) 555-0100",             // national format: no country to resolve it with
+            "555-0100",                   // national, too short
+            "07700 900123",               // UK national
+            "+0123456789",                // country codes never start with 0
+            "+1234567",                   // too short for E.164
+            "+1234567890123456",          // too long for E.164
+            "+1555CALLNOW",               // letters
+            "client:alice",               // a Twilio Client identity
+            "messenger:12345678",         // not a phone channel
+            "  15555550100",              // two spaces are formatting, not a mangled +
+            "wh\u{e9}tsapp:+15555550100", // a multi-byte character where a prefix would end
+            "\u{bb}\u{bb}\u{bb}\u{bb}\u{bb}",
+            "15555550100", // no + at all: national or not, we cannot tell
             "",
         ] {
             assert_eq!(normalise_phone(raw), None, "{raw}");

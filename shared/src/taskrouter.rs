@@ -17,6 +17,8 @@ pub enum DecodeError {
     NoEventType,
     #[error("the {event_type} event has no TaskSid")]
     NoTaskSid { event_type: String },
+    #[error("TaskSid {shown:?} is not a task sid (1 to 64 letters and digits)")]
+    BadTaskSid { shown: String },
     #[error("TaskAttributes of task {task_sid} is not a JSON object")]
     BadTaskAttributes { task_sid: String },
 }
@@ -41,6 +43,8 @@ pub fn decode(input: Value) -> Delivery {
 }
 
 const CLOUD_EVENT_PREFIX: &str = "com.twilio.taskrouter.";
+/// Real task sids are 34 characters (`WT` and 32 hex digits).
+const MAX_TASK_SID: usize = 64;
 
 fn decode_one(value: Value) -> Result<TaskEvent, DecodeError> {
     let Value::Object(object) = value else {
@@ -83,6 +87,12 @@ fn from_fields(
     let Some(task_sid) = text(fields, &["TaskSid", "task_sid", "taskSid"]) else {
         return Err(DecodeError::NoTaskSid { event_type });
     };
+    // The messageId is built from it and must stay under Segment's 100 characters.
+    if task_sid.len() > MAX_TASK_SID || !task_sid.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(DecodeError::BadTaskSid {
+            shown: task_sid.chars().take(40).collect(),
+        });
+    }
     let attributes = match first(
         fields,
         &["TaskAttributes", "task_attributes", "taskAttributes"],

@@ -586,3 +586,75 @@ pub async fn studio_function(
     let function = Function::start(name, &runtime, &env).await;
     (runtime, function)
 }
+
+// ---------------------------------------------------------------------------------------
+// A raw TCP stand-in, for faults an HTTP server will not produce on purpose
+
+/// What the raw stand-in does with each connection, after reading the request's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Full headers promising a longer body than is sent, then the connection closes.
+    TruncatedBody,
+    /// Part of the status line, then the connection closes.
+    TruncatedHead,
+    /// The connection is reset (RST) without an answer.
+    Reset,
+}
+
+/// A TCP server on 127.0.0.1 that misbehaves on every connection; counts connections.
+pub struct RawStandIn {
+    pub addr: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RawStandIn {
+    pub async fn start(misbehaviour: Misbehaviour) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // Read the request head so the client has finished sending.
+                    let mut head = Vec::new();
+                    let mut buffer = [0_u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    match misbehaviour {
+                        Misbehaviour::TruncatedBody => {
+                            let partial = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"traits\": {\"docs_last_2_days\": 3, \"vi";
+                            let _ = stream.write_all(partial).await;
+                            let _ = stream.shutdown().await;
+                        }
+                        Misbehaviour::TruncatedHead => {
+                            let _ = stream.write_all(b"HTTP/1.1 200 O").await;
+                            let _ = stream.shutdown().await;
+                        }
+                        Misbehaviour::Reset => {
+                            // Linger 0: closing sends RST instead of FIN.
+                            let socket = socket2::SockRef::from(&stream);
+                            let _ = socket.set_linger(Some(Duration::ZERO));
+                            drop(stream);
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}

@@ -138,13 +138,18 @@ impl Http {
 
     /// A form POST to one of the functions' URLs.
     pub async fn function(&self, running: &Running, name: &str, form: &[(&str, &str)]) -> Reply {
+        self.post_form(&running.function_url(name), form).await
+    }
+
+    /// A form POST, as Studio sends it.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Reply {
         let client = self.client.get().expect("client");
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
         self.send(
             client
-                .post(running.function_url(name))
+                .post(url)
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body),
         )
