@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use e2e::{
-    Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, fixture, signed_form_post,
+    Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, signed_form_post,
+    taskrouter_callback,
 };
 use serde_json::{Value, json};
 
@@ -53,19 +54,6 @@ async fn main() {
         TWILIO_TOKEN,
         &[("From", "whatsapp:+15555550100"), ("Body", "hi")],
     );
-    let callback = fixture("taskrouter/voice-inbound-reservation-wrapup.json");
-    let callback_pairs: Vec<(String, String)> = callback
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let callback_refs: Vec<(&str, &str)> = callback_pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     let cases = [
         Case {
             name: "echo (baseline)",
@@ -115,7 +103,7 @@ async fn main() {
                 ("SEGMENT_TRACKING_API_URL", tracking.url()),
                 ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
             ],
-            event: signed_form_post(TWILIO_TOKEN, &callback_refs),
+            event: taskrouter_callback("voice-inbound-reservation-wrapup"),
             expect: |a| http_status(a) == 204,
         },
     ];

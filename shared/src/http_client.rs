@@ -68,3 +68,22 @@ pub fn with_query(url: &str, params: &[(&str, &str)]) -> String {
         .finish();
     format!("{url}?{query}")
 }
+
+/// `Retry-After` in seconds (what Segment sends with a 429), if present and numeric.
+pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// The innermost cause: reqwest's own message rarely says what actually went wrong.
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}

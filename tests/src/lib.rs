@@ -658,3 +658,22 @@ impl RawStandIn {
         self.connections.load(Ordering::SeqCst)
     }
 }
+
+/// A TaskRouter event callback as TaskRouter posts it: the fields of
+/// `fixtures/taskrouter/<name>.json`, form-encoded and signed with [`TWILIO_TOKEN`].
+pub fn taskrouter_callback(name: &str) -> Value {
+    let fields = fixture(&format!("taskrouter/{name}.json"));
+    let pairs: Vec<(String, String)> = fields
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    signed_form_post(TWILIO_TOKEN, &borrowed)
+}

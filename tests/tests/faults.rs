@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use e2e::{
-    Function, Misbehaviour, RawStandIn, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, fixture,
-    refused_port, signed_form_post, studio_function,
+    Function, Misbehaviour, RawStandIn, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, refused_port,
+    signed_form_post, studio_function, taskrouter_callback,
 };
 use serde_json::{Value, json};
 
@@ -248,19 +248,6 @@ async fn wrap_up_ingest_acknowledges_only_what_segment_accepted() {
         ("a connection reset", Fault::Raw(Misbehaviour::Reset), false),
         ("a refused connection", Fault::Refused, false),
     ];
-    let callback = fixture("taskrouter/voice-inbound-reservation-wrapup.json");
-    let pairs: Vec<(String, String)> = callback
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
     for (name, fault, acknowledged) in faults {
         let segment = Segment::start(&fault).await;
         let runtime = RuntimeApi::start().await;
@@ -272,7 +259,7 @@ async fn wrap_up_ingest_acknowledges_only_what_segment_accepted() {
         ];
         let _function = Function::start("wrap-up-ingest", &runtime, &env).await;
         let answer = runtime
-            .invoke(signed_form_post(TWILIO_TOKEN, &borrowed))
+            .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
             .await;
         if acknowledged {
             assert_eq!(answer.status(), 204, "{name}: {:#?}", answer.payload);

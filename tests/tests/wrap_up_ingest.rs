@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use e2e::{
     Function, Received, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth, fixture, http_event,
-    refused_port, signed_form_post,
+    refused_port, taskrouter_callback,
 };
 use serde_json::{Value, json};
 
@@ -23,24 +23,6 @@ async fn wrap_up_ingest(tracking_api: &str, extra: &[(&str, &str)]) -> (RuntimeA
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let function = Function::start("wrap-up-ingest", &runtime, &env).await;
     (runtime, function)
-}
-
-/// A TaskRouter event callback, as TaskRouter posts it: the fixture's fields, form-encoded, signed.
-fn taskrouter_callback(name: &str) -> Value {
-    let fields = fixture(&format!("taskrouter/{name}.json"));
-    let pairs: Vec<(String, String)> = fields
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    signed_form_post(TWILIO_TOKEN, &borrowed)
 }
 
 /// An Event Streams webhook delivery: JSON, signed through bodySHA256.

@@ -10,7 +10,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::config::ProfileApiConfig;
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, retry_after, root_cause};
 use crate::identity::Identifier;
 use crate::segment::cache::{self, TtlCache};
 
@@ -219,12 +219,7 @@ impl ProfileApi {
                 Err(error) => return Err(self.transport_error(&error, timeout)),
             };
             let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+            let retry_after = retry_after(&response);
             let body = response
                 .bytes()
                 .await
@@ -261,13 +256,4 @@ impl ProfileApi {
             ProfileError::Network(root_cause(error))
         }
     }
-}
-
-/// The innermost cause: reqwest's own message rarely says what actually went wrong.
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
 }

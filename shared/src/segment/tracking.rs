@@ -9,7 +9,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde_json::Value;
 
 use crate::config::Secret;
-use crate::http_client::HttpClient;
+use crate::http_client::{HttpClient, retry_after, root_cause};
 
 /// Segment refuses a message over 32 KB and a request over 500 KB (with 400); stay under both
 /// with room for the envelope.
@@ -116,12 +116,7 @@ impl TrackingApi {
                 Ok(response) if response.status().is_success() => return Ok(retries),
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                    let retry_after = retry_after(&response);
                     match status {
                         429 => (
                             format!("HTTP 429 (Retry-After {retry_after:?})"),
@@ -203,14 +198,6 @@ fn finish(head: &[u8], messages: &[u8], tail: &[u8]) -> Vec<u8> {
     body.extend_from_slice(messages);
     body.extend_from_slice(tail);
     body
-}
-
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
 }
 
 #[cfg(test)]
