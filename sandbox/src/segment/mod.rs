@@ -9,8 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
 use crate::computed::Definitions;
@@ -40,6 +42,18 @@ pub fn now_ms() -> i64 {
 pub fn rfc3339(ms: i64) -> String {
     let at = UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
     humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// The user name of HTTP Basic auth: the write key for the Tracking API, the token for the
+/// Profile API (both send an empty password).
+pub fn basic_user(headers: &HeaderMap) -> Option<String> {
+    let encoded = headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    decoded.split(':').next().map(str::to_owned)
 }
 
 /// The Profile API's error body: `{"error": {"code", "message"}}`.

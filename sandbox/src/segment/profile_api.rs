@@ -10,11 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::{Segment, now_ms, profile_error, rfc3339};
+use super::{Segment, basic_user, now_ms, profile_error, rfc3339};
 
 const SOURCE_ID: &str = "sandbox";
 /// Segment's events route covers the last 14 days.
@@ -85,13 +83,7 @@ async fn profile(
 }
 
 fn authorised(segment: &Segment, headers: &HeaderMap) -> bool {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b.trim()).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .is_some_and(|pair| pair.split(':').next() == Some(segment.token.as_str()))
+    basic_user(headers).is_some_and(|user| user == segment.token)
 }
 
 /// A Profile API error answer.

@@ -12,11 +12,9 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::{Segment, now_ms};
+use super::{Segment, basic_user, now_ms};
 use crate::store::Ingested;
 
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -43,14 +41,7 @@ fn answer(status: StatusCode, message: Option<&str>) -> Response {
 
 /// The write key from Basic auth or the body; any non-empty key is accepted here.
 fn write_key(headers: &HeaderMap, body: &Value) -> Option<String> {
-    let from_header = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| STANDARD.decode(b.trim()).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|pair| pair.split(':').next().map(str::to_owned));
-    from_header
+    basic_user(headers)
         .or_else(|| {
             body.get("writeKey")
                 .and_then(Value::as_str)
