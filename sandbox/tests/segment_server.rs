@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Http, SPACE, TempDb, hours_ago, options, start};
+use common::{Http, TOKEN, TempDb, hours_ago, options, start};
 use serde_json::{Value, json};
 
 const DEFINITIONS: &str = r#"{"traits": [
@@ -354,9 +354,15 @@ async fn the_profile_api_answers_with_segments_shapes_and_errors() {
     );
     assert_eq!(metadata["metadata"]["expires_at"], Value::Null);
 
-    // The space id is part of the path.
-    let other_space = http.profile(&running, "user_id:u-1", "traits").await;
-    assert_eq!(other_space.status, 200, "{SPACE} is served");
+    // The space id is part of the path: the profile is not found in another space.
+    let other_space = http
+        .profile_in(&running, "spa_other", TOKEN, "user_id:u-1", "traits")
+        .await;
+    assert_eq!(other_space.status, 404);
+    assert_eq!(
+        other_space.body,
+        json!({"error": {"code": "not_found", "message": "Space was not found."}})
+    );
     running.stop().await;
 }
 

@@ -2,7 +2,7 @@
 //! `TaskAttributes` a JSON string), an Event Streams delivery (one CloudEvent or a list;
 //! `data.payload` in snake_case), or the same fields sent as JSON directly.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -168,11 +168,6 @@ fn timestamp(fields: &Map<String, Value>) -> Option<String> {
 
 fn rfc3339(since_epoch: Duration) -> String {
     humantime::format_rfc3339_millis(UNIX_EPOCH + since_epoch).to_string()
-}
-
-/// Now, as RFC 3339 (for `sentAt`).
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

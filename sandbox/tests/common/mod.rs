@@ -117,9 +117,22 @@ impl Http {
         identifier: &str,
         rest: &str,
     ) -> Reply {
+        self.profile_in(running, SPACE, token, identifier, rest)
+            .await
+    }
+
+    /// The same in any space.
+    pub async fn profile_in(
+        &self,
+        running: &Running,
+        space: &str,
+        token: &str,
+        identifier: &str,
+        rest: &str,
+    ) -> Reply {
         let client = self.client.get().expect("client");
         let url = format!(
-            "{}/v1/spaces/{SPACE}/collections/users/profiles/{identifier}/{rest}",
+            "{}/v1/spaces/{space}/collections/users/profiles/{identifier}/{rest}",
             running.segment_url()
         );
         self.send(client.get(url).header(

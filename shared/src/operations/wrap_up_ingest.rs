@@ -13,7 +13,7 @@ use crate::edge::{Answer, Edge, Failure, Operation};
 use crate::engagement::{Mapped, Mapping};
 use crate::http_client::HttpClient;
 use crate::segment::tracking::{TrackingApi, TrackingError};
-use crate::taskrouter::{self, now_rfc3339};
+use crate::taskrouter;
 
 /// TaskRouter waits 15 s for its callback's answer; finish well before.
 const DEFAULT_DEADLINE_MS: u64 = 10_000;
@@ -128,11 +128,7 @@ impl Operation for WrapUpIngest {
             return Ok(Answer::Accepted);
         }
         let deadline = started + self.deadline;
-        match self
-            .tracking
-            .send(&messages, &now_rfc3339(), deadline)
-            .await
-        {
+        match self.tracking.send(&messages, deadline).await {
             Ok(delivered) => {
                 tracing::info!(
                     received,

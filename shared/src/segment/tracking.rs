@@ -74,14 +74,15 @@ impl TrackingApi {
 
     /// Sends every message, in as few `/v1/batch` requests as the size limits allow, each
     /// retried on network errors, timeouts, 5xx and 429 (honouring `Retry-After`) until
-    /// `deadline`. Retrying is safe: Segment deduplicates by messageId.
+    /// `deadline`. Retrying is safe: Segment deduplicates by messageId. `sentAt` is now, so
+    /// Segment can correct the clock skew of the events' own timestamps.
     pub async fn send(
         &self,
         messages: &[Value],
-        sent_at: &str,
         deadline: Instant,
     ) -> Result<Delivered, TrackingError> {
-        let batches = batches(messages, sent_at)?;
+        let sent_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let batches = batches(messages, &sent_at)?;
         let mut delivered = Delivered {
             messages: messages.len(),
             requests: 0,

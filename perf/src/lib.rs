@@ -1,1 +1,0 @@
-//! Benchmarks live under `benches/`; `src/bin/echo.rs` is the cold-start baseline.
