@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::objects::Key;
-use cel::{Context, Env, Program, Value as Cel};
+use cel::{Context, Env, Value as Cel};
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
 
@@ -77,12 +77,12 @@ enum OutcomeSpec {
 
 struct Outcome {
     transition: String,
-    attributes: Vec<(String, Program)>,
+    attributes: Vec<(String, IdedExpr)>,
 }
 
 struct Rule {
     name: String,
-    condition: Program,
+    condition: IdedExpr,
     outcome: Outcome,
 }
 
@@ -175,7 +175,7 @@ impl RuleSet {
                 .map_or(Cel::Null, |c| Cel::String(Arc::new(c.to_owned()))),
         );
         for rule in &self.rules {
-            match rule.condition.execute(&context) {
+            match Cel::resolve(&rule.condition, &context) {
                 Ok(Cel::Bool(true)) => return rule.outcome.verdict(&rule.name, &context),
                 Ok(Cel::Bool(false)) => {}
                 Ok(other) => tracing::warn!(
@@ -207,10 +207,10 @@ impl RuleSet {
 impl Outcome {
     fn verdict(&self, rule: &str, context: &Context<'_, '_>) -> Verdict {
         let mut attributes = Map::new();
-        for (name, program) in &self.attributes {
+        for (name, expression) in &self.attributes {
             // An attribute whose expression cannot be evaluated (say, a trait the profile
             // lacks) is left out rather than sent to Flex as null.
-            match program.execute(context) {
+            match Cel::resolve(expression, context) {
                 Ok(Cel::Null) => {}
                 Ok(value) => {
                     attributes.insert(name.clone(), cel_to_json(&value));
@@ -259,9 +259,9 @@ fn compile_outcome(
     let attributes = attributes
         .into_iter()
         .map(|(name, source)| {
-            let program =
+            let expression =
                 compile_expression(rule, &format!("attribute \"{name}\""), &source, referenced)?;
-            Ok((name, program))
+            Ok((name, expression))
         })
         .collect::<Result<_, RulesError>>()?;
     Ok(Outcome {
@@ -270,13 +270,22 @@ fn compile_outcome(
     })
 }
 
+/// Parses one CEL expression with cel's Pratt parser rather than `Program::compile`'s ANTLR
+/// parser. Both read the same grammar and expand the same standard macros into the same tree,
+/// but ANTLR's first parse in a process fills its prediction caches: about 0.7 ms of a cold
+/// start against 0.03 ms here. The Pratt parser is `#[doc(hidden)]` in cel 0.15, so the
+/// version is pinned exactly and `tests/cel_parsers.rs` checks it against ANTLR.
+pub fn parse(source: &str) -> Result<IdedExpr, cel::ParseErrors> {
+    cel::parser::PrattParser::new().parse(source)
+}
+
 fn compile_expression(
     rule: &str,
     what: &str,
     source: &str,
     referenced: &mut Option<BTreeSet<String>>,
-) -> Result<Program, RulesError> {
-    let program = Program::compile(source).map_err(|errors| RulesError::Parse {
+) -> Result<IdedExpr, RulesError> {
+    let expression = parse(source).map_err(|errors| RulesError::Parse {
         rule: rule.into(),
         what: what.into(),
         message: errors.to_string().trim().to_owned(),
@@ -287,7 +296,7 @@ fn compile_expression(
         whole: false,
         unknown: None,
     };
-    walk.visit(program.expression());
+    walk.visit(&expression);
     if let Some(variable) = walk.unknown {
         return Err(RulesError::UnknownVariable {
             rule: rule.into(),
@@ -300,7 +309,7 @@ fn compile_expression(
     } else if let Some(set) = referenced {
         set.extend(walk.found);
     }
-    Ok(program)
+    Ok(expression)
 }
 
 /// Finds the trait keys an expression reads: `traits.key`, `has(traits.key)`,
