@@ -2,9 +2,11 @@
 //! the first event already waiting, side by side with a bare `lambda_runtime` echo built with
 //! the same profile. Cases are interleaved round by round so machine noise hits all alike.
 //!
-//!   cargo build --release --bins && cargo bench -p perf --bench cold_start
+//!   cargo bench -p perf --bench cold_start
 //!
-//! RUNS (default 40) sets the rounds.
+//! RUNS (default 40) sets the rounds. Besides wall time, each case shows the function
+//! process's own CPU time and page faults up to its first answer (from /proc), which move
+//! far less with machine noise and say where a difference comes from.
 
 use std::time::{Duration, Instant};
 
@@ -36,8 +38,31 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// A process's CPU time so far (exec included) and its minor page faults, from /proc.
+fn cpu_and_faults(pid: Option<u32>) -> Option<(Duration, u64)> {
+    let pid = pid?;
+    let schedstat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let cpu_ns: u64 = schedstat.split_whitespace().next()?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; minflt is the 10th field overall.
+    let minflt: u64 = stat
+        .rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(7)?
+        .parse()
+        .ok()?;
+    Some((Duration::from_nanos(cpu_ns), minflt))
+}
+
+fn middle<T: Ord + Copy>(values: &mut [T]) -> Option<T> {
+    values.sort();
+    values.get(values.len() / 2).copied()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    e2e::build_release_binaries();
     let rounds: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -118,8 +143,14 @@ async fn main() {
     };
     let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); cases.len()];
     let mut own: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); cases.len()];
+    let mut usage: Vec<Vec<(Duration, u64)>> = vec![Vec::with_capacity(rounds); cases.len()];
     for _ in 0..rounds {
-        for ((case, times), own_times) in cases.iter().zip(samples.iter_mut()).zip(own.iter_mut()) {
+        for (((case, times), own_times), usage) in cases
+            .iter()
+            .zip(samples.iter_mut())
+            .zip(own.iter_mut())
+            .zip(usage.iter_mut())
+        {
             let runtime = RuntimeApi::start().await;
             let before = served().len();
             let queued = runtime.queue(case.event.clone());
@@ -127,6 +158,7 @@ async fn main() {
             let function = Function::start(case.binary, &runtime, &case.env).await;
             let answer = queued.answer().await;
             let elapsed = started.elapsed();
+            usage.extend(cpu_and_faults(function.pid()));
             assert!(
                 (case.expect)(&answer),
                 "{}: unexpected answer {answer}",
@@ -149,23 +181,34 @@ async fn main() {
         "cold start, exec -> first answer, event already waiting ({rounds} rounds, interleaved)"
     );
     println!(
-        "{:<42} {:>9} {:>9} {:>9} {:>8} {:>17}",
-        "case", "median", "p90", "min", "vs echo", "minus stand-in"
+        "{:<42} {:>9} {:>9} {:>9} {:>8} {:>17} {:>9} {:>7}",
+        "case", "median", "p90", "min", "vs echo", "minus stand-in", "cpu", "faults"
     );
-    for ((case, times), own_times) in cases.iter().zip(samples.iter_mut()).zip(own.iter_mut()) {
+    for (((case, times), own_times), usage) in cases
+        .iter()
+        .zip(samples.iter_mut())
+        .zip(own.iter_mut())
+        .zip(usage.iter_mut())
+    {
         times.sort();
         own_times.sort();
         let median = percentile(times, 0.5);
         let own_median = percentile(own_times, 0.5);
+        let cpu = middle(&mut usage.iter().map(|u| u.0).collect::<Vec<_>>())
+            .map_or("-".to_owned(), |cpu| format!("{:.2}ms", ms(cpu)));
+        let faults = middle(&mut usage.iter().map(|u| u.1).collect::<Vec<_>>())
+            .map_or("-".to_owned(), |faults| faults.to_string());
         println!(
-            "{:<42} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}x {:>7.2}ms {:>6.2}x",
+            "{:<42} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}x {:>7.2}ms {:>6.2}x {:>9} {:>7}",
             case.name,
             ms(median),
             ms(percentile(times, 0.9)),
             ms(times[0]),
             median.as_secs_f64() / baseline.as_secs_f64(),
             ms(own_median),
-            own_median.as_secs_f64() / baseline.as_secs_f64()
+            own_median.as_secs_f64() / baseline.as_secs_f64(),
+            cpu,
+            faults
         );
     }
 }

@@ -6,7 +6,7 @@
 //! - Segment traffic: one Profile API request per decision on a cache miss, none on a hit;
 //!   one batch request per wrap-up delivery.
 //!
-//!   cargo build --release --bins && cargo bench -p perf --bench warm
+//!   cargo bench -p perf --bench warm
 //!
 //! DECISIONS (default 10000) sets the count.
 
@@ -59,6 +59,7 @@ fn studio_request(i: usize) -> Value {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    e2e::build_release_binaries();
     let decisions: usize = std::env::var("DECISIONS")
         .ok()
         .and_then(|d| d.parse().ok())

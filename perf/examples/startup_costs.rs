@@ -50,5 +50,25 @@ fn main() {
         "tokio runtime             {:>8.3} ms",
         t.elapsed().as_secs_f64() * 1000.0
     );
+    // The first request of a process against later ones: what the first lookup pays for
+    // code and connection setup, against a loopback Profile API stand-in.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let stand_in = server.block_on(e2e::StandIn::always(e2e::Reply::traits(
+        serde_json::json!({"docs_last_2_days": 3}),
+    )));
+    let url = format!("{}/v1/x", stand_in.url());
+    let client = http.get().expect("client");
+    for label in ["first request", "second request", "third request"] {
+        let t = Instant::now();
+        runtime.block_on(async {
+            let response = client.get(&url).send().await.expect("sent");
+            let _ = response.bytes().await.expect("body");
+        });
+        println!("{label:<26}{:>8.3} ms", t.elapsed().as_secs_f64() * 1000.0);
+    }
     drop(runtime);
 }

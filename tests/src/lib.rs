@@ -218,6 +218,17 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Builds the workspace's binaries with the release profile, so a benchmark never measures
+/// a stale bootstrap left by an earlier build. A no-op when nothing changed.
+pub fn build_release_binaries() {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bins", "--quiet"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --release --bins failed");
+}
+
 impl Function {
     /// Starts `name` with exactly `env` (plus the Runtime API's own variables).
     pub async fn start(name: &str, runtime: &RuntimeApi, env: &[(&str, String)]) -> Self {

@@ -456,10 +456,27 @@ async fn secrets_are_read_through_the_parameters_and_secrets_extension() {
     );
 }
 
+/// A directory of this test's own, removed when dropped, even when an assertion fails.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn check_rules_validates_a_rules_file_offline() {
-    let dir = std::env::temp_dir().join(format!("check-rules-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let guard = TempDir::new("check-rules");
+    let dir = &guard.0;
     let good = dir.join("good.json");
     std::fs::write(&good, r#"{"rules": [{"name": "vip", "when": "traits.vip", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#)
         .expect("write");
