@@ -85,11 +85,11 @@ impl ProfileLookup {
             .map_err(invalid)?;
         Ok(LookupRequest {
             identifier,
-            query: TraitsQuery {
-                include: include.filter(|keys| !keys.is_empty()),
+            query: TraitsQuery::new(
+                include.as_ref(),
                 class,
-                limit: limit.map_or(TraitsQuery::MAX_LIMIT, |n| n as u16),
-            },
+                limit.map_or(TraitsQuery::MAX_LIMIT, |n| n as u16),
+            ),
             external_ids: fields::flag(fields, "external_ids").map_err(invalid)?,
         })
     }

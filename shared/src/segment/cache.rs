@@ -32,10 +32,18 @@ pub struct TtlCache<K, V> {
 impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     /// A zero `ttl` turns the cache off.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        // The table is sized once for the bound: growing it by doubling as customers arrive
+        // would copy it and leave the old tables' memory behind in the allocator.
+        let entries = if ttl.is_zero() {
+            HashMap::new()
+        } else {
+            HashMap::with_capacity(capacity)
+        };
         Self {
             ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            capacity,
+            entries: Mutex::new(entries),
         }
     }
 

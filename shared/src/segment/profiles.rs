@@ -38,26 +38,41 @@ pub enum ProfileError {
     Client(String),
 }
 
-/// Which traits to ask for.
+/// Which traits to ask for. Also half of a cache key, so it is kept small: the include list
+/// is held as the `include=` value itself rather than as a set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TraitsQuery {
-    /// Only these keys (`include=`); `None` asks for all.
-    pub include: Option<BTreeSet<String>>,
+    /// Only these keys, sorted and comma-separated as `include=` wants them; `None` asks
+    /// for all.
+    include: Option<Box<str>>,
     /// `audience` or `computed_trait`.
-    pub class: Option<String>,
+    class: Option<String>,
     /// 1..=200. Segment answers only 10 traits unless told otherwise, so we always say.
-    pub limit: u16,
+    limit: u16,
 }
 
 impl TraitsQuery {
     pub const MAX_LIMIT: u16 = 200;
 
-    pub fn include(keys: Option<&BTreeSet<String>>) -> Self {
+    /// Only `keys` (all traits for `None` or an empty set), of `class`, at most `limit`.
+    pub fn new(keys: Option<&BTreeSet<String>>, class: Option<String>, limit: u16) -> Self {
+        let include = keys.filter(|keys| !keys.is_empty()).map(|keys| {
+            keys.iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_boxed_str()
+        });
         Self {
-            include: keys.cloned(),
-            class: None,
-            limit: Self::MAX_LIMIT,
+            include,
+            class,
+            limit,
         }
+    }
+
+    /// Only `keys`, any class, as many as Segment allows.
+    pub fn include(keys: Option<&BTreeSet<String>>) -> Self {
+        Self::new(keys, None, Self::MAX_LIMIT)
     }
 }
 
@@ -121,14 +136,8 @@ impl ProfileApi {
             return Ok(hit);
         }
         let limit = query.limit.to_string();
-        let include = query.include.as_ref().map(|keys| {
-            keys.iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-        });
         let mut params = vec![("limit", limit.as_str())];
-        if let Some(include) = &include {
+        if let Some(include) = &query.include {
             params.push(("include", include));
         }
         if let Some(class) = &query.class {
