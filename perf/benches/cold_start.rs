@@ -29,7 +29,7 @@ fn http_status(answer: &Value) -> u64 {
     answer["statusCode"].as_u64().unwrap_or(0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
@@ -53,11 +53,6 @@ fn cpu_and_faults(pid: Option<u32>) -> Option<(Duration, u64)> {
         .parse()
         .ok()?;
     Some((Duration::from_nanos(cpu_ns), minflt))
-}
-
-fn middle<T: Ord + Copy>(values: &mut [T]) -> Option<T> {
-    values.sort();
-    values.get(values.len() / 2).copied()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -194,10 +189,19 @@ async fn main() {
         own_times.sort();
         let median = percentile(times, 0.5);
         let own_median = percentile(own_times, 0.5);
-        let cpu = middle(&mut usage.iter().map(|u| u.0).collect::<Vec<_>>())
-            .map_or("-".to_owned(), |cpu| format!("{:.2}ms", ms(cpu)));
-        let faults = middle(&mut usage.iter().map(|u| u.1).collect::<Vec<_>>())
-            .map_or("-".to_owned(), |faults| faults.to_string());
+        // /proc may be unreadable (another OS, a sandbox): then the columns say "-".
+        let (cpu, faults) = if usage.is_empty() {
+            ("-".to_owned(), "-".to_owned())
+        } else {
+            let mut cpu: Vec<Duration> = usage.iter().map(|u| u.0).collect();
+            let mut faults: Vec<u64> = usage.iter().map(|u| u.1).collect();
+            cpu.sort();
+            faults.sort();
+            (
+                format!("{:.2}ms", ms(percentile(&cpu, 0.5))),
+                percentile(&faults, 0.5).to_string(),
+            )
+        };
         println!(
             "{:<42} {:>7.2}ms {:>7.2}ms {:>7.2}ms {:>7.2}x {:>7.2}ms {:>6.2}x {:>9} {:>7}",
             case.name,

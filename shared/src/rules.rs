@@ -271,10 +271,11 @@ fn compile_outcome(
 }
 
 /// Parses one CEL expression with cel's Pratt parser rather than `Program::compile`'s ANTLR
-/// parser. Both read the same grammar and expand the same standard macros into the same tree,
-/// but ANTLR's first parse in a process fills its prediction caches: about 0.7 ms of a cold
-/// start against 0.03 ms here. The Pratt parser is `#[doc(hidden)]` in cel 0.15, so the
-/// version is pinned exactly and `tests/cel_parsers.rs` checks it against ANTLR.
+/// parser. Both read the same grammar and expand the same standard macros into the same tree
+/// (a few unusual texts only one of them reads are listed in that test), but ANTLR's first
+/// parse in a process fills its prediction caches: about 0.7 ms of a cold start against
+/// 0.03 ms here. The Pratt parser is `#[doc(hidden)]` in cel 0.15, so the version is pinned
+/// exactly and `shared/tests/cel_parsers.rs` checks it against ANTLR.
 pub fn parse(source: &str) -> Result<IdedExpr, cel::ParseErrors> {
     cel::parser::PrattParser::new().parse(source)
 }
