@@ -40,16 +40,14 @@ fn bench(c: &mut Criterion) {
             _ => None,
         }
     };
-    let edge = runtime
-        .block_on(route_decision::load(&env))
-        .expect("configuration");
+    let edge = route_decision::load(&env).expect("configuration");
     let traits = json!({"docs_last_2_days": 2, "total_inbounds": 1, "lifetime_value": 120.5, "predicted_churn": 0.2});
 
     let direct = json!({"traits": traits, "channel": "sms"});
     c.bench_function("route-decision: inline traits, direct invoke", |b| {
         b.iter_batched(
             || direct.clone(),
-            |event| runtime.block_on(edge.handle(black_box(event))),
+            |event| runtime.block_on(edge.handle(black_box(event), None)),
             BatchSize::SmallInput,
         )
     });
@@ -63,7 +61,7 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter_batched(
                 || studio.clone(),
-                |event| runtime.block_on(edge.handle(black_box(event))),
+                |event| runtime.block_on(edge.handle(black_box(event), None)),
                 BatchSize::SmallInput,
             )
         },

@@ -21,7 +21,7 @@ fn main() {
     )));
     let url = format!("{}/v1/x", stand_in.url());
     let http = HttpClient::new(Duration::from_secs(1));
-    let client = http.get().expect("client");
+    let client = http.client().expect("client");
     let mut times = Vec::new();
     runtime.block_on(async {
         for _ in 0..3000 {

@@ -36,7 +36,7 @@ fn main() {
     );
     let t = Instant::now();
     let http = HttpClient::new(std::time::Duration::from_secs(1));
-    let _ = http.get().expect("client");
+    let _ = http.client().expect("client");
     println!(
         "https client build        {:>8.3} ms",
         t.elapsed().as_secs_f64() * 1000.0
@@ -61,7 +61,7 @@ fn main() {
         serde_json::json!({"docs_last_2_days": 3}),
     )));
     let url = format!("{}/v1/x", stand_in.url());
-    let client = http.get().expect("client");
+    let client = http.client().expect("client");
     for label in ["first request", "second request", "third request"] {
         let t = Instant::now();
         runtime.block_on(async {

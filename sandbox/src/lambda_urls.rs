@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -27,13 +28,21 @@ pub struct Functions {
 }
 
 impl Functions {
-    pub fn add<O: Operation + Send + 'static>(&mut self, name: &'static str, edge: Edge<O>) {
+    /// Serves `edge` as `name`; each invocation must answer within `timeout`, the function's
+    /// timeout in template.yaml, as on Lambda.
+    pub fn add<O: Operation + Send + 'static>(
+        &mut self,
+        name: &'static str,
+        edge: Edge<O>,
+        timeout: Duration,
+    ) {
         let edge = Arc::new(edge);
         self.by_name.insert(
             name,
             Arc::new(move |event| {
                 let edge = edge.clone();
-                Box::pin(async move { edge.handle(event).await })
+                let deadline = SystemTime::now() + timeout;
+                Box::pin(async move { edge.handle(event, Some(deadline)).await })
             }),
         );
     }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
 use tokio::net::TcpListener;
@@ -131,7 +132,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let functions = functions(&options, segment_addr).await?;
+    let functions = functions(&options, segment_addr)?;
     let (stop, stopped) = watch::channel(false);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -156,7 +157,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
 }
 
 /// The three functions, configured as a deployment would be, but against this server.
-async fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, String> {
+fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, String> {
     let mut env: HashMap<String, String> = HashMap::from([
         ("SEGMENT_SPACE_ID".into(), options.space_id.clone()),
         ("SEGMENT_PROFILE_API_TOKEN".into(), options.token.clone()),
@@ -180,23 +181,21 @@ async fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functi
     }
     let lookup = |name: &str| env.get(name).cloned();
     let mut functions = Functions::default();
+    // The timeouts template.yaml gives each function.
     functions.add(
         "route-decision",
-        route_decision::load(&lookup)
-            .await
-            .map_err(|e| format!("route-decision: {e}"))?,
+        route_decision::load(&lookup).map_err(|e| format!("route-decision: {e}"))?,
+        Duration::from_secs(10),
     );
     functions.add(
         "profile-lookup",
-        profile_lookup::load(&lookup)
-            .await
-            .map_err(|e| format!("profile-lookup: {e}"))?,
+        profile_lookup::load(&lookup).map_err(|e| format!("profile-lookup: {e}"))?,
+        Duration::from_secs(10),
     );
     functions.add(
         "wrap-up-ingest",
-        wrap_up_ingest::load(&lookup)
-            .await
-            .map_err(|e| format!("wrap-up-ingest: {e}"))?,
+        wrap_up_ingest::load(&lookup).map_err(|e| format!("wrap-up-ingest: {e}"))?,
+        Duration::from_secs(15),
     );
     Ok(functions)
 }

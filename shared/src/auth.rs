@@ -1,5 +1,12 @@
 //! Who may call a function over HTTP: Twilio (by `X-Twilio-Signature`), a proxy holding the
 //! shared secret, or anyone when `ALLOW_UNAUTHENTICATED` is set for local use.
+//!
+//! Everything done here happens before the caller is known, so it is bounded: the edge has
+//! already refused bodies, query strings and field counts over the function's limits, and the
+//! signature is computed over borrowed pairs, never copies of them.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -8,89 +15,189 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Secret;
+use crate::environment::{VariableError, Variables};
 use crate::invocation::HttpRequest;
+use crate::secrets::{Requirement, SecretCell, SecretError, SecretsExtension};
 
-/// A refusal. Deliberately carries no detail: the caller learns nothing about which check failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("the request is not authenticated")]
-pub struct Unauthorized;
+/// Why a request was not let in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No configured method passed. Deliberately carries no detail: the caller learns nothing
+    /// about which check failed.
+    Unauthorized,
+    /// A method the caller tried needs a secret this invocation could not have.
+    SecretUnavailable(SecretError),
+}
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct Authenticator {
     /// The account's Auth Token: enables `X-Twilio-Signature` checks.
-    pub twilio_auth_token: Option<Secret>,
+    twilio_auth_token: Option<SecretCell>,
     /// `https://example.com` when Twilio calls a proxy or custom domain, not the Lambda's own host.
-    pub public_base_url: Option<String>,
+    public_base_url: Option<String>,
     /// Enables `Authorization: Bearer <secret>` and the Basic password.
-    pub shared_secret: Option<Secret>,
-    pub allow_unauthenticated: bool,
+    shared_secret: Option<SecretCell>,
+    allow_unauthenticated: bool,
 }
 
 impl Authenticator {
+    pub fn new(
+        twilio_auth_token: Option<SecretCell>,
+        public_base_url: Option<String>,
+        shared_secret: Option<SecretCell>,
+        allow_unauthenticated: bool,
+    ) -> Self {
+        Self {
+            twilio_auth_token,
+            public_base_url: public_base_url.map(|url| url.trim_end_matches('/').to_owned()),
+            shared_secret,
+            allow_unauthenticated,
+        }
+    }
+
+    /// `TWILIO_AUTH_TOKEN`, `TWILIO_WEBHOOK_BASE_URL`, `PROXY_SHARED_SECRET` (each secret also
+    /// as `<NAME>_SECRET_ID`), `ALLOW_UNAUTHENTICATED`.
+    pub fn from_variables(
+        vars: &Variables<'_>,
+        extension: &Arc<SecretsExtension>,
+    ) -> Result<Self, VariableError> {
+        let public_base_url = match vars.optional("TWILIO_WEBHOOK_BASE_URL") {
+            Some(_) => Some(vars.url("TWILIO_WEBHOOK_BASE_URL", "")?),
+            None => None,
+        };
+        let auth = Self::new(
+            SecretCell::from_variables(vars, "TWILIO_AUTH_TOKEN", Requirement::Any, extension)?,
+            public_base_url,
+            SecretCell::from_variables(
+                vars,
+                "PROXY_SHARED_SECRET",
+                Requirement::HeaderSafe,
+                extension,
+            )?,
+            vars.boolean("ALLOW_UNAUTHENTICATED")?,
+        );
+        if !auth.has_any_method() {
+            if auth.allow_unauthenticated {
+                tracing::warn!(
+                    "ALLOW_UNAUTHENTICATED is set and no authentication is configured: any HTTP caller is accepted (local use only)"
+                );
+            } else {
+                tracing::warn!(
+                    "neither TWILIO_AUTH_TOKEN nor PROXY_SHARED_SECRET is set: every HTTP request will be refused with 401 (direct invokes still work)"
+                );
+            }
+        }
+        Ok(auth)
+    }
+
     pub fn has_any_method(&self) -> bool {
         self.twilio_auth_token.is_some() || self.shared_secret.is_some()
     }
 
-    /// Accepts the request when any configured method passes.
-    pub fn check(&self, request: &HttpRequest) -> Result<(), Unauthorized> {
+    /// Whether a 401 should invite Basic credentials: Twilio sends the ones in a webhook URL
+    /// only after a 401 with `WWW-Authenticate` (Twilio's "Webhooks security" page).
+    pub fn challenges(&self) -> bool {
+        self.shared_secret.is_some()
+    }
+
+    /// Fetches the secrets now (a warm-up), so the first real request does not wait for them.
+    pub async fn warm_up(&self) {
+        for cell in [&self.twilio_auth_token, &self.shared_secret]
+            .into_iter()
+            .flatten()
+        {
+            if let Err(error) = cell.get().await {
+                tracing::error!(%error, "an authentication secret could not be read");
+            }
+        }
+    }
+
+    /// Accepts the request when any configured method passes. A secret is fetched only for a
+    /// method the request tries, so a request with no credentials at all is answered 401 (and
+    /// challenged) whatever the secrets extension does.
+    pub async fn check(&self, request: &HttpRequest) -> Result<(), Refusal> {
         if !self.has_any_method() {
             return if self.allow_unauthenticated {
                 Ok(())
             } else {
-                Err(Unauthorized)
+                Err(Refusal::Unauthorized)
             };
         }
-        if let Some(secret) = &self.shared_secret
-            && presented_secret(request)
-                .is_some_and(|presented| equal(presented.as_bytes(), secret.expose().as_bytes()))
+        let basic = basic_credentials(request);
+        let mut unavailable = None;
+        if let Some(cell) = &self.shared_secret
+            && let Some(presented) = presented_secret(request, basic.as_ref())
         {
-            return Ok(());
+            match cell.get().await {
+                Ok(secret) if equal(presented.as_bytes(), secret.expose().as_bytes()) => {
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(error) => unavailable = Some(error),
+            }
         }
-        if let Some(token) = &self.twilio_auth_token
+        if let Some(cell) = &self.twilio_auth_token
             && let Some(signature) = request.header("x-twilio-signature")
-            && self.twilio_signature_valid(token.expose(), signature, request)
         {
-            return Ok(());
+            match cell.get().await {
+                Ok(token)
+                    if self.twilio_signature_valid(
+                        token.expose(),
+                        signature,
+                        request,
+                        basic.as_ref(),
+                    ) =>
+                {
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    unavailable.get_or_insert(error);
+                }
+            }
         }
-        Err(Unauthorized)
+        Err(unavailable.map_or(Refusal::Unauthorized, Refusal::SecretUnavailable))
     }
 
-    fn twilio_signature_valid(&self, token: &str, signature: &str, request: &HttpRequest) -> bool {
-        let url = self.public_url(request);
+    fn twilio_signature_valid(
+        &self,
+        token: &str,
+        signature: &str,
+        request: &HttpRequest,
+        basic: Option<&Basic>,
+    ) -> bool {
+        let urls = url_variants(&self.public_url(request), basic);
+        let matches = |params: &[(Cow<'_, str>, Cow<'_, str>)]| {
+            urls.iter()
+                .any(|url| equal(sign(token, url, params).as_bytes(), signature.as_bytes()))
+        };
         if request.method == "POST" && request.is_json() {
             // JSON bodies are not signed as parameters: the URL carries their SHA-256 instead,
             // and that hash must match the body we actually received.
-            let Some(claimed) = request
-                .query_fields()
-                .get("bodySHA256")
-                .and_then(|v| v.as_str().map(str::to_owned))
+            let Some(claimed) = form_urlencoded::parse(request.raw_query_string.as_bytes())
+                .find(|(name, _)| name == "bodySHA256")
+                .map(|(_, value)| value)
             else {
                 return false;
             };
             let actual = hex(&Sha256::digest(&request.body));
-            if !equal(claimed.to_ascii_lowercase().as_bytes(), actual.as_bytes()) {
-                return false;
-            }
-            return url_variants(&url)
-                .iter()
-                .any(|u| equal(sign(token, u, &[]).as_bytes(), signature.as_bytes()));
+            return equal(claimed.to_ascii_lowercase().as_bytes(), actual.as_bytes())
+                && matches(&[]);
         }
-        let params = if request.method == "POST" {
-            request.form_pairs()
-        } else {
-            Vec::new()
-        };
-        url_variants(&url)
-            .iter()
-            .any(|u| equal(sign(token, u, &params).as_bytes(), signature.as_bytes()))
+        if request.method == "POST" {
+            // Borrowed: a hostile body costs its pairs' references, not copies of them.
+            let params: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+                form_urlencoded::parse(&request.body).collect();
+            return matches(&params);
+        }
+        matches(&[])
     }
 
     /// The URL Twilio called: the configured public base (or the event's own host over
     /// HTTPS), the raw path and the raw query string.
     fn public_url(&self, request: &HttpRequest) -> String {
         let base = match &self.public_base_url {
-            Some(base) => base.trim_end_matches('/').to_owned(),
+            Some(base) => base.clone(),
             None => format!("https://{}", request.domain_name),
         };
         let mut url = format!("{base}{}", request.raw_path);
@@ -104,9 +211,16 @@ impl Authenticator {
 
 /// Twilio's signature: HMAC-SHA1 over the URL followed by each parameter name and value,
 /// names sorted, repeated names' values de-duplicated and sorted; Base64 of the digest.
-pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mut sorted: Vec<&(String, String)> = params.iter().collect();
-    sorted.sort();
+pub fn sign<K: AsRef<str>, V: AsRef<str>>(
+    auth_token: &str,
+    url: &str,
+    params: &[(K, V)],
+) -> String {
+    let mut sorted: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(name, value)| (name.as_ref(), value.as_ref()))
+        .collect();
+    sorted.sort_unstable();
     sorted.dedup();
     // HMAC accepts keys of any length; new_from_slice cannot fail for it.
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()) else {
@@ -120,9 +234,25 @@ pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String 
     STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// The URL as given, and with the scheme's default port added or removed: Twilio's helper
-/// libraries accept either, because what Twilio signed depends on how the URL was configured.
-fn url_variants(url: &str) -> Vec<String> {
+/// The URLs Twilio may have signed for this one.
+///
+/// - With and without the scheme's default port: Twilio's helper libraries accept either,
+///   because what Twilio signed depends on how the URL was configured.
+/// - With and without the Basic credentials the caller sent, as `user:password@`: Twilio's
+///   security page says it drops them before signing SMS and voice webhooks, but nothing says
+///   so for Studio, and Twilio's validators keep them when given a URL that has them.
+fn url_variants(url: &str, basic: Option<&Basic>) -> Vec<String> {
+    let mut variants = port_variants(url);
+    if let Some(basic) = basic
+        && let Some((scheme, rest)) = url.split_once("://")
+    {
+        let with_credentials = format!("{scheme}://{}:{}@{rest}", basic.user, basic.password);
+        variants.extend(port_variants(&with_credentials));
+    }
+    variants
+}
+
+fn port_variants(url: &str) -> Vec<String> {
     let mut variants = vec![url.to_owned()];
     let Some((scheme, rest)) = url.split_once("://") else {
         return variants;
@@ -149,22 +279,33 @@ fn url_variants(url: &str) -> Vec<String> {
     variants
 }
 
+/// HTTP Basic credentials, decoded.
+struct Basic {
+    user: String,
+    password: String,
+}
+
+fn basic_credentials(request: &HttpRequest) -> Option<Basic> {
+    let (scheme, value) = request.header("authorization")?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some(Basic {
+        user: user.to_owned(),
+        password: password.to_owned(),
+    })
+}
+
 /// The secret a proxy presented: `Bearer <secret>`, or the password of Basic auth (Studio
 /// sends `https://user:secret@host/` that way).
-fn presented_secret(request: &HttpRequest) -> Option<String> {
-    let header = request.header("authorization")?.trim();
-    let (scheme, value) = header.split_once(' ')?;
-    if scheme.eq_ignore_ascii_case("bearer") {
-        return Some(value.trim().to_owned());
+fn presented_secret<'a>(request: &'a HttpRequest, basic: Option<&'a Basic>) -> Option<&'a str> {
+    if let Some(basic) = basic {
+        return Some(&basic.password);
     }
-    if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = STANDARD.decode(value.trim()).ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        return decoded
-            .split_once(':')
-            .map(|(_, password)| password.to_owned());
-    }
-    None
+    let (scheme, value) = request.header("authorization")?.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| value.trim())
 }
 
 /// Constant-time comparison, so response timing reveals nothing about how much matched.
@@ -187,6 +328,7 @@ mod tests {
     use aws_lambda_events::http::{HeaderMap, HeaderValue};
 
     use super::*;
+    use crate::secrets::Secret;
 
     // Twilio's published test vectors (see ../shared/reference/twilio.md).
     const TOKEN: &str = "12345";
@@ -223,10 +365,25 @@ mod tests {
         }
     }
 
+    fn cell(name: &'static str, value: &str) -> Option<SecretCell> {
+        Some(SecretCell::given(name, Secret::new(value).unwrap()))
+    }
+
     fn twilio(token: &str) -> Authenticator {
-        Authenticator {
-            twilio_auth_token: Some(Secret::new(token)),
-            ..Default::default()
+        Authenticator::new(cell("TWILIO_AUTH_TOKEN", token), None, None, false)
+    }
+
+    fn shared(secret: &str) -> Authenticator {
+        Authenticator::new(None, None, cell("PROXY_SHARED_SECRET", secret), false)
+    }
+
+    impl Authenticator {
+        /// The async check, run to completion (every secret here is given, never fetched).
+        fn check_now(&self, request: &HttpRequest) -> Result<(), Refusal> {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(self.check(request))
         }
     }
 
@@ -245,6 +402,10 @@ mod tests {
         let params: Vec<(String, String)> = form_urlencoded::parse(form_body().as_bytes())
             .into_owned()
             .collect();
+        // Borrowed pairs sign the same as owned ones.
+        let body = form_body();
+        let borrowed: Vec<_> = form_urlencoded::parse(body.as_bytes()).collect();
+        assert_eq!(sign(TOKEN, URL, &borrowed), FORM_SIGNATURE);
         assert_eq!(sign(TOKEN, URL, &params), FORM_SIGNATURE);
         assert_eq!(
             sign(
@@ -256,36 +417,46 @@ mod tests {
         );
         assert_eq!(hex(&Sha256::digest(JSON_BODY.as_bytes())), JSON_HASH);
         assert_eq!(
-            sign(TOKEN, &format!("{URL}&bodySHA256={JSON_HASH}"), &[]),
+            sign::<&str, &str>(TOKEN, &format!("{URL}&bodySHA256={JSON_HASH}"), &[]),
             JSON_SIGNATURE
         );
     }
 
     #[test]
     fn a_signed_form_post_is_accepted() {
-        assert_eq!(twilio(TOKEN).check(&signed_form(FORM_SIGNATURE)), Ok(()));
+        assert_eq!(
+            twilio(TOKEN).check_now(&signed_form(FORM_SIGNATURE)),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_signature_made_with_the_default_port_is_accepted_either_way() {
         // Twilio signed https://mycompany.com:443/..., the event says mycompany.com.
         assert_eq!(
-            twilio(TOKEN).check(&signed_form(FORM_SIGNATURE_WITH_PORT)),
+            twilio(TOKEN).check_now(&signed_form(FORM_SIGNATURE_WITH_PORT)),
             Ok(())
         );
         // Twilio signed without the port, the configured public URL has it.
-        let mut auth = twilio(TOKEN);
-        auth.public_base_url = Some("https://mycompany.com:443/".into());
-        assert_eq!(auth.check(&signed_form(FORM_SIGNATURE)), Ok(()));
+        let auth = Authenticator::new(
+            cell("TWILIO_AUTH_TOKEN", TOKEN),
+            Some("https://mycompany.com:443/".into()),
+            None,
+            false,
+        );
+        assert_eq!(auth.check_now(&signed_form(FORM_SIGNATURE)), Ok(()));
         assert_eq!(
-            url_variants("https://u:p@h.io:443/x?y=1"),
+            port_variants("https://u:p@h.io:443/x?y=1"),
             ["https://u:p@h.io:443/x?y=1", "https://u:p@h.io/x?y=1"]
         );
         assert_eq!(
-            url_variants("http://h.io/x"),
+            port_variants("http://h.io/x"),
             ["http://h.io/x", "http://h.io:80/x"]
         );
-        assert_eq!(url_variants("https://h.io:8443/x"), ["https://h.io:8443/x"]);
+        assert_eq!(
+            port_variants("https://h.io:8443/x"),
+            ["https://h.io:8443/x"]
+        );
     }
 
     #[test]
@@ -294,24 +465,37 @@ mod tests {
         tampered.body = form_body()
             .replace("Digits=1234", "Digits=9999")
             .into_bytes();
-        assert_eq!(twilio(TOKEN).check(&tampered), Err(Unauthorized));
         assert_eq!(
-            twilio("54321").check(&signed_form(FORM_SIGNATURE)),
-            Err(Unauthorized)
+            twilio(TOKEN).check_now(&tampered),
+            Err(Refusal::Unauthorized)
         );
-        assert_eq!(twilio(TOKEN).check(&signed_form("")), Err(Unauthorized));
+        assert_eq!(
+            twilio("54321").check_now(&signed_form(FORM_SIGNATURE)),
+            Err(Refusal::Unauthorized)
+        );
+        assert_eq!(
+            twilio(TOKEN).check_now(&signed_form("")),
+            Err(Refusal::Unauthorized)
+        );
         let mut other_host = signed_form(FORM_SIGNATURE);
         other_host.domain_name = "abc.lambda-url.us-east-1.on.aws".into();
-        assert_eq!(twilio(TOKEN).check(&other_host), Err(Unauthorized));
+        assert_eq!(
+            twilio(TOKEN).check_now(&other_host),
+            Err(Refusal::Unauthorized)
+        );
     }
 
     #[test]
     fn the_public_base_url_fixes_signatures_behind_a_proxy() {
         let mut behind_proxy = signed_form(FORM_SIGNATURE);
         behind_proxy.domain_name = "abc.lambda-url.us-east-1.on.aws".into();
-        let mut auth = twilio(TOKEN);
-        auth.public_base_url = Some("https://mycompany.com".into());
-        assert_eq!(auth.check(&behind_proxy), Ok(()));
+        let auth = Authenticator::new(
+            cell("TWILIO_AUTH_TOKEN", TOKEN),
+            Some("https://mycompany.com".into()),
+            None,
+            false,
+        );
+        assert_eq!(auth.check_now(&behind_proxy), Ok(()));
     }
 
     #[test]
@@ -324,7 +508,7 @@ mod tests {
             "application/json",
             JSON_BODY,
         );
-        assert_eq!(twilio(TOKEN).check(&good), Ok(()));
+        assert_eq!(twilio(TOKEN).check_now(&good), Ok(()));
         // The URL (and so the signature) is intact but the body is not the one hashed.
         let swapped = request(
             "POST",
@@ -333,7 +517,10 @@ mod tests {
             "application/json",
             r#"{"property": "evil"}"#,
         );
-        assert_eq!(twilio(TOKEN).check(&swapped), Err(Unauthorized));
+        assert_eq!(
+            twilio(TOKEN).check_now(&swapped),
+            Err(Refusal::Unauthorized)
+        );
         let no_hash = request(
             "POST",
             "foo=1&bar=2",
@@ -341,12 +528,15 @@ mod tests {
             "application/json",
             JSON_BODY,
         );
-        assert_eq!(twilio(TOKEN).check(&no_hash), Err(Unauthorized));
+        assert_eq!(
+            twilio(TOKEN).check_now(&no_hash),
+            Err(Refusal::Unauthorized)
+        );
     }
 
     #[test]
     fn a_signed_get_signs_only_the_url() {
-        let signature = sign(TOKEN, URL, &[]);
+        let signature = sign::<&str, &str>(TOKEN, URL, &[]);
         let get = request(
             "GET",
             "foo=1&bar=2",
@@ -354,7 +544,7 @@ mod tests {
             "",
             "",
         );
-        assert_eq!(twilio(TOKEN).check(&get), Ok(()));
+        assert_eq!(twilio(TOKEN).check_now(&get), Ok(()));
     }
 
     #[test]
@@ -378,10 +568,7 @@ mod tests {
 
     #[test]
     fn the_shared_secret_works_as_bearer_or_basic_password() {
-        let auth = Authenticator {
-            shared_secret: Some(Secret::new("s3cret")),
-            ..Default::default()
-        };
+        let auth = shared("s3cret");
         let bearer = request(
             "POST",
             "",
@@ -389,10 +576,10 @@ mod tests {
             "application/json",
             "{}",
         );
-        assert_eq!(auth.check(&bearer), Ok(()));
+        assert_eq!(auth.check_now(&bearer), Ok(()));
         let basic = format!("Basic {}", STANDARD.encode("studio:s3cret"));
         assert_eq!(
-            auth.check(&request("GET", "", &[("authorization", &basic)], "", "")),
+            auth.check_now(&request("GET", "", &[("authorization", &basic)], "", "")),
             Ok(())
         );
         for wrong in [
@@ -402,36 +589,37 @@ mod tests {
             "Basic !!!",
         ] {
             assert_eq!(
-                auth.check(&request("GET", "", &[("authorization", wrong)], "", "")),
-                Err(Unauthorized),
+                auth.check_now(&request("GET", "", &[("authorization", wrong)], "", "")),
+                Err(Refusal::Unauthorized),
                 "{wrong}"
             );
         }
         let wrong_basic = format!("Basic {}", STANDARD.encode("s3cret:nope"));
         assert_eq!(
-            auth.check(&request(
+            auth.check_now(&request(
                 "GET",
                 "",
                 &[("authorization", &wrong_basic)],
                 "",
                 ""
             )),
-            Err(Unauthorized)
+            Err(Refusal::Unauthorized)
         );
         assert_eq!(
-            auth.check(&request("GET", "", &[], "", "")),
-            Err(Unauthorized)
+            auth.check_now(&request("GET", "", &[], "", "")),
+            Err(Refusal::Unauthorized)
         );
     }
 
     #[test]
     fn either_configured_method_is_enough() {
-        let auth = Authenticator {
-            twilio_auth_token: Some(Secret::new(TOKEN)),
-            shared_secret: Some(Secret::new("s3cret")),
-            ..Default::default()
-        };
-        assert_eq!(auth.check(&signed_form(FORM_SIGNATURE)), Ok(()));
+        let auth = Authenticator::new(
+            cell("TWILIO_AUTH_TOKEN", TOKEN),
+            None,
+            cell("PROXY_SHARED_SECRET", "s3cret"),
+            false,
+        );
+        assert_eq!(auth.check_now(&signed_form(FORM_SIGNATURE)), Ok(()));
         let bearer = request(
             "POST",
             "",
@@ -439,26 +627,60 @@ mod tests {
             "application/json",
             "{}",
         );
-        assert_eq!(auth.check(&bearer), Ok(()));
+        assert_eq!(auth.check_now(&bearer), Ok(()));
     }
 
     #[test]
     fn with_no_method_only_allow_unauthenticated_lets_requests_in() {
         let anonymous = request("GET", "", &[], "", "");
         assert_eq!(
-            Authenticator::default().check(&anonymous),
-            Err(Unauthorized)
+            Authenticator::default().check_now(&anonymous),
+            Err(Refusal::Unauthorized)
         );
-        let open = Authenticator {
-            allow_unauthenticated: true,
-            ..Default::default()
-        };
-        assert_eq!(open.check(&anonymous), Ok(()));
+        let open = Authenticator::new(None, None, None, true);
+        assert_eq!(open.check_now(&anonymous), Ok(()));
         // ALLOW_UNAUTHENTICATED does not bypass a configured method.
-        let both = Authenticator {
-            allow_unauthenticated: true,
-            ..twilio(TOKEN)
-        };
-        assert_eq!(both.check(&anonymous), Err(Unauthorized));
+        let both = Authenticator::new(cell("TWILIO_AUTH_TOKEN", TOKEN), None, None, true);
+        assert_eq!(both.check_now(&anonymous), Err(Refusal::Unauthorized));
+    }
+
+    #[test]
+    fn a_signature_over_the_url_with_its_basic_credentials_is_accepted_too() {
+        // GIVEN a Studio URL with credentials, https://studio:s3cret@mycompany.com/myapp.php?...
+        let params: Vec<(String, String)> = form_urlencoded::parse(form_body().as_bytes())
+            .into_owned()
+            .collect();
+        let with_credentials = sign(
+            TOKEN,
+            "https://studio:s3cret@mycompany.com/myapp.php?foo=1&bar=2",
+            &params,
+        );
+        let basic = format!("Basic {}", STANDARD.encode("studio:s3cret"));
+        let auth = twilio(TOKEN);
+        // THEN a signature over that URL is accepted when the credentials came with it
+        let mut request = signed_form(&with_credentials);
+        request
+            .headers
+            .insert("authorization", HeaderValue::from_str(&basic).unwrap());
+        assert_eq!(auth.check_now(&request), Ok(()));
+        // AND a signature over the URL without them (what Twilio documents for SMS and voice)
+        let mut request = signed_form(FORM_SIGNATURE);
+        request
+            .headers
+            .insert("authorization", HeaderValue::from_str(&basic).unwrap());
+        assert_eq!(auth.check_now(&request), Ok(()));
+        // BUT not when other credentials came
+        let mut request = signed_form(&with_credentials);
+        let other = format!("Basic {}", STANDARD.encode("studio:other"));
+        request
+            .headers
+            .insert("authorization", HeaderValue::from_str(&other).unwrap());
+        assert_eq!(auth.check_now(&request), Err(Refusal::Unauthorized));
+    }
+
+    #[test]
+    fn only_the_shared_secret_invites_basic_credentials() {
+        assert!(shared("s3cret").challenges());
+        assert!(!twilio(TOKEN).challenges());
     }
 }

@@ -1,16 +1,30 @@
-//! The one edge every function shares: decode the invocation, authenticate HTTP callers,
-//! call the function's operation, and encode the answer (payload 2.0 for HTTP, bare JSON for
-//! a direct invoke). Errors become `{"error": {"code", "message"}}` with their status here
-//! and nowhere else.
+//! The one edge every function shares: decode the invocation, bound and authenticate HTTP
+//! callers, call the function's operation, and encode the answer (payload 2.0 for HTTP, bare
+//! JSON for a direct invoke). Failures become `{"error": {"code", "message"}}` with their
+//! status here (through [`crate::failure`]) and nowhere else.
 
 use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_lambda_events::http::header::WWW_AUTHENTICATE;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
 use crate::config::ConfigError;
-use crate::invocation::{HttpRequest, Invocation, InvocationError, http_response};
+pub use crate::failure::Failure;
+use crate::invocation::{HttpRequest, Input, Invocation, InvocationError, http_response};
+
+/// The longest query string accepted. Studio's requests carry a few fields; even an
+/// `include=` list of profile-lookup's 200 traits fits.
+pub const MAX_QUERY_BYTES: usize = 16 * 1024;
+/// The most fields a query string (or a form body) may name. A TaskRouter callback has about
+/// forty, a Studio request a handful. Counted before authentication, without decoding.
+pub const MAX_FIELDS: usize = 256;
+/// Time kept back from the invocation's own deadline to send the answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
+/// The realm a 401 names when the shared secret is configured.
+const CHALLENGE: &str = "Basic realm=\"studio-router\"";
 
 /// What an operation answers on success.
 #[derive(Debug, PartialEq)]
@@ -21,43 +35,21 @@ pub enum Answer {
     Accepted,
 }
 
-/// A failure a caller sees: its status, a stable snake_case code and a sentence for people.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct Failure {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
-    }
-
-    pub fn bad_request(code: &'static str, message: impl ToString) -> Self {
-        Self::new(400, code, message.to_string())
-    }
-
-    pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message}})
-    }
-}
-
 /// A function's own work, behind the shared edge.
 pub trait Operation: Sync {
     /// The largest body accepted over HTTP; larger ones get 413.
     const MAX_BODY_BYTES: usize;
 
-    /// Handles one request: the fields of an HTTP body or query string (an object), or a
-    /// JSON list body, or a direct invoke's JSON.
-    fn call(&self, input: Value) -> impl Future<Output = Result<Answer, Failure>> + Send;
+    /// Handles one request: the fields of an HTTP body or query string, a JSON list body, or
+    /// a direct invoke's JSON. It must answer by `answer_by`, the latest moment the caller
+    /// can still receive the answer (the invocation's own deadline, less a margin).
+    fn call(
+        &self,
+        input: Input,
+        answer_by: Instant,
+    ) -> impl Future<Output = Result<Answer, Failure>> + Send;
 
-    /// Prepares for the next real call without touching customer data.
+    /// Prepares for the next real call (clients, secrets) without touching customer data.
     fn warm_up(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
@@ -74,43 +66,56 @@ impl<O: Operation> Edge<O> {
         Self { operation, auth }
     }
 
-    /// Handles one Lambda invocation; never fails, every problem is an answer.
-    pub async fn handle(&self, event: Value) -> Value {
-        match Invocation::decode(event) {
+    /// Handles one Lambda invocation that must be answered by `deadline` (the invocation's
+    /// own, from its context); never fails, every problem is an answer.
+    pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Value {
+        let answer_by = answer_by(deadline);
+        match Invocation::decode(event, O::MAX_BODY_BYTES) {
             Ok(Invocation::WarmUp) => {
+                self.auth.warm_up().await;
                 self.operation.warm_up().await;
                 json!({"warm": true})
             }
-            Ok(Invocation::Direct(fields)) => match self.operation.call(fields).await {
+            Ok(Invocation::Direct(input)) => match self.operation.call(input, answer_by).await {
                 Ok(Answer::Json(body)) => body,
                 Ok(Answer::Accepted) => json!({"accepted": true}),
                 Err(failure) => failure.body(),
             },
-            Ok(Invocation::Http(request)) => match self.http(&request).await {
-                Ok(Answer::Json(body)) => http_response(200, Some(&body)),
-                Ok(Answer::Accepted) => http_response(204, None),
-                Err(failure) => {
-                    if failure.status >= 500 {
-                        tracing::error!(status = failure.status, code = failure.code, message = %failure.message, "request failed");
-                    } else {
-                        tracing::warn!(status = failure.status, code = failure.code, message = %failure.message, "request refused");
-                    }
-                    http_response(failure.status, Some(&failure.body()))
-                }
-            },
-            // A broken payload 2.0 event still came over HTTP: answer it as HTTP.
-            Err(error @ (InvocationError::MalformedHttp(_) | InvocationError::BadBase64)) => {
-                tracing::warn!(%error, "undecodable HTTP event");
-                http_response(
-                    400,
-                    Some(&Failure::bad_request("invalid_request", &error).body()),
-                )
+            Ok(Invocation::Http(request)) => {
+                let outcome = self.http(&request, answer_by).await;
+                self.respond(outcome)
             }
-            Err(error) => Failure::bad_request("invalid_request", error).body(),
+            // A broken or oversized payload 2.0 event still came over HTTP: answer it as HTTP.
+            Err(
+                error @ (InvocationError::MalformedHttp(_)
+                | InvocationError::BadBase64
+                | InvocationError::BodyTooLarge { .. }),
+            ) => self.respond(Err(error.into())),
+            Err(error) => Failure::from(error).body(),
         }
     }
 
-    async fn http(&self, request: &HttpRequest) -> Result<Answer, Failure> {
+    fn respond(&self, outcome: Result<Answer, Failure>) -> Value {
+        match outcome {
+            Ok(Answer::Json(body)) => http_response(200, Some(&body), &[]),
+            Ok(Answer::Accepted) => http_response(204, None, &[]),
+            Err(failure) => {
+                if failure.status >= 500 {
+                    tracing::error!(status = failure.status, code = failure.code, message = %failure.message, "request failed");
+                } else {
+                    tracing::warn!(status = failure.status, code = failure.code, message = %failure.message, "request refused");
+                }
+                let challenge: &[_] = if failure.status == 401 && self.auth.challenges() {
+                    &[(WWW_AUTHENTICATE, CHALLENGE)]
+                } else {
+                    &[]
+                };
+                http_response(failure.status, Some(&failure.body()), challenge)
+            }
+        }
+    }
+
+    async fn http(&self, request: &HttpRequest, answer_by: Instant) -> Result<Answer, Failure> {
         if request.method != "GET" && request.method != "POST" {
             return Err(Failure::new(
                 405,
@@ -118,41 +123,66 @@ impl<O: Operation> Edge<O> {
                 format!("{} is not supported; use GET or POST", request.method),
             ));
         }
-        if request.body.len() > O::MAX_BODY_BYTES {
+        // Bounded before anyone is authenticated: what a stranger can make us do is counted
+        // in bytes and fields, not in the pairs a signature check would otherwise sort.
+        if request.raw_query_string.len() > MAX_QUERY_BYTES
+            || request.query_field_count() > MAX_FIELDS
+        {
             return Err(Failure::new(
-                413,
-                "body_too_large",
+                414,
+                "query_too_long",
                 format!(
-                    "the body is {} bytes; this function accepts at most {}",
-                    request.body.len(),
-                    O::MAX_BODY_BYTES
+                    "the query string may hold at most {MAX_FIELDS} fields in {MAX_QUERY_BYTES} bytes"
                 ),
             ));
         }
+        let fields = request.form_field_count();
+        if fields > MAX_FIELDS {
+            return Err(Failure::new(
+                413,
+                "too_many_fields",
+                format!("the form has {fields} fields; this function accepts at most {MAX_FIELDS}"),
+            ));
+        }
         // Authenticate before parsing: an unauthenticated caller learns nothing about our input rules.
-        self.auth
-            .check(request)
-            .map_err(|refusal| Failure::new(401, "unauthorized", refusal.to_string()))?;
-        let input = request
-            .payload()
-            .map_err(|e| Failure::bad_request("invalid_body", e))?;
-        self.operation.call(input).await
+        self.auth.check(request).await?;
+        if request.method == "GET" && request.has_body() {
+            return Err(Failure::bad_request(
+                "body_not_allowed",
+                "a GET request's body is not covered by its signature and is never read; send the fields in the query string, or POST them",
+            ));
+        }
+        let input = request.payload()?;
+        self.operation.call(input, answer_by).await
     }
+}
+
+/// The latest moment to have the answer ready: the invocation's deadline less a margin to
+/// send it, or an hour from now when the caller set none (the sandbox, tests).
+fn answer_by(deadline: Option<SystemTime>) -> Instant {
+    let now = Instant::now();
+    let remaining = deadline.map_or(Duration::from_secs(3600), |deadline| {
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .saturating_sub(ANSWER_MARGIN)
+    });
+    now + remaining
 }
 
 /// A function binary's whole `main`: a one-thread runtime, then [`run`]. One thread because
 /// a Lambda instance handles one event at a time and a 128 MB function has a fraction of a
 /// vCPU: a multi-threaded runtime would only cost start-up time.
-pub fn main<O, L>(name: &'static str, load: impl FnOnce() -> L) -> std::process::ExitCode
+pub fn main<O, L>(name: &'static str, load: L) -> std::process::ExitCode
 where
     O: Operation,
-    L: Future<Output = Result<Edge<O>, ConfigError>>,
+    L: FnOnce() -> Result<Edge<O>, ConfigError>,
 {
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(run(name, load())),
+        Ok(runtime) => runtime.block_on(run(name, load)),
         Err(error) => Err(error.into()),
     };
     match result {
@@ -165,36 +195,34 @@ where
 }
 
 /// Runs a function under the Lambda Runtime API: telemetry, then `load` (configuration and
-/// clients, once), then the event loop. A configuration error is logged once with its
-/// reason and every invocation answers 500 `configuration_error`, instead of a crash loop
-/// that Studio would only see as timeouts.
+/// clients, once; nothing that needs the network, which INIT may not have), then the event
+/// loop. A configuration error is logged once with its reason and every invocation answers
+/// 500 `configuration_error`, instead of a crash loop that Studio would only see as timeouts.
 pub async fn run<O, L>(name: &'static str, load: L) -> Result<(), lambda_runtime::Error>
 where
     O: Operation,
-    L: Future<Output = Result<Edge<O>, ConfigError>>,
+    L: FnOnce() -> Result<Edge<O>, ConfigError>,
 {
     crate::telemetry::init();
-    match load.await {
+    match load() {
         Ok(edge) => {
             let edge = &edge;
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-                Ok::<Value, lambda_runtime::Error>(edge.handle(event.payload).await)
+                let deadline =
+                    UNIX_EPOCH.checked_add(Duration::from_millis(event.context.deadline));
+                Ok::<Value, lambda_runtime::Error>(edge.handle(event.payload, deadline).await)
             }))
             .await
         }
         Err(error) => {
             tracing::error!(function = name, %error, "configuration is invalid; every request will answer 500 until it is fixed");
-            let failure = Failure::new(
-                500,
-                "configuration_error",
-                format!("{name} is not configured correctly; its logs say why"),
-            );
+            let failure = Failure::configuration(name);
             let failure = &failure;
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                 let is_http = event.payload.get("requestContext").is_some();
                 let body = failure.body();
                 Ok::<Value, lambda_runtime::Error>(if is_http {
-                    http_response(500, Some(&body))
+                    http_response(500, Some(&body), &[])
                 } else {
                     body
                 })

@@ -1,16 +1,19 @@
-//! Flex engagements into Segment track events: a task's wrap-up becomes "Flex - Engagement
-//! Completed", its completion "Flex - Wrap Up Completed", so the computed traits routing reads
-//! (total inbounds, frequent channel, last agent, last topic, sentiment) stay current.
+//! Flex engagements into Segment track events: a task's wrap-up and its completion each
+//! become one track event, so the computed traits routing reads (total inbounds, frequent
+//! channel, last agent, last topic, sentiment) stay current. Which names and properties
+//! those events carry is the [`Schema`]'s choice.
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::identity::{normalise_email, normalise_phone};
+use crate::identity::{is_withheld, normalise_email, normalise_phone};
+use crate::segment::message::{ExternalId, MessageContext, TrackKind, TrackMessage};
+use crate::timestamps::Timestamp;
 
 /// A TaskRouter event, whatever shape it arrived in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskEvent {
-    /// `task.wrapup`, `reservation.completed`, ...
+    /// `reservation.wrapup`, `task.completed`, ...
     pub event_type: String,
     pub task_sid: String,
     pub attributes: Map<String, Value>,
@@ -18,7 +21,7 @@ pub struct TaskEvent {
     pub channel: Option<String>,
     pub age_seconds: Option<u64>,
     pub worker_sid: Option<String>,
-    /// RFC 3339.
+    /// RFC 3339, milliseconds, UTC.
     pub occurred_at: Option<String>,
 }
 
@@ -30,12 +33,28 @@ pub enum Moment {
 }
 
 impl Moment {
-    /// Task and reservation events alike: both name the same moment of the same task, and
-    /// the messageId (moment + task) lets Segment keep one of them.
+    /// One event type for each moment, so that each moment is one track event whatever order
+    /// TaskRouter's events arrive in: the wrap-up comes from `reservation.wrapup`, the only
+    /// one that names the agent, and the completion from `task.completed`, sent once per task
+    /// (a transferred task completes several reservations). The other two name the same
+    /// moments and would share their messageIds with other content; see [`Moment::superseded`].
     pub fn of(event_type: &str) -> Option<Self> {
         match event_type {
-            "task.wrapup" | "reservation.wrapup" => Some(Self::WrapUp),
-            "task.completed" | "reservation.completed" => Some(Self::Completed),
+            "reservation.wrapup" => Some(Self::WrapUp),
+            "task.completed" => Some(Self::Completed),
+            _ => None,
+        }
+    }
+
+    /// Why an event type that names one of the moments is not the one used for it.
+    pub fn superseded(event_type: &str) -> Option<&'static str> {
+        match event_type {
+            "task.wrapup" => Some(
+                "task.wrapup names no agent; the wrap-up is taken from reservation.wrapup (include it in the workspace's EventsFilter)",
+            ),
+            "reservation.completed" => Some(
+                "a task may complete several reservations; the completion is taken from task.completed (include it in the workspace's EventsFilter)",
+            ),
             _ => None,
         }
     }
@@ -48,12 +67,53 @@ impl Moment {
     }
 }
 
-/// Event names and where in the task attributes each fact is read; defaults follow the
-/// Unified Profiles setup guide.
+/// Which event names and properties go to Segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// The Unified Profiles setup guide this product comes from: "Flex - Engagement
+    /// Completed" at wrap-up (`direction`, `channelType`, `lastKnownAgentWorkerSid`,
+    /// `duration`, `taskSid`), "Flex - Wrap Up Completed" at completion (`topic`,
+    /// `sentiment`, `dispositionCode`, `taskSid`).
+    Seed,
+    /// Twilio's current enrichment page ("Enrich profiles with Flex interaction data"):
+    /// "Flex - Engagement Initiated" at wrap-up (`customerStartTime`, `Duration`,
+    /// `lastKnownAgentWorkerSid`, `interactionSid`, `channelSid`, `channelType`,
+    /// `Direction`), "Flex - Engagement Completed" at completion (`channelSid`,
+    /// `interactionSid`, `codes` {`dispositionCode`, `topic`}, `sentiment`).
+    Current,
+}
+
+impl Schema {
+    pub const NAMES: [&'static str; 2] = ["seed", "current"];
+
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "seed" => Some(Self::Seed),
+            "current" => Some(Self::Current),
+            _ => None,
+        }
+    }
+
+    /// The event each moment becomes, unless configured otherwise.
+    pub fn event_name(self, moment: Moment) -> &'static str {
+        match (self, moment) {
+            (Self::Seed, Moment::WrapUp) => "Flex - Engagement Completed",
+            (Self::Seed, Moment::Completed) => "Flex - Wrap Up Completed",
+            (Self::Current, Moment::WrapUp) => "Flex - Engagement Initiated",
+            (Self::Current, Moment::Completed) => "Flex - Engagement Completed",
+        }
+    }
+}
+
+/// The schema, event names and where in the task attributes each fact is read; defaults
+/// follow the Unified Profiles setup guide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
-    pub engagement_completed_event: String,
-    pub wrap_up_completed_event: String,
+    pub schema: Schema,
+    /// The event a wrap-up becomes.
+    pub wrap_up_event: String,
+    /// The event a completion becomes.
+    pub completed_event: String,
     /// Where the customer's address is on inbound tasks (first match wins).
     pub inbound_address_paths: Vec<String>,
     /// On outbound tasks `from` is our own number: the customer is the one called.
@@ -71,11 +131,13 @@ fn paths(list: &[&str]) -> Vec<String> {
     list.iter().map(|p| (*p).to_owned()).collect()
 }
 
-impl Default for Mapping {
-    fn default() -> Self {
+impl Mapping {
+    /// The defaults of `schema`.
+    pub fn for_schema(schema: Schema) -> Self {
         Self {
-            engagement_completed_event: "Flex - Engagement Completed".into(),
-            wrap_up_completed_event: "Flex - Wrap Up Completed".into(),
+            schema,
+            wrap_up_event: schema.event_name(Moment::WrapUp).into(),
+            completed_event: schema.event_name(Moment::Completed).into(),
             inbound_address_paths: paths(&["customerAddress", "from", "caller", "customers.phone"]),
             outbound_address_paths: paths(&[
                 "customerAddress",
@@ -98,13 +160,19 @@ impl Default for Mapping {
     }
 }
 
+impl Default for Mapping {
+    fn default() -> Self {
+        Self::for_schema(Schema::Seed)
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapped {
     /// A Segment track message.
-    Track(Value),
-    /// Not a wrap-up or completion: acknowledged, nothing sent.
-    Ignored,
+    Track(Box<TrackMessage>),
+    /// Nothing to send, and nothing wrong: acknowledged, with the reason for the log.
+    Ignored(&'static str),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,101 +187,166 @@ pub enum MappingError {
 enum Customer {
     Phone(String),
     Email(String),
+    /// Only a withheld caller id: no identity to give Segment.
+    Withheld,
 }
 
 impl Mapping {
     pub fn map(&self, event: &TaskEvent) -> Result<Mapped, MappingError> {
         let Some(moment) = Moment::of(&event.event_type) else {
-            return Ok(Mapped::Ignored);
+            return Ok(Mapped::Ignored(
+                Moment::superseded(&event.event_type).unwrap_or("not a wrap-up or a completion"),
+            ));
         };
-        let direction = direction(&event.attributes);
-        let customer = self.customer(&event.attributes, direction.as_deref());
-        let user_id = self
-            .user_id_paths
-            .iter()
-            .find_map(|p| text_at(&event.attributes, p));
-        if customer.is_none() && user_id.is_none() {
-            return Err(MappingError::NoCustomerIdentity {
-                task_sid: event.task_sid.clone(),
-            });
-        }
-
-        let mut properties = Map::new();
-        let event_name = match moment {
-            Moment::WrapUp => {
-                if let Some(direction) = direction {
-                    properties.insert("direction".into(), json!(direction));
-                }
-                let channel =
-                    text_at(&event.attributes, "channelType").or_else(|| event.channel.clone());
-                if let Some(channel) = channel {
-                    properties.insert("channelType".into(), json!(channel));
-                }
-                if let Some(worker) = &event.worker_sid {
-                    properties.insert("lastKnownAgentWorkerSid".into(), json!(worker));
-                }
-                if let Some(age) = event.age_seconds {
-                    properties.insert("duration".into(), json!(age));
-                }
-                &self.engagement_completed_event
+        let attributes = &event.attributes;
+        let direction = direction(attributes);
+        let customer = self.customer(attributes, direction);
+        let user_id = self.first(&self.user_id_paths, attributes);
+        let customer = match (customer, &user_id) {
+            (Some(Customer::Withheld), None) => {
+                // Every withheld caller would merge into one profile.
+                return Ok(Mapped::Ignored(
+                    "the caller withheld their number and the task names no other identity",
+                ));
             }
-            Moment::Completed => {
-                for (name, candidates) in [
-                    ("topic", &self.topic_paths),
-                    ("sentiment", &self.sentiment_paths),
-                    ("dispositionCode", &self.disposition_code_paths),
-                ] {
-                    if let Some(value) = candidates
-                        .iter()
-                        .find_map(|p| text_at(&event.attributes, p))
-                    {
-                        properties.insert(name.into(), json!(value));
-                    }
-                }
-                &self.wrap_up_completed_event
+            (None, None) => {
+                return Err(MappingError::NoCustomerIdentity {
+                    task_sid: event.task_sid.clone(),
+                });
             }
+            (Some(Customer::Withheld), Some(_)) => None,
+            (customer, _) => customer,
         };
-        properties.insert("taskSid".into(), json!(event.task_sid));
 
-        let mut context = Map::new();
+        let (event_name, properties) = match moment {
+            Moment::WrapUp => (&self.wrap_up_event, self.wrap_up(event, direction)),
+            Moment::Completed => (&self.completed_event, self.completed(event)),
+        };
+
+        let mut context = MessageContext::default();
         match &customer {
             Some(Customer::Phone(phone)) => {
-                context.insert("traits".into(), json!({"phone": phone}));
-                context.insert(
-                    "externalIds".into(),
-                    json!([{"id": phone, "type": self.phone_identifier, "collection": "users", "encoding": "none"}]),
-                );
+                context.traits = json!({"phone": phone}).as_object().cloned();
+                context.external_ids = vec![ExternalId::user(&self.phone_identifier, phone)];
             }
             Some(Customer::Email(email)) => {
-                context.insert("traits".into(), json!({"email": email}));
+                context.traits = json!({"email": email}).as_object().cloned();
             }
-            None => {}
+            Some(Customer::Withheld) | None => {}
         }
-
-        let mut message = Map::new();
-        message.insert("type".into(), json!("track"));
-        message.insert("event".into(), json!(event_name));
         // One user id is the strongest identity; without it an anonymous id derived from the
         // customer keeps every task of theirs on one profile (a fresh id per task would
         // exceed Segment's identifier limits and split the profile).
-        match (&user_id, &customer) {
-            (Some(user_id), _) => message.insert("userId".into(), json!(user_id)),
-            (None, Some(customer)) => {
-                message.insert("anonymousId".into(), json!(anonymous_id(customer)))
-            }
-            (None, None) => None,
+        let anonymous_id = match (&user_id, &customer) {
+            (None, Some(customer)) => anonymous_id(customer),
+            _ => None,
         };
-        // Deterministic, so a redelivered event is deduplicated by Segment.
-        message.insert(
-            "messageId".into(),
-            json!(format!("flex-{}-{}", moment.id(), event.task_sid)),
-        );
-        if let Some(at) = &event.occurred_at {
-            message.insert("timestamp".into(), json!(at));
+        Ok(Mapped::Track(Box::new(TrackMessage {
+            kind: TrackKind::Track,
+            event: event_name.clone(),
+            user_id,
+            anonymous_id,
+            // Deterministic, so a redelivered event is deduplicated by Segment.
+            message_id: format!("flex-{}-{}", moment.id(), event.task_sid),
+            timestamp: event.occurred_at.clone(),
+            properties,
+            context,
+        })))
+    }
+
+    fn wrap_up(&self, event: &TaskEvent, direction: Option<&'static str>) -> Map<String, Value> {
+        let attributes = &event.attributes;
+        let channel = text_at(attributes, "channelType").or_else(|| event.channel.clone());
+        let mut properties = Map::new();
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                properties.insert(name.into(), value);
+            }
+        };
+        match self.schema {
+            Schema::Seed => {
+                put("direction", direction.map(Value::from));
+                put("channelType", channel.map(Value::from));
+                put(
+                    "lastKnownAgentWorkerSid",
+                    event.worker_sid.clone().map(Value::from),
+                );
+                put("duration", event.age_seconds.map(Value::from));
+                put("taskSid", Some(json!(event.task_sid)));
+            }
+            Schema::Current => {
+                put(
+                    "customerStartTime",
+                    customer_start_time(event).map(Value::from),
+                );
+                put("Duration", event.age_seconds.map(Value::from));
+                put(
+                    "lastKnownAgentWorkerSid",
+                    event.worker_sid.clone().map(Value::from),
+                );
+                put(
+                    "interactionSid",
+                    text_at(attributes, "flexInteractionSid").map(Value::from),
+                );
+                put(
+                    "channelSid",
+                    text_at(attributes, "flexInteractionChannelSid").map(Value::from),
+                );
+                put("channelType", channel.map(Value::from));
+                put("Direction", direction.map(Value::from));
+            }
         }
-        message.insert("properties".into(), Value::Object(properties));
-        message.insert("context".into(), Value::Object(context));
-        Ok(Mapped::Track(Value::Object(message)))
+        properties
+    }
+
+    fn completed(&self, event: &TaskEvent) -> Map<String, Value> {
+        let attributes = &event.attributes;
+        let topic = self.first(&self.topic_paths, attributes);
+        let sentiment = self.first(&self.sentiment_paths, attributes);
+        let disposition = self.first(&self.disposition_code_paths, attributes);
+        let mut properties = Map::new();
+        match self.schema {
+            Schema::Seed => {
+                for (name, value) in [
+                    ("topic", topic),
+                    ("sentiment", sentiment),
+                    ("dispositionCode", disposition),
+                ] {
+                    if let Some(value) = value {
+                        properties.insert(name.into(), json!(value));
+                    }
+                }
+                properties.insert("taskSid".into(), json!(event.task_sid));
+            }
+            Schema::Current => {
+                for (name, path) in [
+                    ("channelSid", "flexInteractionChannelSid"),
+                    ("interactionSid", "flexInteractionSid"),
+                ] {
+                    if let Some(value) = text_at(attributes, path) {
+                        properties.insert(name.into(), json!(value));
+                    }
+                }
+                let mut codes = Map::new();
+                if let Some(disposition) = disposition {
+                    codes.insert("dispositionCode".into(), json!(disposition));
+                }
+                if let Some(topic) = topic {
+                    codes.insert("topic".into(), json!(topic));
+                }
+                if !codes.is_empty() {
+                    properties.insert("codes".into(), Value::Object(codes));
+                }
+                if let Some(sentiment) = sentiment {
+                    properties.insert("sentiment".into(), json!(sentiment));
+                }
+            }
+        }
+        properties
+    }
+
+    fn first(&self, paths: &[String], attributes: &Map<String, Value>) -> Option<String> {
+        paths.iter().find_map(|path| text_at(attributes, path))
     }
 
     fn customer(
@@ -230,27 +363,38 @@ impl Mapping {
             .iter()
             .filter_map(|p| text_at(attributes, p))
             .collect();
+        let (withheld, addresses): (Vec<String>, Vec<String>) =
+            addresses.into_iter().partition(|a| is_withheld(a));
         if let Some(phone) = addresses.iter().find_map(|a| normalise_phone(a)) {
             return Some(Customer::Phone(phone));
         }
-        self.email_paths
+        let email = self
+            .email_paths
             .iter()
             .filter_map(|p| text_at(attributes, p))
             .chain(addresses)
             .find_map(|candidate| normalise_email(&candidate))
-            .map(Customer::Email)
+            .map(Customer::Email);
+        email.or_else(|| (!withheld.is_empty()).then_some(Customer::Withheld))
     }
 }
 
 /// `Inbound` / `Outbound` from the task's `direction` or Flex Insights' `conversations.direction`.
-fn direction(attributes: &Map<String, Value>) -> Option<String> {
+fn direction(attributes: &Map<String, Value>) -> Option<&'static str> {
     let raw = text_at(attributes, "direction")
         .or_else(|| text_at(attributes, "conversations.direction"))?;
     match raw.to_ascii_lowercase().as_str() {
-        "inbound" => Some("Inbound".into()),
-        "outbound" | "outbound-api" | "outbound-dial" => Some("Outbound".into()),
+        "inbound" => Some("Inbound"),
+        "outbound" | "outbound-api" | "outbound-dial" => Some("Outbound"),
         _ => None,
     }
+}
+
+/// When the task was created: the event's time less the task's age.
+fn customer_start_time(event: &TaskEvent) -> Option<String> {
+    let at = Timestamp::parse_rfc3339(event.occurred_at.as_deref()?)?;
+    let start = at.checked_sub(std::time::Duration::from_secs(event.age_seconds?))?;
+    Some(start.to_rfc3339())
 }
 
 /// A non-blank string (or number) at a dotted path.
@@ -268,14 +412,15 @@ fn text_at(attributes: &Map<String, Value>, path: &str) -> Option<String> {
 }
 
 /// Stable per customer, and not the phone number itself.
-fn anonymous_id(customer: &Customer) -> String {
+fn anonymous_id(customer: &Customer) -> Option<String> {
     let key = match customer {
         Customer::Phone(phone) => format!("phone:{phone}"),
         Customer::Email(email) => format!("email:{email}"),
+        Customer::Withheld => return None,
     };
     let digest = Sha256::digest(key.as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("flex-{hex}")
+    Some(format!("flex-{hex}"))
 }
 
 #[cfg(test)]
@@ -286,14 +431,21 @@ mod tests {
     fn fixture(path: &str) -> TaskEvent {
         let full = format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
         let value: Value = serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap();
-        taskrouter::decode(value).events.remove(0).unwrap()
+        match taskrouter::decode(value).0 {
+            Ok(taskrouter::Decoded::Task(event)) => event,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    fn mapped(mapping: &Mapping, event: &TaskEvent) -> Value {
+        match mapping.map(event) {
+            Ok(Mapped::Track(message)) => serde_json::to_value(&*message).unwrap(),
+            other => panic!("{other:?}"),
+        }
     }
 
     fn track(path: &str) -> Value {
-        match Mapping::default().map(&fixture(path)) {
-            Ok(Mapped::Track(message)) => message,
-            other => panic!("{path}: {other:?}"),
-        }
+        mapped(&Mapping::default(), &fixture(path))
     }
 
     #[test]
@@ -306,7 +458,7 @@ mod tests {
             json!({
                 "type": "track",
                 "event": "Flex - Engagement Completed",
-                "anonymousId": anonymous_id(&Customer::Phone("+15555550100".into())),
+                "anonymousId": anonymous_id(&Customer::Phone("+15555550100".into())).unwrap(),
                 "messageId": "flex-wrapup-WT0000000000000000000000000000vo01",
                 "timestamp": "2026-11-18T11:06:40.123Z",
                 "properties": {
@@ -366,7 +518,7 @@ mod tests {
         );
         assert_eq!(
             message["anonymousId"],
-            anonymous_id(&Customer::Email("ann.lee@example.com".into()))
+            anonymous_id(&Customer::Email("ann.lee@example.com".into())).unwrap()
         );
         assert_eq!(message["properties"]["topic"], "docs");
         assert!(
@@ -385,9 +537,7 @@ mod tests {
             user_id_paths: vec!["crm.id".into()],
             ..Mapping::default()
         };
-        let Ok(Mapped::Track(message)) = mapping.map(&event) else {
-            panic!("mapped")
-        };
+        let message = mapped(&mapping, &event);
         assert_eq!(message["userId"], "cust-42");
         assert!(message.get("anonymousId").is_none());
         assert_eq!(message["context"]["traits"]["phone"], "+15555550100");
@@ -396,7 +546,7 @@ mod tests {
     #[test]
     fn names_and_paths_are_configurable() {
         let mapping = Mapping {
-            engagement_completed_event: "Flex - Engagement Initiated".into(),
+            wrap_up_event: "Flex - Engagement Initiated".into(),
             inbound_address_paths: vec!["customers.phone".into()],
             phone_identifier: "mobile".into(),
             ..Mapping::default()
@@ -405,9 +555,7 @@ mod tests {
         event
             .attributes
             .insert("customers".into(), json!({"phone": "+1 555 555 0199"}));
-        let Ok(Mapped::Track(message)) = mapping.map(&event) else {
-            panic!("mapped")
-        };
+        let message = mapped(&mapping, &event);
         assert_eq!(message["event"], "Flex - Engagement Initiated");
         assert_eq!(
             message["context"]["externalIds"][0],
@@ -418,8 +566,8 @@ mod tests {
     #[test]
     fn events_without_a_customer_are_errors_and_other_types_are_ignored() {
         for path in [
-            "taskrouter/missing-attributes-task-wrapup.json",
-            "taskrouter/webchat-anonymous-task-wrapup.json",
+            "taskrouter/missing-attributes-reservation-wrapup.json",
+            "taskrouter/webchat-anonymous-reservation-wrapup.json",
         ] {
             let error = Mapping::default().map(&fixture(path)).unwrap_err();
             assert!(
@@ -427,25 +575,137 @@ mod tests {
                 "{path}"
             );
         }
+        let created = TaskEvent {
+            event_type: "task.created".into(),
+            ..fixture("taskrouter/voice-inbound-reservation-wrapup.json")
+        };
         assert_eq!(
-            Mapping::default().map(&fixture("taskrouter/task-created.json")),
-            Ok(Mapped::Ignored)
+            Mapping::default().map(&created),
+            Ok(Mapped::Ignored("not a wrap-up or a completion"))
         );
     }
 
     #[test]
-    fn the_task_and_reservation_versions_of_a_moment_share_a_message_id() {
+    fn each_moment_comes_from_one_event_type_only() {
+        // GIVEN the task's own wrap-up (no agent) and a reservation's completion
         let reservation = fixture("taskrouter/whatsapp-inbound-reservation-wrapup.json");
-        let task = TaskEvent {
+        let task_wrapup = TaskEvent {
             event_type: "task.wrapup".into(),
             worker_sid: None,
             ..reservation.clone()
         };
-        let id = |event: &TaskEvent| match Mapping::default().map(event) {
-            Ok(Mapped::Track(message)) => message["messageId"].clone(),
-            other => panic!("{other:?}"),
+        let completion = fixture("taskrouter/whatsapp-inbound-task-completed.json");
+        let reservation_completed = TaskEvent {
+            event_type: "reservation.completed".into(),
+            ..completion.clone()
         };
-        assert_eq!(id(&reservation), id(&task));
-        assert!(id(&task).as_str().unwrap().len() < 100);
+        // THEN neither becomes a track event, so the one that does is never pre-empted
+        for (event, word) in [
+            (&task_wrapup, "reservation.wrapup"),
+            (&reservation_completed, "task.completed"),
+        ] {
+            match Mapping::default().map(event) {
+                Ok(Mapped::Ignored(reason)) => assert!(reason.contains(word), "{reason}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        let id = mapped(&Mapping::default(), &reservation)["messageId"].clone();
+        assert_eq!(id, "flex-wrapup-WT0000000000000000000000000000wa01");
+        assert!(id.as_str().unwrap().len() < 100);
+    }
+
+    #[test]
+    fn the_current_schema_sends_twilios_enrichment_events() {
+        let mapping = Mapping::for_schema(Schema::Current);
+        // GIVEN a WhatsApp conversation's wrap-up and completion, on a Flex interaction
+        let mut wrapup = fixture("taskrouter/whatsapp-inbound-reservation-wrapup.json");
+        let mut completed = fixture("taskrouter/whatsapp-inbound-task-completed.json");
+        for event in [&mut wrapup, &mut completed] {
+            event.attributes.insert(
+                "flexInteractionSid".into(),
+                json!("KD00000000000000000000000000000001"),
+            );
+            event.attributes.insert(
+                "flexInteractionChannelSid".into(),
+                json!("UO00000000000000000000000000000001"),
+            );
+        }
+        let wrapup = mapped(&mapping, &wrapup);
+        let completed = mapped(&mapping, &completed);
+        // THEN the names and properties are the ones Twilio's enrichment page lists
+        assert_eq!(wrapup["event"], "Flex - Engagement Initiated");
+        let properties = wrapup["properties"].as_object().unwrap();
+        let mut names: Vec<&str> = properties.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "Direction",
+                "Duration",
+                "channelSid",
+                "channelType",
+                "customerStartTime",
+                "interactionSid",
+                "lastKnownAgentWorkerSid"
+            ]
+        );
+        assert_eq!(properties["Direction"], "Inbound");
+        assert_eq!(
+            properties["interactionSid"],
+            "KD00000000000000000000000000000001"
+        );
+        assert_eq!(completed["event"], "Flex - Engagement Completed");
+        assert_eq!(
+            completed["properties"],
+            json!({"channelSid": "UO00000000000000000000000000000001", "interactionSid": "KD00000000000000000000000000000001",
+                   "codes": {"dispositionCode": "resolved", "topic": "delivery"}, "sentiment": "positive"})
+        );
+        // AND the customer and the messageIds do not depend on the schema
+        let seed = mapped(
+            &Mapping::default(),
+            &fixture("taskrouter/whatsapp-inbound-reservation-wrapup.json"),
+        );
+        assert_eq!(
+            (
+                &wrapup["messageId"],
+                &wrapup["anonymousId"],
+                &wrapup["context"]
+            ),
+            (&seed["messageId"], &seed["anonymousId"], &seed["context"])
+        );
+    }
+
+    #[test]
+    fn the_start_time_is_the_event_time_less_the_task_age() {
+        let mut event = fixture("taskrouter/voice-inbound-reservation-wrapup.json");
+        let wrapup = mapped(&Mapping::for_schema(Schema::Current), &event);
+        // 2026-11-18T11:06:40.123Z less 342 s
+        assert_eq!(
+            wrapup["properties"]["customerStartTime"],
+            "2026-11-18T11:00:58.123Z"
+        );
+        // An age older than the epoch gives no start time rather than a wrong one.
+        event.age_seconds = Some(u64::MAX);
+        let wrapup = mapped(&Mapping::for_schema(Schema::Current), &event);
+        assert!(wrapup["properties"].get("customerStartTime").is_none());
+    }
+
+    #[test]
+    fn a_withheld_caller_gives_segment_no_phone() {
+        let mut event = fixture("taskrouter/voice-inbound-reservation-wrapup.json");
+        for key in ["from", "caller"] {
+            event.attributes.insert(key.into(), json!("+266696687"));
+        }
+        // With nothing else to go by, the event is acknowledged and sends nothing.
+        match Mapping::default().map(&event) {
+            Ok(Mapped::Ignored(reason)) => assert!(reason.contains("withheld"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        // With a user id, it goes out under the user id, without the sentinel as a phone.
+        event.attributes.insert("userId".into(), json!("cust-7"));
+        let message = mapped(&Mapping::default(), &event);
+        assert_eq!(message["userId"], "cust-7");
+        assert_eq!(message["context"], json!({}));
+        assert!(!message.to_string().contains("266696687"));
     }
 }

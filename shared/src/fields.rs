@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::invocation::Input;
+
 /// Field name -> value. Form and query values are strings; JSON bodies keep their types.
 pub type Fields = Map<String, Value>;
 
@@ -13,10 +15,10 @@ pub struct FieldError {
 }
 
 /// The input as an object of fields; a list is not one.
-pub fn fields_of(input: Value) -> Result<Fields, FieldError> {
+pub fn fields_of(input: Input) -> Result<Fields, FieldError> {
     match input {
-        Value::Object(fields) => Ok(fields),
-        _ => Err(problem("body", "must be an object of fields, not a list")),
+        Input::Fields(fields) => Ok(fields),
+        Input::List(_) => Err(problem("body", "must be an object of fields, not a list")),
     }
 }
 

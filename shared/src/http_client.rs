@@ -28,7 +28,7 @@ impl HttpClient {
         }
     }
 
-    pub fn get(&self) -> Result<&reqwest::Client, ClientError> {
+    pub fn client(&self) -> Result<&reqwest::Client, ClientError> {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
@@ -53,6 +53,9 @@ fn build(connect_timeout: Duration) -> Result<reqwest::Client, ClientError> {
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_max_idle_per_host(4)
+        // Segment's APIs do not redirect. Following one would turn a POST of events into a GET
+        // of some other page, whose 200 would then count as accepted: a 3xx is a failure.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("studio-router/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| ClientError(e.to_string()))

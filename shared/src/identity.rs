@@ -16,6 +16,32 @@ const PATH_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Who a request is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Customer {
+    Identified(Identifier),
+    /// The caller withheld their number (Twilio puts `anonymous`, or a number that spells
+    /// ANONYMOUS or RESTRICTED, in `From`). Never looked up: every withheld caller would
+    /// otherwise share one profile, and its history would route all of them.
+    Withheld,
+}
+
+impl Customer {
+    /// The identifier, unless the caller withheld it.
+    pub fn identifier(&self) -> Option<&Identifier> {
+        match self {
+            Self::Identified(identifier) => Some(identifier),
+            Self::Withheld => None,
+        }
+    }
+
+    /// For logs: the masked identifier, or `withheld`.
+    pub fn masked(&self) -> String {
+        self.identifier()
+            .map_or_else(|| "withheld".to_owned(), Identifier::masked)
+    }
+}
+
 /// A Segment identifier such as `phone:+15555550100` or `email:ann@example.com`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Identifier {
@@ -39,6 +65,10 @@ pub enum IdentityError {
     Malformed,
     #[error("{field} must be a string")]
     NotAString { field: &'static str },
+    #[error(
+        "From is neither a phone number in international format (E.164, e.g. +15555550100, or whatsapp:+15555550100) nor an email address"
+    )]
+    FromNotUsable,
 }
 
 impl Identifier {
@@ -78,7 +108,7 @@ impl Identifier {
     pub fn from_fields(
         fields: &Map<String, Value>,
         phone_kind: &str,
-    ) -> Result<Self, IdentityError> {
+    ) -> Result<Customer, IdentityError> {
         if let Some(raw) = text(fields, "identifier")? {
             let (kind, value) = raw.split_once(':').ok_or(IdentityError::Malformed)?;
             let (kind, value) = (kind.trim(), value.trim());
@@ -93,18 +123,21 @@ impl Identifier {
         if let Some(email) = text(fields, "email")? {
             return Self::of_kind("email", email, phone_kind, "email");
         }
-        if let Some(phone) = text(fields, "phone")? {
+        if let Some(phone) = raw_text(fields, "phone")? {
             return Self::of_kind(phone_kind, phone, phone_kind, "phone");
         }
-        if let Some(from) = text(fields, "From")? {
+        if let Some(from) = raw_text(fields, "From")? {
+            if is_withheld(from) {
+                return Ok(Customer::Withheld);
+            }
             // Studio's From is a phone for SMS, WhatsApp and voice; web chat may carry an email.
             if let Some(phone) = normalise_phone(from) {
-                return Ok(Self::phone(phone_kind, phone));
+                return Ok(Customer::Identified(Self::phone(phone_kind, phone)));
             }
             if let Some(email) = normalise_email(from) {
-                return Ok(Self::plain("email", email));
+                return Ok(Customer::Identified(Self::plain("email", email)));
             }
-            return Err(IdentityError::Missing);
+            return Err(IdentityError::FromNotUsable);
         }
         Err(IdentityError::Missing)
     }
@@ -114,15 +147,18 @@ impl Identifier {
         value: &str,
         phone_kind: &str,
         field: &'static str,
-    ) -> Result<Self, IdentityError> {
+    ) -> Result<Customer, IdentityError> {
         if kind == phone_kind {
+            if is_withheld(value) {
+                return Ok(Customer::Withheld);
+            }
             let phone = normalise_phone(value).ok_or(IdentityError::NotAPhoneNumber { field })?;
-            Ok(Self::phone(phone_kind, phone))
+            Ok(Customer::Identified(Self::phone(phone_kind, phone)))
         } else if kind == "email" {
             let email = normalise_email(value).ok_or(IdentityError::NotAnEmail { field })?;
-            Ok(Self::plain("email", email))
+            Ok(Customer::Identified(Self::plain("email", email)))
         } else {
-            Ok(Self::plain(kind, value.to_owned()))
+            Ok(Customer::Identified(Self::plain(kind, value.to_owned())))
         }
     }
 
@@ -150,12 +186,68 @@ impl fmt::Display for Identifier {
     }
 }
 
-/// A present, non-blank string field.
+/// A present, non-blank string field, trimmed.
 fn text<'a>(
     fields: &'a Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<&'a str>, IdentityError> {
     crate::fields::text(fields, name).map_err(|_| IdentityError::NotAString { field: name })
+}
+
+/// A present, non-blank string field as sent: a phone number's leading space may be the `+`
+/// of an unencoded form body, which trimming would lose.
+fn raw_text<'a>(
+    fields: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, IdentityError> {
+    match fields.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
+        _ => text(fields, name),
+    }
+}
+
+/// What Twilio puts in `From` when a caller withholds their number: `anonymous` (since May
+/// 2023, Twilio's changelog "Changes to withheld caller ID behavior"), the words carriers pass
+/// through, and the numbers those words spell on a keypad (Twilio's support article "Why am I
+/// getting calls from these strange numbers?"). `+464` is the one Twilio gives for no caller
+/// id at all.
+const WITHHELD_WORDS: [&str; 7] = [
+    "anonymous",
+    "restricted",
+    "unknown",
+    "unavailable",
+    "blocked",
+    "private",
+    "withheld",
+];
+const WITHHELD_NUMBERS: [&str; 7] = [
+    "266696687",   // ANONYMOUS
+    "7378742833",  // RESTRICTED
+    "17378742833", // RESTRICTED, as some carriers pass it
+    "86282452253", // UNAVAILABLE
+    "8656696",     // UNKNOWN
+    "2562533",     // BLOCKED
+    "464",         // no caller id
+];
+
+/// Whether an address is a withheld caller id rather than a customer's.
+pub fn is_withheld(raw: &str) -> bool {
+    let mut value = raw.trim();
+    if let Some((prefix, rest)) = value.split_once(':')
+        && CHANNEL_PREFIXES
+            .iter()
+            .any(|p| p[..p.len() - 1].eq_ignore_ascii_case(prefix))
+    {
+        value = rest.trim();
+    }
+    if WITHHELD_WORDS
+        .iter()
+        .any(|word| word.eq_ignore_ascii_case(value))
+    {
+        return true;
+    }
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    WITHHELD_NUMBERS.contains(&digits)
 }
 
 /// Channel prefixes Twilio puts in front of an address.
@@ -205,12 +297,22 @@ pub fn normalise_phone(raw: &str) -> Option<String> {
     };
     let mut digits = String::with_capacity(16);
     digits.push('+');
-    for c in digits_part.chars() {
+    let mut rest = digits_part;
+    while let Some(c) = rest.chars().next() {
+        // `+44 (0) 7700 900123`: a "(0)" after the country code is the national trunk
+        // prefix, written for people who dial from inside the country; E.164 has no place for it.
+        if let Some(after) = rest.strip_prefix("(0)")
+            && (2..=4).contains(&digits.len())
+        {
+            rest = after;
+            continue;
+        }
         match c {
             '0'..='9' => digits.push(c),
             ' ' | '-' | '.' | '(' | ')' | '/' | '\u{a0}' => {}
             _ => return None,
         }
+        rest = &rest[c.len_utf8()..];
     }
     let count = digits.len() - 1;
     if !(8..=15).contains(&count) || digits.as_bytes()[1] == b'0' {
@@ -243,6 +345,14 @@ mod tests {
         match value {
             Value::Object(map) => map,
             _ => Map::new(),
+        }
+    }
+
+    /// The identifier the fields name (they must name one).
+    fn identified(fields: &Map<String, Value>, phone_kind: &str) -> Identifier {
+        match Identifier::from_fields(fields, phone_kind) {
+            Ok(Customer::Identified(identifier)) => identifier,
+            other => panic!("{fields:?}: {other:?}"),
         }
     }
 
@@ -301,15 +411,12 @@ mod tests {
 
     #[test]
     fn studio_from_becomes_a_phone_identifier_of_the_configured_type() {
-        let id =
-            Identifier::from_fields(&fields(json!({"From": "whatsapp:+15555550100"})), "phone")
-                .unwrap();
+        let id = identified(&fields(json!({"From": "whatsapp:+15555550100"})), "phone");
         assert_eq!(id.to_string(), "phone:+15555550100");
         assert_eq!(id.path_segment(), "phone:%2B15555550100");
         assert_eq!(id.masked(), "phone:+1******0100");
 
-        let custom =
-            Identifier::from_fields(&fields(json!({"From": "+15555550100"})), "mobile").unwrap();
+        let custom = identified(&fields(json!({"From": "+15555550100"})), "mobile");
         assert_eq!(custom.to_string(), "mobile:+15555550100");
     }
 
@@ -320,49 +427,37 @@ mod tests {
             "user_id": "u-1", "identifier": "email:Z@Y.io"
         });
         assert_eq!(
-            Identifier::from_fields(&fields(all.clone()), "phone")
-                .unwrap()
-                .to_string(),
+            identified(&fields(all.clone()), "phone").to_string(),
             "email:z@y.io"
         );
         let mut no_identifier = fields(all);
         no_identifier.remove("identifier");
         assert_eq!(
-            Identifier::from_fields(&no_identifier, "phone")
-                .unwrap()
-                .to_string(),
+            identified(&no_identifier, "phone").to_string(),
             "user_id:u-1"
         );
         no_identifier.remove("user_id");
         assert_eq!(
-            Identifier::from_fields(&no_identifier, "phone")
-                .unwrap()
-                .to_string(),
+            identified(&no_identifier, "phone").to_string(),
             "email:a@b.io"
         );
         no_identifier.remove("email");
         assert_eq!(
-            Identifier::from_fields(&no_identifier, "phone")
-                .unwrap()
-                .to_string(),
+            identified(&no_identifier, "phone").to_string(),
             "phone:+15555550199"
         );
     }
 
     #[test]
     fn identifier_field_is_normalised_by_its_type() {
-        let phone = Identifier::from_fields(
+        let phone = identified(
             &fields(json!({"identifier": "phone:+1 555 555 0100"})),
             "phone",
         );
-        assert_eq!(phone.unwrap().to_string(), "phone:+15555550100");
-        let user =
-            Identifier::from_fields(&fields(json!({"identifier": "user_id:Ab/C 1"})), "phone")
-                .unwrap();
+        assert_eq!(phone.to_string(), "phone:+15555550100");
+        let user = identified(&fields(json!({"identifier": "user_id:Ab/C 1"})), "phone");
         assert_eq!(user.path_segment(), "user_id:Ab%2FC%201");
-        let email =
-            Identifier::from_fields(&fields(json!({"email": "Ann+vip@Example.com"})), "phone")
-                .unwrap();
+        let email = identified(&fields(json!({"email": "Ann+vip@Example.com"})), "phone");
         assert_eq!(email.path_segment(), "email:ann%2Bvip%40example.com");
     }
 
@@ -371,7 +466,14 @@ mod tests {
         let cases = [
             (json!({}), IdentityError::Missing),
             (json!({"From": "  "}), IdentityError::Missing),
-            (json!({"From": "client:alice"}), IdentityError::Missing),
+            (
+                json!({"From": "client:alice"}),
+                IdentityError::FromNotUsable,
+            ),
+            (
+                json!({"From": "(555) 555-0100"}),
+                IdentityError::FromNotUsable,
+            ),
             (
                 json!({"phone": "(555) 555-0100"}),
                 IdentityError::NotAPhoneNumber { field: "phone" },
@@ -400,5 +502,74 @@ mod tests {
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn an_unencoded_plus_in_from_or_phone_is_read_as_the_plus() {
+        // `curl -d From=+15550001001` sends a space where the + was.
+        for field in ["From", "phone"] {
+            let id = identified(&fields(json!({field: " 15555550100"})), "phone");
+            assert_eq!(id.to_string(), "phone:+15555550100", "{field}");
+        }
+    }
+
+    #[test]
+    fn withheld_caller_ids_are_no_customer() {
+        for from in [
+            "anonymous",
+            "Anonymous",
+            "RESTRICTED",
+            "unknown",
+            "Unavailable",
+            "blocked",
+            "private",
+            "+266696687",
+            "+7378742833",
+            "+17378742833",
+            "+86282452253",
+            "+8656696",
+            "+2562533",
+            "+464",
+            "266696687",
+            "tel:+266696687",
+        ] {
+            assert!(is_withheld(from), "{from}");
+            assert_eq!(
+                Identifier::from_fields(&fields(json!({"From": from})), "phone"),
+                Ok(Customer::Withheld),
+                "{from}"
+            );
+        }
+        assert_eq!(
+            Identifier::from_fields(&fields(json!({"phone": "+266696687"})), "phone"),
+            Ok(Customer::Withheld)
+        );
+        assert_eq!(
+            Identifier::from_fields(&fields(json!({"identifier": "phone:anonymous"})), "phone"),
+            Ok(Customer::Withheld)
+        );
+        // A number that only contains a sentinel's digits is a customer.
+        for customer in ["+12666966870", "+4926669668", "+14645550100"] {
+            assert!(!is_withheld(customer), "{customer}");
+        }
+        assert_eq!(Customer::Withheld.masked(), "withheld");
+    }
+
+    #[test]
+    fn a_trunk_zero_after_the_country_code_is_dropped() {
+        for (raw, expected) in [
+            ("+44 (0) 7700 900123", "+447700900123"),
+            ("+44(0)7700900123", "+447700900123"),
+            ("+49 (0)30 123456", "+4930123456"),
+            ("+353 (0) 1 234 5678", "+35312345678"),
+            ("0044 (0) 7700 900123", "+447700900123"),
+        ] {
+            assert_eq!(normalise_phone(raw).as_deref(), Some(expected), "{raw}");
+        }
+        // Anywhere else it is not a trunk prefix.
+        assert_eq!(
+            normalise_phone("+44 7700 (0) 900123").as_deref(),
+            Some("+4477000900123")
+        );
     }
 }

@@ -3,9 +3,10 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{HeaderMap, HeaderValue, header::CONTENT_TYPE};
+use aws_lambda_events::http::{HeaderMap, HeaderName, HeaderValue, header::CONTENT_TYPE};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::fields::Fields;
@@ -19,7 +20,16 @@ pub enum Invocation {
     WarmUp,
     /// A direct `Invoke` with what an HTTP body would hold (authorised by IAM): an object of
     /// fields, or a list of events for wrap-up-ingest.
-    Direct(Value),
+    Direct(Input),
+}
+
+/// What a request carries, once read: the fields of a form, query string or JSON object, or
+/// a JSON list (an Event Streams batch) whose items are still the text they came as, so that
+/// a large list is read one item at a time rather than all at once.
+#[derive(Debug)]
+pub enum Input {
+    Fields(Fields),
+    List(Vec<Box<RawValue>>),
 }
 
 /// The parts of a payload 2.0 request the functions use.
@@ -42,6 +52,8 @@ pub enum InvocationError {
     MalformedHttp(String),
     #[error("the body is marked base64 but does not decode")]
     BadBase64,
+    #[error("the body is {bytes} bytes; this function accepts at most {limit}")]
+    BodyTooLarge { bytes: usize, limit: usize },
 }
 
 /// What the request body held, once parsed.
@@ -56,10 +68,12 @@ pub enum BodyError {
 }
 
 impl Invocation {
-    pub fn decode(event: Value) -> Result<Self, InvocationError> {
+    /// Classifies an event. An HTTP body over `max_body_bytes` is refused before it is
+    /// decoded from base64: a request too large to accept costs no copy of itself.
+    pub fn decode(event: Value, max_body_bytes: usize) -> Result<Self, InvocationError> {
         let object = match event {
             Value::Object(object) => object,
-            list @ Value::Array(_) => return Ok(Self::Direct(list)),
+            Value::Array(items) => return Ok(Self::Direct(Input::List(raw_items(items)))),
             _ => return Err(InvocationError::Unrecognised),
         };
         if is_warm_up(&object) {
@@ -68,9 +82,28 @@ impl Invocation {
         if object.contains_key("requestContext") {
             let request: ApiGatewayV2httpRequest = serde_json::from_value(Value::Object(object))
                 .map_err(|e| InvocationError::MalformedHttp(e.to_string()))?;
-            return HttpRequest::from_event(request).map(Self::Http);
+            return HttpRequest::from_event(request, max_body_bytes).map(Self::Http);
         }
-        Ok(Self::Direct(Value::Object(object)))
+        Ok(Self::Direct(Input::Fields(object)))
+    }
+}
+
+fn raw_items(items: Vec<Value>) -> Vec<Box<RawValue>> {
+    items
+        .into_iter()
+        .filter_map(|item| serde_json::value::to_raw_value(&item).ok())
+        .collect()
+}
+
+/// A direct invoke's JSON as an operation's input: an object is its fields, a list its
+/// items, anything else an empty list.
+impl From<Value> for Input {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Object(fields) => Self::Fields(fields),
+            Value::Array(items) => Self::List(raw_items(items)),
+            _ => Self::List(Vec::new()),
+        }
     }
 }
 
@@ -81,14 +114,34 @@ fn is_warm_up(object: &Map<String, Value>) -> bool {
 }
 
 impl HttpRequest {
-    fn from_event(event: ApiGatewayV2httpRequest) -> Result<Self, InvocationError> {
+    fn from_event(
+        event: ApiGatewayV2httpRequest,
+        max_body_bytes: usize,
+    ) -> Result<Self, InvocationError> {
         let body = match event.body {
             None => Vec::new(),
-            Some(text) if event.is_base64_encoded => STANDARD
-                .decode(text.trim().as_bytes())
-                .map_err(|_| InvocationError::BadBase64)?,
+            Some(text) if event.is_base64_encoded => {
+                let text = text.trim();
+                // What it decodes to, at most: 3 bytes for every 4 characters.
+                let bytes = text.len() / 4 * 3;
+                if bytes > max_body_bytes.saturating_add(3) {
+                    return Err(InvocationError::BodyTooLarge {
+                        bytes,
+                        limit: max_body_bytes,
+                    });
+                }
+                STANDARD
+                    .decode(text.as_bytes())
+                    .map_err(|_| InvocationError::BadBase64)?
+            }
             Some(text) => text.into_bytes(),
         };
+        if body.len() > max_body_bytes {
+            return Err(InvocationError::BodyTooLarge {
+                bytes: body.len(),
+                limit: max_body_bytes,
+            });
+        }
         let context = event.request_context;
         Ok(Self {
             method: context.http.method.as_str().to_owned(),
@@ -123,24 +176,44 @@ impl HttpRequest {
         })
     }
 
-    /// The query string's parameters, decoded, first value of each name.
-    pub fn query_fields(&self) -> Fields {
-        form_fields(self.raw_query_string.as_bytes())
+    /// Whether the body holds anything but whitespace.
+    pub fn has_body(&self) -> bool {
+        !self.body.iter().all(u8::is_ascii_whitespace)
+    }
+
+    /// How many fields the query string names, counted without decoding anything.
+    pub fn query_field_count(&self) -> usize {
+        field_count(self.raw_query_string.as_bytes())
+    }
+
+    /// How many fields a form body names (zero for JSON), counted without decoding anything.
+    pub fn form_field_count(&self) -> usize {
+        if self.is_json() {
+            0
+        } else {
+            field_count(&self.body)
+        }
     }
 
     /// What the request carries: its fields (the query string's, then the body's on top,
     /// from a JSON object or a form), or the list a JSON array body holds. `bodySHA256`
-    /// belongs to the signature, not to the request.
-    pub fn payload(&self) -> Result<Value, BodyError> {
-        let mut fields = self.query_fields();
+    /// belongs to the signature, not to the request. A GET's body is never read: its
+    /// signature covers only the URL.
+    pub fn payload(&self) -> Result<Input, BodyError> {
+        let mut fields = form_fields(self.raw_query_string.as_bytes());
         fields.remove("bodySHA256");
-        if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Value::Object(fields));
+        if self.method == "GET" || !self.has_body() {
+            return Ok(Input::Fields(fields));
         }
         if self.is_json() {
+            let first = self.body.iter().find(|b| !b.is_ascii_whitespace());
+            if first == Some(&b'[') {
+                return serde_json::from_slice::<Vec<Box<RawValue>>>(&self.body)
+                    .map(Input::List)
+                    .map_err(|e| BodyError::Json(e.to_string()));
+            }
             match serde_json::from_slice::<Value>(&self.body) {
                 Ok(Value::Object(body)) => fields.extend(body),
-                Ok(list @ Value::Array(_)) => return Ok(list),
                 Ok(_) => return Err(BodyError::NotAnObjectOrList),
                 Err(e) => return Err(BodyError::Json(e.to_string())),
             }
@@ -148,13 +221,16 @@ impl HttpRequest {
             std::str::from_utf8(&self.body).map_err(|_| BodyError::NotUtf8)?;
             fields.extend(form_fields(&self.body));
         }
-        Ok(Value::Object(fields))
+        Ok(Input::Fields(fields))
     }
+}
 
-    /// Form parameters with every value of repeated names, as Twilio signs them.
-    pub fn form_pairs(&self) -> Vec<(String, String)> {
-        form_urlencoded::parse(&self.body).into_owned().collect()
-    }
+/// `a=1&b=2&&c` names three fields: the non-empty segments between `&`s.
+fn field_count(bytes: &[u8]) -> usize {
+    bytes
+        .split(|b| *b == b'&')
+        .filter(|s| !s.is_empty())
+        .count()
 }
 
 fn form_fields(bytes: &[u8]) -> Fields {
@@ -167,8 +243,8 @@ fn form_fields(bytes: &[u8]) -> Fields {
     fields
 }
 
-/// A payload 2.0 response with a JSON body (or none, for 204).
-pub fn http_response(status: u16, body: Option<&Value>) -> Value {
+/// A payload 2.0 response with a JSON body (or none, for 204) and any extra headers.
+pub fn http_response(status: u16, body: Option<&Value>, headers: &[(HeaderName, &str)]) -> Value {
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(status);
     if let Some(body) = body {
@@ -176,6 +252,11 @@ pub fn http_response(status: u16, body: Option<&Value>) -> Value {
             .headers
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response.body = Some(Body::Text(body.to_string()));
+    }
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers.insert(name.clone(), value);
+        }
     }
     serde_json::to_value(response).unwrap_or(Value::Null)
 }
@@ -185,6 +266,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    const LIMIT: usize = 64 * 1024;
+
+    /// The fields an input holds, as JSON (a list is shown as its items).
+    fn shown(input: Input) -> Value {
+        match input {
+            Input::Fields(fields) => Value::Object(fields),
+            Input::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| serde_json::from_str(item.get()).unwrap())
+                    .collect(),
+            ),
+        }
+    }
 
     fn fixture(name: &str) -> Value {
         let path = format!(
@@ -218,7 +314,11 @@ mod tests {
     fn the_http_api_fixture_is_an_http_request() {
         // GIVEN the payload 2.0 example aws_lambda_events ships
         let request = http(
-            Invocation::decode(fixture("example-apigw-v2-request-no-authorizer.json")).unwrap(),
+            Invocation::decode(
+                fixture("example-apigw-v2-request-no-authorizer.json"),
+                LIMIT,
+            )
+            .unwrap(),
         );
         // THEN the parts used for signatures and routing are there
         assert_eq!(request.method, "GET");
@@ -228,53 +328,59 @@ mod tests {
         );
         assert_eq!(request.raw_path, "/");
         assert!(request.body.is_empty());
-        assert_eq!(request.payload().unwrap(), json!({}));
+        assert_eq!(shown(request.payload().unwrap()), json!({}));
     }
 
     #[test]
     fn the_iam_and_multi_value_fixtures_decode() {
-        let iam = http(Invocation::decode(fixture("example-apigw-v2-request-iam.json")).unwrap());
+        let iam =
+            http(Invocation::decode(fixture("example-apigw-v2-request-iam.json"), LIMIT).unwrap());
         assert_eq!(iam.raw_path, "/my/path");
         let multi = http(
-            Invocation::decode(fixture(
-                "example-apigw-v2-request-multi-value-parameters.json",
-            ))
+            Invocation::decode(
+                fixture("example-apigw-v2-request-multi-value-parameters.json"),
+                LIMIT,
+            )
             .unwrap(),
         );
-        assert!(!multi.query_fields().is_empty());
+        assert!(multi.query_field_count() > 0);
     }
 
     #[test]
     fn scheduled_events_and_warmup_json_are_warm_ups() {
         assert!(matches!(
-            Invocation::decode(fixture("example-eventbridge-schedule.json")),
+            Invocation::decode(fixture("example-eventbridge-schedule.json"), LIMIT),
             Ok(Invocation::WarmUp)
         ));
         assert!(matches!(
-            Invocation::decode(json!({"warmup": true})),
+            Invocation::decode(json!({"warmup": true}), LIMIT),
             Ok(Invocation::WarmUp)
         ));
         // Another EventBridge event is not a warm-up; it is handled as fields (and will be refused).
         assert!(matches!(
-            Invocation::decode(json!({"source": "aws.events", "detail-type": "EC2 State Change"})),
-            Ok(Invocation::Direct(_))
+            Invocation::decode(
+                json!({"source": "aws.events", "detail-type": "EC2 State Change"}),
+                LIMIT
+            ),
+            Ok(Invocation::Direct(Input::Fields(_)))
         ));
     }
 
     #[test]
     fn direct_invokes_are_their_fields() {
-        let Ok(Invocation::Direct(fields)) = Invocation::decode(json!({"From": "+15555550100"}))
+        let Ok(Invocation::Direct(Input::Fields(fields))) =
+            Invocation::decode(json!({"From": "+15555550100"}), LIMIT)
         else {
             panic!("expected a direct invoke");
         };
         assert_eq!(fields["From"], "+15555550100");
         // A list is a direct invoke too: an Event Streams batch sent straight to wrap-up-ingest.
         assert!(matches!(
-            Invocation::decode(json!([{"a": 1}])),
-            Ok(Invocation::Direct(Value::Array(_)))
+            Invocation::decode(json!([{"a": 1}]), LIMIT),
+            Ok(Invocation::Direct(Input::List(_)))
         ));
         assert_eq!(
-            Invocation::decode(json!("x")).err(),
+            Invocation::decode(json!("x"), LIMIT).err(),
             Some(InvocationError::Unrecognised)
         );
     }
@@ -283,9 +389,10 @@ mod tests {
     fn a_base64_form_body_is_decoded() {
         let body = "From=whatsapp%3A%2B15555550100&Body=Hi+there&channel=whatsapp";
         let request = http(
-            Invocation::decode(post("application/x-www-form-urlencoded", body, true)).unwrap(),
+            Invocation::decode(post("application/x-www-form-urlencoded", body, true), LIMIT)
+                .unwrap(),
         );
-        let fields = request.payload().unwrap();
+        let fields = shown(request.payload().unwrap());
         assert_eq!(fields["From"], "whatsapp:+15555550100");
         assert_eq!(fields["Body"], "Hi there");
     }
@@ -298,7 +405,11 @@ mod tests {
             false,
         );
         event["rawQueryString"] = json!("channel=sms&From=ignored&bodySHA256=abc");
-        let fields = http(Invocation::decode(event).unwrap()).payload().unwrap();
+        let fields = shown(
+            http(Invocation::decode(event, LIMIT).unwrap())
+                .payload()
+                .unwrap(),
+        );
         assert_eq!(fields["From"], "+15555550100");
         assert_eq!(fields["channel"], "sms");
         assert_eq!(fields["traits"], json!({"vip": true}));
@@ -309,38 +420,52 @@ mod tests {
     fn a_get_query_string_is_decoded() {
         let mut event = fixture("example-apigw-v2-request-no-authorizer.json");
         event["rawQueryString"] = json!("phone=%2B15555550100&include=a%2Cb");
-        let fields = http(Invocation::decode(event).unwrap()).payload().unwrap();
+        let fields = shown(
+            http(Invocation::decode(event, LIMIT).unwrap())
+                .payload()
+                .unwrap(),
+        );
         assert_eq!(fields["phone"], "+15555550100");
         assert_eq!(fields["include"], "a,b");
     }
 
     #[test]
     fn bad_bodies_are_reported() {
-        let bad_json = http(Invocation::decode(post("application/json", "{nope", false)).unwrap());
+        let bad_json =
+            http(Invocation::decode(post("application/json", "{nope", false), LIMIT).unwrap());
         assert!(matches!(bad_json.payload(), Err(BodyError::Json(_))));
-        let scalar = http(Invocation::decode(post("application/json", "42", false)).unwrap());
+        let bad_list =
+            http(Invocation::decode(post("application/json", "[1,", false), LIMIT).unwrap());
+        assert!(matches!(bad_list.payload(), Err(BodyError::Json(_))));
+        let scalar =
+            http(Invocation::decode(post("application/json", "42", false), LIMIT).unwrap());
         assert_eq!(scalar.payload().err(), Some(BodyError::NotAnObjectOrList));
-        let list =
-            http(Invocation::decode(post("application/json", "[{\"a\": 1}]", false)).unwrap());
-        assert_eq!(list.payload().unwrap(), json!([{"a": 1}]));
+        let list = http(
+            Invocation::decode(post("application/json", "[{\"a\": 1}]", false), LIMIT).unwrap(),
+        );
+        assert_eq!(shown(list.payload().unwrap()), json!([{"a": 1}]));
         let mut bad_base64 = post("application/json", "{}", false);
         bad_base64["body"] = json!("***");
         bad_base64["isBase64Encoded"] = json!(true);
         assert_eq!(
-            Invocation::decode(bad_base64).err(),
+            Invocation::decode(bad_base64, LIMIT).err(),
             Some(InvocationError::BadBase64)
         );
         let mut no_context_http = post("application/json", "{}", false);
         no_context_http["requestContext"] = json!({"http": {}});
         assert!(matches!(
-            Invocation::decode(no_context_http),
+            Invocation::decode(no_context_http, LIMIT),
             Err(InvocationError::MalformedHttp(_))
         ));
     }
 
     #[test]
     fn responses_are_payload_2_0_json() {
-        let response = http_response(400, Some(&json!({"error": {"code": "x", "message": "y"}})));
+        let response = http_response(
+            400,
+            Some(&json!({"error": {"code": "x", "message": "y"}})),
+            &[],
+        );
         assert_eq!(response["statusCode"], 400);
         assert_eq!(response["headers"]["content-type"], "application/json");
         assert_eq!(
@@ -348,8 +473,68 @@ mod tests {
             "x"
         );
         assert_eq!(response["isBase64Encoded"], false);
-        let empty = http_response(204, None);
+        let empty = http_response(204, None, &[]);
         assert_eq!(empty["statusCode"], 204);
         assert!(empty.get("body").is_none());
+    }
+
+    #[test]
+    fn a_gets_body_is_never_read() {
+        // GIVEN a GET whose URL names one customer and whose body names another
+        let mut event = fixture("example-apigw-v2-request-no-authorizer.json");
+        event["rawQueryString"] = json!("From=%2B15555550100");
+        event["headers"]["content-type"] = json!("application/json");
+        event["body"] = json!(r#"{"identifier": "email:victim@example.com"}"#);
+        let request = http(Invocation::decode(event, LIMIT).unwrap());
+        // THEN only the query string is read
+        assert!(request.has_body());
+        assert_eq!(
+            shown(request.payload().unwrap()),
+            json!({"From": "+15555550100"})
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_it_is_decoded() {
+        let body = "a".repeat(LIMIT + 10);
+        for base64 in [true, false] {
+            let error = Invocation::decode(
+                post("application/x-www-form-urlencoded", &body, base64),
+                LIMIT,
+            )
+            .unwrap_err();
+            assert!(
+                matches!(error, InvocationError::BodyTooLarge { limit: LIMIT, .. }),
+                "{error:?}"
+            );
+        }
+        assert!(
+            Invocation::decode(
+                post(
+                    "application/x-www-form-urlencoded",
+                    &"a".repeat(LIMIT),
+                    true
+                ),
+                LIMIT
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn fields_are_counted_without_decoding() {
+        assert_eq!(field_count(b""), 0);
+        assert_eq!(field_count(b"a=1&b=2&&c"), 3);
+        assert_eq!(field_count(b"&&&"), 0);
+        let mut event = post("application/x-www-form-urlencoded", "a=1&b=2", false);
+        event["rawQueryString"] = json!("x=1&y&z=");
+        let request = http(Invocation::decode(event, LIMIT).unwrap());
+        assert_eq!(
+            (request.query_field_count(), request.form_field_count()),
+            (3, 2)
+        );
+        let json =
+            http(Invocation::decode(post("application/json", "{\"a\":1}", false), LIMIT).unwrap());
+        assert_eq!(json.form_field_count(), 0);
     }
 }

@@ -25,14 +25,19 @@ pub trait ProfileSource {
         deadline: Instant,
     ) -> impl Future<Output = Result<Option<Map<String, Value>>, Self::Error>> + Send;
 
-    /// Gets ready to read profiles (clients, connections) without reading any: a warm-up.
-    fn prepare(&self) {}
+    /// Gets ready to read profiles (clients, credentials) without reading any: a warm-up.
+    fn warm_up(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Whose decision this is.
 pub enum Subject {
     /// Look the customer up.
     Customer(Identifier),
+    /// The caller withheld their number: decided as a customer Segment does not know,
+    /// without a lookup.
+    Withheld,
     /// Decide on traits the caller already has, without a lookup.
     Traits(Map<String, Value>),
 }
@@ -59,6 +64,8 @@ pub enum Lookup {
     Inline,
     /// The rules read no trait, so nothing was looked up.
     NotNeeded,
+    /// The caller withheld their number, so there was no one to look up.
+    Withheld,
     Found,
     NotFound,
     Failed(String),
@@ -70,6 +77,7 @@ impl Lookup {
         match self {
             Self::Inline => "inline",
             Self::NotNeeded => "not_needed",
+            Self::Withheld => "withheld",
             Self::Found => "found",
             Self::NotFound => "not_found",
             Self::Failed(_) => "failed",
@@ -93,6 +101,13 @@ pub async fn decide<P: ProfileSource>(
                 decision(rules.evaluate(&Facts { traits, channel }), false, false),
                 Lookup::Inline,
             );
+        }
+        Subject::Withheld => {
+            let verdict = rules.evaluate(&Facts {
+                traits: &Map::new(),
+                channel,
+            });
+            return (decision(verdict, false, false), Lookup::Withheld);
         }
         Subject::Customer(identifier) => identifier,
     };
@@ -202,9 +217,9 @@ mod tests {
 
     fn customer() -> DecisionRequest {
         let fields = json!({"From": "+15555550100"});
-        let identifier = Identifier::from_fields(fields.as_object().unwrap(), "phone").unwrap();
+        let customer = Identifier::from_fields(fields.as_object().unwrap(), "phone").unwrap();
         DecisionRequest {
-            subject: Subject::Customer(identifier),
+            subject: Subject::Customer(customer.identifier().unwrap().clone()),
             channel: None,
         }
     }
@@ -291,6 +306,28 @@ mod tests {
             (decision.transition.as_str(), lookup),
             ("agent", Lookup::NotNeeded)
         );
+        assert!(profiles.asked.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_withheld_caller_is_decided_as_unknown_without_a_lookup() {
+        let profiles = store(Store::Fails);
+        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let request = DecisionRequest {
+            subject: Subject::Withheld,
+            channel: None,
+        };
+        let (decision, lookup) =
+            decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
+        assert_eq!(
+            (
+                decision.transition.as_str(),
+                decision.fallback,
+                decision.profile_found
+            ),
+            ("bot", false, false)
+        );
+        assert_eq!(lookup, Lookup::Withheld);
         assert!(profiles.asked.lock().unwrap().is_empty());
     }
 }

@@ -185,7 +185,7 @@ impl RuleSet {
                 ),
                 Err(cel::ExecutionError::NoSuchKey(_)) => {}
                 Err(error) => {
-                    tracing::debug!(rule = %rule.name, %error, "rule condition treated as false")
+                    tracing::debug!(rule = %rule.name, error = error_kind(&error), "rule condition treated as false")
                 }
             }
         }
@@ -216,7 +216,7 @@ impl Outcome {
                     attributes.insert(name.clone(), cel_to_json(&value));
                 }
                 Err(error) => {
-                    tracing::debug!(rule, attribute = %name, %error, "attribute left out")
+                    tracing::debug!(rule, attribute = %name, error = error_kind(&error), "attribute left out")
                 }
             }
         }
@@ -225,6 +225,27 @@ impl Outcome {
             rule: rule.to_owned(),
             attributes,
         }
+    }
+}
+
+/// What kind of error an evaluation hit. Only the kind is ever logged: cel's messages quote
+/// the values involved, and those are the customer's traits.
+fn error_kind(error: &cel::ExecutionError) -> &'static str {
+    use cel::ExecutionError as E;
+    match error {
+        E::NoSuchKey(_) => "no such key",
+        E::NoSuchOverload(_) => "no operator or function for these types",
+        E::UnexpectedType { .. } => "unexpected type",
+        E::ValuesNotComparable(..) => "values not comparable",
+        E::UnsupportedBinaryOperator(..) => "operator not supported for these types",
+        E::UnsupportedIndex(..) | E::IndexOutOfBounds(_) => "bad index",
+        E::UnsupportedKeyType(_) => "bad map key",
+        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero",
+        E::Overflow(..) => "overflow",
+        E::FunctionError { .. } => "function failed",
+        E::InvalidArgumentCount { .. } | E::MissingArgumentOrTarget => "wrong arguments",
+        E::UndeclaredReference(_) => "undeclared reference",
+        _ => "evaluation error",
     }
 }
 

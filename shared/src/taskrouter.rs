@@ -2,17 +2,19 @@
 //! `TaskAttributes` a JSON string), an Event Streams delivery (one CloudEvent or a list;
 //! `data.payload` in snake_case), or the same fields sent as JSON directly.
 
-use std::time::{Duration, UNIX_EPOCH};
-
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::engagement::TaskEvent;
+use crate::engagement::{Moment, TaskEvent};
+use crate::timestamps::Timestamp;
 
 /// Why one event could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("an event must be a JSON object")]
     NotAnObject,
+    #[error("the event is not valid JSON: {0}")]
+    NotJson(String),
     #[error("the event has no EventType")]
     NoEventType,
     #[error("the {event_type} event has no TaskSid")]
@@ -21,24 +23,29 @@ pub enum DecodeError {
     BadTaskSid { shown: String },
     #[error("TaskAttributes of task {task_sid} is not a JSON object")]
     BadTaskAttributes { task_sid: String },
+    #[error("the time of task {task_sid}'s event is not a time from 1970 to 9999 ({field})")]
+    BadTime {
+        task_sid: String,
+        field: &'static str,
+    },
 }
 
-/// A delivery: its events, each read or not, and whether it was a list (a batch).
-pub struct Delivery {
-    pub events: Vec<Result<TaskEvent, DecodeError>>,
-    pub is_batch: bool,
+/// One event, read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    /// A wrap-up or a completion, with what the mapping needs.
+    Task(TaskEvent),
+    /// Any other event type: nothing more is read of it (a `worker.activity.update` has no
+    /// task at all).
+    Other { event_type: String },
 }
 
-pub fn decode(input: Value) -> Delivery {
-    match input {
-        Value::Array(items) => Delivery {
-            events: items.into_iter().map(decode_one).collect(),
-            is_batch: true,
-        },
-        single => Delivery {
-            events: vec![decode_one(single)],
-            is_batch: false,
-        },
+impl Decoded {
+    pub fn event_type(&self) -> &str {
+        match self {
+            Self::Task(event) => &event.event_type,
+            Self::Other { event_type } => event_type,
+        }
     }
 }
 
@@ -46,44 +53,62 @@ const CLOUD_EVENT_PREFIX: &str = "com.twilio.taskrouter.";
 /// Real task sids are 34 characters (`WT` and 32 hex digits).
 const MAX_TASK_SID: usize = 64;
 
-fn decode_one(value: Value) -> Result<TaskEvent, DecodeError> {
-    let Value::Object(object) = value else {
-        return Err(DecodeError::NotAnObject);
-    };
-    if object.contains_key("specversion") {
-        // CloudEvent: the fields are in data.payload (or data); its time is the event's.
-        let time = object
-            .get("time")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let type_name = object
-            .get("type")
-            .and_then(Value::as_str)
-            .map(|t| t.trim_start_matches(CLOUD_EVENT_PREFIX).to_owned());
-        let data = object.get("data").and_then(Value::as_object);
-        let fields = data
-            .and_then(|d| d.get("payload"))
-            .and_then(Value::as_object)
-            .or(data)
-            .cloned()
-            .unwrap_or_default();
-        return from_fields(&fields, type_name, time);
-    }
-    from_fields(&object, None, None)
+/// Whether a JSON event is a CloudEvent (what Event Streams delivers).
+pub fn is_cloud_event(object: &Map<String, Value>) -> bool {
+    object.contains_key("specversion")
 }
 
-/// Reads an event from fields under any of the names the three shapes use.
+/// One event still in the text it came as (an item of a JSON list).
+pub fn decode_raw(raw: &RawValue) -> (Result<Decoded, DecodeError>, bool) {
+    match serde_json::from_str::<Value>(raw.get()) {
+        Ok(value) => decode(value),
+        Err(error) => (Err(DecodeError::NotJson(error.to_string())), false),
+    }
+}
+
+/// One event; the flag says whether it came as a CloudEvent.
+pub fn decode(value: Value) -> (Result<Decoded, DecodeError>, bool) {
+    let Value::Object(mut object) = value else {
+        return (Err(DecodeError::NotAnObject), false);
+    };
+    if !is_cloud_event(&object) {
+        return (from_fields(&object, None, None), false);
+    }
+    // CloudEvent: the fields are in data.payload (or data); its time is the event's.
+    let time = object
+        .get("time")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let type_name = object
+        .get("type")
+        .and_then(Value::as_str)
+        .map(|t| t.trim_start_matches(CLOUD_EVENT_PREFIX).to_owned());
+    let fields = match object.remove("data") {
+        Some(Value::Object(mut data)) => match data.remove("payload") {
+            Some(Value::Object(payload)) => payload,
+            _ => data,
+        },
+        _ => Map::new(),
+    };
+    (from_fields(&fields, type_name, time), true)
+}
+
+/// Reads an event from fields under any of the names the three shapes use. The type comes
+/// first: only a wrap-up or a completion is read any further.
 fn from_fields(
     fields: &Map<String, Value>,
     event_type: Option<String>,
     time: Option<String>,
-) -> Result<TaskEvent, DecodeError> {
+) -> Result<Decoded, DecodeError> {
     let event_type = text(
         fields,
         &["EventType", "eventtype", "event_type", "eventType"],
     )
     .or(event_type)
     .ok_or(DecodeError::NoEventType)?;
+    if Moment::of(&event_type).is_none() {
+        return Ok(Decoded::Other { event_type });
+    }
     let Some(task_sid) = text(fields, &["TaskSid", "task_sid", "taskSid"]) else {
         return Err(DecodeError::NoTaskSid { event_type });
     };
@@ -106,8 +131,17 @@ fn from_fields(
         },
         Some(_) => return Err(DecodeError::BadTaskAttributes { task_sid }),
     };
-    let occurred_at = time.or_else(|| timestamp(fields));
-    Ok(TaskEvent {
+    let occurred_at = match time {
+        Some(time) => Some(Timestamp::parse_rfc3339(&time).ok_or(DecodeError::BadTime {
+            task_sid: task_sid.clone(),
+            field: "time",
+        })?),
+        None => timestamp(fields).map_err(|field| DecodeError::BadTime {
+            task_sid: task_sid.clone(),
+            field,
+        })?,
+    };
+    Ok(Decoded::Task(TaskEvent {
         event_type,
         task_sid,
         attributes,
@@ -119,10 +153,10 @@ fn from_fields(
                 "taskChannelUniqueName",
             ],
         ),
-        age_seconds: number(fields, &["TaskAge", "task_age", "taskAge"]),
+        age_seconds: whole_number(first(fields, &["TaskAge", "task_age", "taskAge"])),
         worker_sid: text(fields, &["WorkerSid", "worker_sid", "workerSid"]),
-        occurred_at,
-    })
+        occurred_at: occurred_at.map(Timestamp::to_rfc3339),
+    }))
 }
 
 fn first<'a>(fields: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
@@ -136,38 +170,53 @@ fn text(fields: &Map<String, Value>, names: &[&str]) -> Option<String> {
     }
 }
 
-fn number(fields: &Map<String, Value>, names: &[&str]) -> Option<u64> {
-    match first(fields, names)? {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f.round() as u64)),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
+/// A whole, non-negative number from a JSON number or the string a form sends; fractions
+/// are rounded. `None` when absent or not such a number.
+fn whole_number(value: Option<&Value>) -> Option<u64> {
+    let float = match value? {
+        Value::Number(n) => match n.as_u64() {
+            Some(whole) => return Some(whole),
+            None => n.as_f64()?,
+        },
+        Value::String(s) => match s.trim().parse::<u64>() {
+            Ok(whole) => return Some(whole),
+            Err(_) => s.trim().parse::<f64>().ok()?,
+        },
+        _ => return None,
+    };
+    // `as` saturates, so 1e300 becomes u64::MAX: too large for any time, refused there.
+    (float.is_finite() && float >= 0.0).then(|| float.round() as u64)
 }
 
-/// The event's time as RFC 3339: `TimestampMs`, else `Timestamp` (epoch seconds, or
-/// milliseconds when that large), else an RFC 3339 string as given.
-fn timestamp(fields: &Map<String, Value>) -> Option<String> {
-    if let Some(ms) = number(fields, &["TimestampMs", "timestamp_ms"]) {
-        return Some(rfc3339(Duration::from_millis(ms)));
+/// The event's time: `TimestampMs`, else `Timestamp` (epoch seconds, or milliseconds when
+/// that large, or RFC 3339 text). Absent is `Ok(None)` (Segment then uses the time it
+/// received the event); present but not a writable time is the field's name.
+fn timestamp(fields: &Map<String, Value>) -> Result<Option<Timestamp>, &'static str> {
+    let present = |names: &[&str]| {
+        first(fields, names).filter(|value| match value {
+            Value::Null => false,
+            Value::String(s) => !s.trim().is_empty(),
+            _ => true,
+        })
+    };
+    if let Some(value) = present(&["TimestampMs", "timestamp_ms"]) {
+        return whole_number(Some(value))
+            .and_then(Timestamp::from_millis)
+            .map(Some)
+            .ok_or("TimestampMs");
     }
-    match first(fields, &["Timestamp", "timestamp"])? {
-        Value::String(s) if s.contains('T') => Some(s.clone()),
-        _ => {
-            let n = number(fields, &["Timestamp", "timestamp"])?;
-            // Epoch seconds stay below 1e11 until the year 5138.
-            Some(rfc3339(if n >= 100_000_000_000 {
-                Duration::from_millis(n)
-            } else {
-                Duration::from_secs(n)
-            }))
-        }
+    let Some(value) = present(&["Timestamp", "timestamp"]) else {
+        return Ok(None);
+    };
+    if let Value::String(s) = value
+        && s.contains('T')
+    {
+        return Timestamp::parse_rfc3339(s).map(Some).ok_or("Timestamp");
     }
-}
-
-fn rfc3339(since_epoch: Duration) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + since_epoch).to_string()
+    whole_number(Some(value))
+        .and_then(Timestamp::from_epoch_number)
+        .map(Some)
+        .ok_or("Timestamp")
 }
 
 #[cfg(test)]
@@ -182,9 +231,10 @@ mod tests {
     }
 
     fn one(input: Value) -> TaskEvent {
-        let delivery = decode(input);
-        assert!(!delivery.is_batch);
-        delivery.events.into_iter().next().unwrap().unwrap()
+        match decode(input).0 {
+            Ok(Decoded::Task(event)) => event,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -224,12 +274,16 @@ mod tests {
 
     #[test]
     fn a_list_is_a_batch_of_events() {
-        let delivery = decode(fixture("eventstreams/batch.json"));
-        assert!(delivery.is_batch);
-        let types: Vec<String> = delivery
-            .events
-            .iter()
-            .map(|e| e.as_ref().unwrap().event_type.clone())
+        let Value::Array(items) = fixture("eventstreams/batch.json") else {
+            panic!("a list")
+        };
+        let types: Vec<String> = items
+            .into_iter()
+            .map(|item| {
+                let (decoded, cloud_event) = decode(item);
+                assert!(cloud_event);
+                decoded.unwrap().event_type().to_owned()
+            })
             .collect();
         assert_eq!(
             types,
@@ -262,31 +316,89 @@ mod tests {
             (json!("text"), DecodeError::NotAnObject),
             (json!({"TaskSid": "WT1"}), DecodeError::NoEventType),
             (
-                json!({"EventType": "task.wrapup"}),
+                json!({"EventType": "reservation.wrapup"}),
                 DecodeError::NoTaskSid {
-                    event_type: "task.wrapup".into(),
+                    event_type: "reservation.wrapup".into(),
                 },
             ),
             (
-                json!({"EventType": "task.wrapup", "TaskSid": "WT1", "TaskAttributes": "{not json"}),
+                json!({"EventType": "reservation.wrapup", "TaskSid": "WT1", "TaskAttributes": "{not json"}),
                 DecodeError::BadTaskAttributes {
                     task_sid: "WT1".into(),
                 },
             ),
             (
-                json!({"EventType": "task.wrapup", "TaskSid": "WT1", "TaskAttributes": "[1]"}),
+                json!({"EventType": "task.completed", "TaskSid": "WT1", "TaskAttributes": "[1]"}),
                 DecodeError::BadTaskAttributes {
                     task_sid: "WT1".into(),
                 },
             ),
         ];
         for (input, expected) in cases {
-            let delivery = decode(input.clone());
-            assert_eq!(
-                delivery.events[0].as_ref().err(),
-                Some(&expected),
+            assert_eq!(decode(input.clone()).0.err(), Some(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn other_event_types_are_read_no_further_than_their_type() {
+        // A worker event has no task at all; an Event Streams one neither.
+        for input in [
+            json!({"EventType": "worker.activity.update", "WorkerSid": "WK1"}),
+            json!({"specversion": "1.0", "type": "com.twilio.taskrouter.worker.activity.update", "data": {"payload": {"worker_sid": "WK1"}}}),
+            json!({"EventType": "task.created", "TimestampMs": "253402300800000"}),
+            json!({"EventType": "task.wrapup", "TaskSid": "not a sid!"}),
+        ] {
+            assert!(
+                matches!(decode(input.clone()).0, Ok(Decoded::Other { .. })),
                 "{input}"
             );
         }
+    }
+
+    #[test]
+    fn times_that_cannot_be_written_are_refused_not_crashed_on() {
+        // GIVEN a completion whose time is at or after year 10000, however it is written
+        for (field, value) in [
+            ("TimestampMs", json!(253402300800000_u64)),
+            ("TimestampMs", json!("253402300800000")),
+            ("TimestampMs", json!(1e300)),
+            ("TimestampMs", json!(-5)),
+            ("TimestampMs", json!("soon")),
+            ("Timestamp", json!(u64::MAX)),
+            ("Timestamp", json!("10000-01-01T00:00:00Z")),
+            ("Timestamp", json!("1969-12-31T23:59:59Z")),
+        ] {
+            let input = json!({"EventType": "task.completed", "TaskSid": "WT1", field: value});
+            // THEN it is an event that cannot be read, naming the field
+            assert_eq!(
+                decode(input.clone()).0,
+                Err(DecodeError::BadTime {
+                    task_sid: "WT1".into(),
+                    field
+                }),
+                "{input}"
+            );
+        }
+        let cloud = json!({"specversion": "1.0", "type": "com.twilio.taskrouter.task.completed",
+            "time": "99999-01-01T00:00:00Z", "data": {"payload": {"task_sid": "WT1"}}});
+        assert_eq!(
+            decode(cloud).0,
+            Err(DecodeError::BadTime {
+                task_sid: "WT1".into(),
+                field: "time"
+            })
+        );
+        // AND the last writable millisecond, or none at all, is fine
+        let last = one(
+            json!({"EventType": "task.completed", "TaskSid": "WT1", "TimestampMs": 253402300799999_u64}),
+        );
+        assert_eq!(
+            last.occurred_at.as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        let none = one(
+            json!({"EventType": "task.completed", "TaskSid": "WT1", "TimestampMs": "", "Timestamp": null}),
+        );
+        assert_eq!(none.occurred_at, None);
     }
 }

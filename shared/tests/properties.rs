@@ -8,15 +8,16 @@ use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 use studio_router::auth::{Authenticator, sign};
-use studio_router::config::Secret;
 use studio_router::edge::Edge;
-use studio_router::engagement::{Mapped, Mapping};
-use studio_router::identity::{Identifier, normalise_email, normalise_phone};
+use studio_router::engagement::{Mapped, Mapping, Schema};
+use studio_router::identity::{Customer, Identifier, normalise_email, normalise_phone};
 use studio_router::invocation::Invocation;
 use studio_router::operations::route_decision::RouteDecision;
 use studio_router::routing::ProfileSource;
 use studio_router::rules::{DEFAULT_RULES, Facts, RuleSet};
-use studio_router::taskrouter;
+use studio_router::secrets::{Secret, SecretCell};
+use studio_router::taskrouter::{self, Decoded};
+use studio_router::timestamps::Timestamp;
 
 /// Any JSON value, a few levels deep.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -136,11 +137,13 @@ impl ProfileSource for NoTraits {
 
 fn route_decision_edge() -> Edge<RouteDecision<NoTraits>> {
     let rules = RuleSet::compile(DEFAULT_RULES).expect("default rules");
-    let auth = Authenticator {
-        twilio_auth_token: Some(Secret::new("token")),
-        shared_secret: Some(Secret::new("secret")),
-        ..Authenticator::default()
-    };
+    let given = |name, value| Secret::new(value).map(|secret| SecretCell::given(name, secret));
+    let auth = Authenticator::new(
+        given("TWILIO_AUTH_TOKEN", "token"),
+        None,
+        given("PROXY_SHARED_SECRET", "secret"),
+        false,
+    );
     Edge::new(
         RouteDecision {
             profiles: NoTraits,
@@ -150,6 +153,66 @@ fn route_decision_edge() -> Edge<RouteDecision<NoTraits>> {
         },
         auth,
     )
+}
+
+/// The events a TaskRouter, Event Streams or direct payload holds, read.
+fn events(input: Value) -> Vec<Decoded> {
+    let items = match input {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .filter_map(|item| taskrouter::decode(item).0.ok())
+        .collect()
+}
+
+/// Every message the events map to, under both schemas, checked against Segment's limits.
+fn check_messages(events: Vec<Decoded>) -> Result<(), TestCaseError> {
+    for event in events {
+        let Decoded::Task(event) = event else {
+            continue;
+        };
+        if let Some(at) = &event.occurred_at {
+            prop_assert!(Timestamp::parse_rfc3339(at).is_some(), "{}", at);
+        }
+        for mapping in [Mapping::default(), Mapping::for_schema(Schema::Current)] {
+            if let Ok(Mapped::Track(message)) = mapping.map(&event) {
+                prop_assert!(
+                    !message.message_id.is_empty() && message.message_id.len() < 100,
+                    "messageId {}",
+                    message.message_id
+                );
+                prop_assert!(message.user_id.is_some() || message.anonymous_id.is_some());
+                // Encoding never panics; over 32 KB it is refused by name.
+                let _ = message.encode();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Any number, as JSON or as the text a form sends, across the whole range.
+fn any_number() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        any::<u64>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        prop_oneof![
+            Just(253_402_300_799_999_u64),
+            Just(253_402_300_800_000),
+            Just(u64::MAX),
+            Just(0),
+            Just(99_999_999_999),
+            Just(100_000_000_000)
+        ]
+        .prop_map(Value::from),
+        any::<u64>().prop_map(|n| Value::String(n.to_string())),
+        any::<i64>().prop_map(|n| Value::String(n.to_string())),
+        any::<f64>().prop_map(|n| Value::String(n.to_string())),
+        Just(Value::String("1e300".into())),
+        ".{0,12}".prop_map(Value::String),
+    ]
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -164,15 +227,15 @@ proptest! {
 
     #[test]
     fn any_json_event_is_classified_without_panicking(event in json_value()) {
-        let _ = Invocation::decode(event);
+        let _ = Invocation::decode(event, 64 * 1024);
     }
 
     #[test]
     fn any_http_event_gets_a_documented_status(event in http_event()) {
         let edge = route_decision_edge();
-        let answer = runtime().block_on(edge.handle(event));
+        let answer = runtime().block_on(edge.handle(event, None));
         let status = answer["statusCode"].as_u64().unwrap_or(0);
-        prop_assert!([200, 400, 401, 405, 413].contains(&status), "status {} in {}", status, answer);
+        prop_assert!([200, 400, 401, 405, 413, 414].contains(&status), "status {} in {}", status, answer);
         prop_assert_eq!(&answer["headers"]["content-type"], "application/json");
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
         if status != 200 {
@@ -183,7 +246,7 @@ proptest! {
     #[test]
     fn any_direct_invoke_gets_a_decision_or_a_documented_error(fields in json_value()) {
         let edge = route_decision_edge();
-        let answer = runtime().block_on(edge.handle(fields));
+        let answer = runtime().block_on(edge.handle(fields, None));
         let is_decision = answer["transition"].is_string();
         let is_error = answer["error"]["code"].is_string();
         let is_warm = answer == json!({"warm": true});
@@ -225,7 +288,7 @@ proptest! {
     #[test]
     fn identifiers_from_any_fields_encode_safely(fields in prop::collection::btree_map(field_name(), json_value(), 0..6)) {
         let fields: Map<String, Value> = fields.into_iter().collect();
-        if let Ok(identifier) = Identifier::from_fields(&fields, "phone") {
+        if let Ok(Customer::Identified(identifier)) = Identifier::from_fields(&fields, "phone") {
             let segment = identifier.path_segment();
             prop_assert!(segment.chars().all(|c| c.is_ascii_alphanumeric() || "-._~:%".contains(c)), "{}", segment);
             prop_assert!(!identifier.masked().contains(identifier.value()) || identifier.value().len() <= 4);
@@ -234,13 +297,26 @@ proptest! {
 
     #[test]
     fn any_taskrouter_or_event_streams_payload_maps_without_panicking(input in json_value()) {
-        for event in taskrouter::decode(input).events.into_iter().flatten() {
-            if let Ok(Mapped::Track(message)) = Mapping::default().map(&event) {
-                let id = message["messageId"].as_str().unwrap_or_default();
-                prop_assert!(!id.is_empty() && id.len() < 100, "messageId {}", id);
-                prop_assert!(message["userId"].is_string() || message["anonymousId"].is_string());
-            }
-        }
+        check_messages(events(input))?;
+    }
+
+    #[test]
+    fn any_number_in_any_time_or_count_field_is_read_or_refused(
+        event_type in prop::sample::select(vec!["reservation.wrapup", "task.completed", "task.wrapup", "worker.activity.update"]),
+        field in prop::sample::select(vec!["TimestampMs", "Timestamp", "TaskAge", "timestamp_ms", "timestamp", "task_age"]),
+        value in any_number(),
+        age in any_number(),
+    ) {
+        let input = json!({"EventType": event_type, "TaskSid": "WT1", "TaskAge": age,
+            "TaskAttributes": "{\"from\": \"+15555550100\"}", field: value});
+        check_messages(events(input))?;
+    }
+
+    #[test]
+    fn any_cloud_event_time_is_read_or_refused(time in prop_oneof![".{0,40}".boxed(), "[0-9]{4,6}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})".boxed()], age in any_number()) {
+        let input = json!([{"specversion": "1.0", "type": "com.twilio.taskrouter.reservation.wrapup", "time": time,
+            "data": {"payload": {"task_sid": "WT1", "task_age": age, "worker_sid": "WK1", "task_attributes": "{\"from\": \"+15555550100\"}"}}}]);
+        check_messages(events(input))?;
     }
 
     #[test]
@@ -251,12 +327,7 @@ proptest! {
         age in ".{0,8}",
     ) {
         let input = json!({"EventType": event_type, "TaskSid": task_sid, "TaskAttributes": attributes.to_string(), "TaskAge": age});
-        for event in taskrouter::decode(input).events.into_iter().flatten() {
-            if let Ok(Mapped::Track(message)) = Mapping::default().map(&event) {
-                let id = message["messageId"].as_str().unwrap_or_default();
-                prop_assert!(id.len() < 100, "messageId {} chars", id.len());
-            }
-        }
+        check_messages(events(input))?;
     }
 
     #[test]

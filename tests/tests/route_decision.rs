@@ -276,7 +276,10 @@ async fn a_request_without_a_usable_identifier_is_a_400() {
     let (runtime, _function) = route_decision(&segment.url(), &[]).await;
     for (params, message) in [
         (vec![("Body", "hi")], "no usable identifier"),
-        (vec![("From", "client:alice")], "no usable identifier"),
+        (
+            vec![("From", "client:alice")],
+            "From is neither a phone number in international format",
+        ),
         (
             vec![("phone", "(555) 555-0100")],
             "not a phone number in international format",

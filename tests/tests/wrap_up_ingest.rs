@@ -352,7 +352,7 @@ async fn unusable_single_events_are_400s_with_a_clear_message() {
     let segment = StandIn::always(accepted()).await;
     let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
     let no_identity = runtime
-        .invoke(taskrouter_callback("missing-attributes-task-wrapup"))
+        .invoke(taskrouter_callback("missing-attributes-reservation-wrapup"))
         .await;
     assert_eq!(no_identity.status(), 400);
     assert_eq!(no_identity.body()["error"]["code"], "invalid_event");
@@ -363,7 +363,9 @@ async fn unusable_single_events_are_400s_with_a_clear_message() {
             .contains("no usable customer identity")
     );
     let bad_attributes = runtime
-        .invoke(json!({"EventType": "task.wrapup", "TaskSid": "WT1", "TaskAttributes": "{oops"}))
+        .invoke(
+            json!({"EventType": "reservation.wrapup", "TaskSid": "WT1", "TaskAttributes": "{oops"}),
+        )
         .await;
     assert_eq!(bad_attributes.payload["error"]["code"], "invalid_event");
     assert!(

@@ -82,7 +82,7 @@ impl Http {
 
     /// A Tracking API call with the write key as Basic auth.
     pub async fn track(&self, running: &Running, path: &str, body: &Value) -> Reply {
-        let client = self.client.get().expect("client");
+        let client = self.client.client().expect("client");
         self.send(
             client
                 .post(format!("{}{path}", running.segment_url()))
@@ -97,7 +97,7 @@ impl Http {
     }
 
     pub async fn post_raw(&self, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
-        let client = self.client.get().expect("client");
+        let client = self.client.client().expect("client");
         let mut request = client.post(url).body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
@@ -130,7 +130,7 @@ impl Http {
         identifier: &str,
         rest: &str,
     ) -> Reply {
-        let client = self.client.get().expect("client");
+        let client = self.client.client().expect("client");
         let url = format!(
             "{}/v1/spaces/{space}/collections/users/profiles/{identifier}/{rest}",
             running.segment_url()
@@ -156,7 +156,7 @@ impl Http {
 
     /// A form POST, as Studio sends it.
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Reply {
-        let client = self.client.get().expect("client");
+        let client = self.client.client().expect("client");
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();

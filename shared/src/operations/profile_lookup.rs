@@ -8,8 +8,9 @@ use serde_json::{Map, Value, json};
 use crate::config::{ConfigError, Environment};
 use crate::edge::{Answer, Edge, Failure, Operation};
 use crate::fields::{self, Fields};
-use crate::identity::Identifier;
-use crate::operations::StudioFacing;
+use crate::identity::{Customer, Identifier};
+use crate::invocation::Input;
+use crate::operations::{ProfileReading, Setup, budget};
 use crate::segment::{ProfileApi, ProfileError, TraitsQuery};
 
 /// Studio parses at most 64 kB of response; stay under it with room for the envelope.
@@ -21,57 +22,38 @@ pub struct ProfileLookup {
     pub phone_identifier: String,
 }
 
-/// Reads profile-lookup's configuration and builds its clients.
-pub async fn load(env: &dyn Environment) -> Result<Edge<ProfileLookup>, ConfigError> {
-    let setup = StudioFacing::load(env).await?;
+/// Reads profile-lookup's configuration and builds its clients. Nothing is fetched: secrets
+/// wait for the first invocation.
+pub fn load(env: &dyn Environment) -> Result<Edge<ProfileLookup>, ConfigError> {
+    let setup = Setup::new(env, Duration::from_secs(1))?;
+    let reading = ProfileReading::load(&setup)?;
     Ok(Edge::new(
         ProfileLookup {
-            profiles: setup.profiles,
-            deadline: setup.deadline,
-            phone_identifier: setup.phone_identifier,
+            profiles: reading.profiles,
+            deadline: reading.deadline,
+            phone_identifier: reading.phone_identifier,
         },
-        setup.auth,
+        setup.authenticator()?,
     ))
 }
 
-impl From<ProfileError> for Failure {
-    fn from(error: ProfileError) -> Self {
-        let code = match &error {
-            ProfileError::Timeout(_) => {
-                return Failure::new(504, "upstream_timeout", error.to_string());
-            }
-            ProfileError::RateLimited { .. } => "rate_limited",
-            ProfileError::Unauthorized(_) => "upstream_auth",
-            ProfileError::Status(_)
-            | ProfileError::Network(_)
-            | ProfileError::InvalidResponse(_)
-            | ProfileError::Client(_) => "upstream_error",
-        };
-        Failure::new(502, code, error.to_string())
-    }
-}
-
 struct LookupRequest {
-    identifier: Identifier,
+    customer: Customer,
     query: TraitsQuery,
     external_ids: bool,
 }
 
 impl ProfileLookup {
     fn request(&self, fields: &Fields) -> Result<LookupRequest, Failure> {
-        let invalid = |e: fields::FieldError| Failure::bad_request("invalid_field", e);
-        let identifier = Identifier::from_fields(fields, &self.phone_identifier)
-            .map_err(|e| Failure::bad_request("invalid_identifier", e))?;
-        let include = fields::text(fields, "include")
-            .map_err(invalid)?
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|key| !key.is_empty())
-                    .map(str::to_owned)
-                    .collect::<BTreeSet<_>>()
-            });
-        let class = match fields::text(fields, "class").map_err(invalid)? {
+        let customer = Identifier::from_fields(fields, &self.phone_identifier)?;
+        let include = fields::text(fields, "include")?.map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+                .map(str::to_owned)
+                .collect::<BTreeSet<_>>()
+        });
+        let class = match fields::text(fields, "class")? {
             None => None,
             Some(class @ ("audience" | "computed_trait")) => Some(class.to_owned()),
             Some(_) => {
@@ -81,35 +63,38 @@ impl ProfileLookup {
                 ));
             }
         };
-        let limit = fields::number_in(fields, "limit", 1..=u64::from(TraitsQuery::MAX_LIMIT))
-            .map_err(invalid)?;
+        let limit = fields::number_in(fields, "limit", 1..=u64::from(TraitsQuery::MAX_LIMIT))?;
         Ok(LookupRequest {
-            identifier,
+            customer,
             query: TraitsQuery::new(
                 include.as_ref(),
                 class,
                 limit.map_or(TraitsQuery::MAX_LIMIT, |n| n as u16),
             ),
-            external_ids: fields::flag(fields, "external_ids").map_err(invalid)?,
+            external_ids: fields::flag(fields, "external_ids")?,
         })
     }
 
-    async fn look_up(&self, request: &LookupRequest) -> Result<Value, ProfileError> {
-        let deadline = Instant::now() + self.deadline;
+    async fn look_up(
+        &self,
+        identifier: &Identifier,
+        request: &LookupRequest,
+        deadline: Instant,
+    ) -> Result<Value, ProfileError> {
         let traits = self
             .profiles
-            .fetch_traits(&request.identifier, &request.query, deadline)
+            .fetch_traits(identifier, &request.query, deadline)
             .await?;
         let mut body = json!({
             "found": traits.is_some(),
-            "identifier": request.identifier.to_string(),
+            "identifier": identifier.to_string(),
             "traits": traits.clone().unwrap_or_default(),
         });
         if request.external_ids {
             let ids = match traits {
                 Some(_) => self
                     .profiles
-                    .fetch_external_ids(&request.identifier, deadline)
+                    .fetch_external_ids(identifier, deadline)
                     .await?
                     .unwrap_or_default(),
                 None => Vec::new(),
@@ -123,16 +108,33 @@ impl ProfileLookup {
 impl Operation for ProfileLookup {
     const MAX_BODY_BYTES: usize = 16 * 1024;
 
-    async fn call(&self, input: Value) -> Result<Answer, Failure> {
+    async fn call(&self, input: Input, answer_by: Instant) -> Result<Answer, Failure> {
         let started = Instant::now();
         let fields =
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
-        let outcome = match tokio::time::timeout(self.deadline, self.look_up(&request)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(ProfileError::Timeout(self.deadline.as_millis() as u64)),
+        let Customer::Identified(identifier) = &request.customer else {
+            // No one to look up: every withheld caller would share one profile.
+            tracing::info!(customer = "withheld", found = false, "lookup");
+            let mut body =
+                json!({"found": false, "identifier": null, "traits": {}, "withheld": true});
+            if request.external_ids {
+                body["external_ids"] = json!([]);
+            }
+            return Ok(Answer::Json(body));
         };
-        let customer = request.identifier.masked();
+        let budget = budget(self.deadline, answer_by);
+        let deadline = Instant::now() + budget;
+        let outcome = match tokio::time::timeout(
+            budget,
+            self.look_up(identifier, &request, deadline),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ProfileError::Timeout(budget.as_millis() as u64)),
+        };
+        let customer = identifier.masked();
         let latency_us = started.elapsed().as_micros() as u64;
         let mut body = match outcome {
             Ok(body) => body,
@@ -154,7 +156,7 @@ impl Operation for ProfileLookup {
     }
 
     async fn warm_up(&self) {
-        self.profiles.prepare();
+        self.profiles.warm_up().await;
     }
 }
 

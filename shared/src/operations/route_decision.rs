@@ -2,16 +2,15 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::{ConfigError, Environment, Reader};
+use crate::config::{self, ConfigError, Environment};
 use crate::edge::{Answer, Edge, Failure, Operation};
 use crate::fields::{self, Fields};
-use crate::http_client::HttpClient;
-use crate::identity::Identifier;
-use crate::operations::StudioFacing;
+use crate::identity::{Customer, Identifier};
+use crate::invocation::Input;
+use crate::operations::{ProfileReading, Setup, budget};
 use crate::routing::{DecisionRequest, Lookup, ProfileSource, Subject, decide};
 use crate::rules::RuleSet;
 use crate::segment::ProfileApi;
-use serde_json::Value;
 
 pub struct RouteDecision<P> {
     pub profiles: P,
@@ -21,35 +20,31 @@ pub struct RouteDecision<P> {
 }
 
 /// Reads route-decision's configuration (rules first: they are the likeliest to be wrong)
-/// and builds its clients.
-pub async fn load(env: &dyn Environment) -> Result<Edge<RouteDecision<ProfileApi>>, ConfigError> {
-    let http = HttpClient::new(Duration::from_secs(1));
-    let rules = Reader::new(env, &http).rules()?;
-    let setup = StudioFacing::load(env).await?;
+/// and builds its clients. Nothing is fetched: secrets wait for the first invocation.
+pub fn load(env: &dyn Environment) -> Result<Edge<RouteDecision<ProfileApi>>, ConfigError> {
+    let setup = Setup::new(env, Duration::from_secs(1))?;
+    let rules = config::rules(&setup.vars)?;
+    let reading = ProfileReading::load(&setup)?;
     Ok(Edge::new(
         RouteDecision {
-            profiles: setup.profiles,
+            profiles: reading.profiles,
             rules,
-            deadline: setup.deadline,
-            phone_identifier: setup.phone_identifier,
+            deadline: reading.deadline,
+            phone_identifier: reading.phone_identifier,
         },
-        setup.auth,
+        setup.authenticator()?,
     ))
 }
 
 impl<P> RouteDecision<P> {
     fn request(&self, fields: &Fields) -> Result<DecisionRequest, Failure> {
-        let channel = fields::text(fields, "channel")
-            .map_err(|e| Failure::bad_request("invalid_field", e))?
-            .map(str::to_lowercase);
-        let subject = match fields::object(fields, "traits")
-            .map_err(|e| Failure::bad_request("invalid_field", e))?
-        {
+        let channel = fields::text(fields, "channel")?.map(str::to_lowercase);
+        let subject = match fields::object(fields, "traits")? {
             Some(traits) => Subject::Traits(traits),
-            None => Subject::Customer(
-                Identifier::from_fields(fields, &self.phone_identifier)
-                    .map_err(|e| Failure::bad_request("invalid_identifier", e))?,
-            ),
+            None => match Identifier::from_fields(fields, &self.phone_identifier)? {
+                Customer::Identified(identifier) => Subject::Customer(identifier),
+                Customer::Withheld => Subject::Withheld,
+            },
         };
         Ok(DecisionRequest { subject, channel })
     }
@@ -58,14 +53,16 @@ impl<P> RouteDecision<P> {
 impl<P: ProfileSource + Sync> Operation for RouteDecision<P> {
     const MAX_BODY_BYTES: usize = 64 * 1024;
 
-    async fn call(&self, input: Value) -> Result<Answer, Failure> {
+    async fn call(&self, input: Input, answer_by: Instant) -> Result<Answer, Failure> {
         let started = Instant::now();
         let fields =
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
-        let (decision, lookup) = decide(&self.profiles, &self.rules, &request, self.deadline).await;
+        let budget = budget(self.deadline, answer_by);
+        let (decision, lookup) = decide(&self.profiles, &self.rules, &request, budget).await;
         let customer = match &request.subject {
             Subject::Customer(identifier) => identifier.masked(),
+            Subject::Withheld => "withheld".to_owned(),
             Subject::Traits(_) => "inline".to_owned(),
         };
         let failure = match &lookup {
@@ -88,8 +85,9 @@ impl<P: ProfileSource + Sync> Operation for RouteDecision<P> {
             .map_err(|e| Failure::new(500, "internal_error", e.to_string()))
     }
 
-    /// Builds the HTTPS client so the next lookup does not; sends nothing to Segment.
+    /// Builds the HTTPS client and fetches the token, so the next lookup does neither;
+    /// sends nothing to Segment.
     async fn warm_up(&self) {
-        self.profiles.prepare();
+        self.profiles.warm_up().await;
     }
 }

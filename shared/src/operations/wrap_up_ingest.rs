@@ -1,6 +1,6 @@
 //! wrap-up-ingest: Flex wrap-up and completion events into Segment, with nothing lost.
 //!
-//! It acknowledges (204) only once Segment accepted every message; otherwise it answers 502
+//! It acknowledges (204) only once Segment accepted every message; otherwise it answers 5xx
 //! so TaskRouter or Event Streams redelivers, and the deterministic messageIds make the
 //! redelivery safe.
 
@@ -8,46 +8,71 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::config::{ConfigError, Environment, Reader};
+use crate::config::{self, ConfigError, Environment, VariableError, Variables};
 use crate::edge::{Answer, Edge, Failure, Operation};
-use crate::engagement::{Mapped, Mapping};
-use crate::http_client::HttpClient;
-use crate::segment::tracking::{TrackingApi, TrackingError};
-use crate::taskrouter;
+use crate::engagement::{Mapped, Mapping, Moment, Schema};
+use crate::invocation::Input;
+use crate::operations::Setup;
+use crate::secrets::{Requirement, SecretCell};
+use crate::segment::message::EncodedMessage;
+use crate::segment::tracking::TrackingApi;
+use crate::taskrouter::{self, DecodeError, Decoded};
 
 /// TaskRouter waits 15 s for its callback's answer; finish well before.
 const DEFAULT_DEADLINE_MS: u64 = 10_000;
+/// Event Streams waits 5 s at most for a webhook sink ("The maximum timeout for a webhook
+/// Sink response is 5 seconds", Twilio's Event Streams webhook quickstart), then retries.
+const EVENT_STREAMS_LIMIT_MS: u64 = 4_500;
 
 pub struct WrapUpIngest {
     pub tracking: TrackingApi,
     pub mapping: Mapping,
+    /// The budget for a TaskRouter callback or a direct invoke (`DELIVERY_DEADLINE_MS`).
     pub deadline: Duration,
+    /// The budget for an Event Streams delivery (`EVENT_STREAMS_DEADLINE_MS`, at most 4.5 s).
+    pub event_streams_deadline: Duration,
 }
 
-/// Reads wrap-up-ingest's configuration and builds its client.
-pub async fn load(env: &dyn Environment) -> Result<Edge<WrapUpIngest>, ConfigError> {
-    let http = HttpClient::new(Duration::from_secs(2));
-    let reader = Reader::new(env, &http);
-    let write_key = reader.required_secret("SEGMENT_WRITE_KEY").await?;
-    let base_url = reader.url("SEGMENT_TRACKING_API_URL", "https://api.segment.io")?;
-    let deadline = reader.millis("DELIVERY_DEADLINE_MS", DEFAULT_DEADLINE_MS, 500..=14_000)?;
-    let mapping = mapping(&reader)?;
-    let auth = reader.authenticator().await?;
+/// Reads wrap-up-ingest's configuration and builds its client. Nothing is fetched: the
+/// write key waits for the first invocation.
+pub fn load(env: &dyn Environment) -> Result<Edge<WrapUpIngest>, ConfigError> {
+    let setup = Setup::new(env, Duration::from_secs(2))?;
+    let vars = &setup.vars;
+    let write_key = SecretCell::required(
+        vars,
+        "SEGMENT_WRITE_KEY",
+        Requirement::Any,
+        &setup.extension,
+    )?;
+    let base_url = vars.url("SEGMENT_TRACKING_API_URL", "https://api.segment.io")?;
+    let deadline = vars.millis("DELIVERY_DEADLINE_MS", DEFAULT_DEADLINE_MS, 500..=14_000)?;
+    let event_streams_deadline = vars
+        .millis(
+            "EVENT_STREAMS_DEADLINE_MS",
+            EVENT_STREAMS_LIMIT_MS,
+            500..=EVENT_STREAMS_LIMIT_MS,
+        )?
+        .min(deadline);
+    let mapping = mapping(vars)?;
     Ok(Edge::new(
         WrapUpIngest {
-            tracking: TrackingApi::new(&base_url, &write_key, http),
+            tracking: TrackingApi::new(&base_url, write_key, setup.http.clone()),
             mapping,
             deadline,
+            event_streams_deadline,
         },
-        auth,
+        setup.authenticator()?,
     ))
 }
 
-/// Event names and attribute paths, each overridable; paths are comma lists of dotted paths.
-fn mapping(reader: &Reader<'_>) -> Result<Mapping, ConfigError> {
-    let defaults = Mapping::default();
-    let list = |name: &'static str, default: Vec<String>| -> Result<Vec<String>, ConfigError> {
-        let Some(raw) = reader.optional(name) else {
+/// The schema, event names and attribute paths, each overridable; paths are comma lists of
+/// dotted paths.
+fn mapping(vars: &Variables<'_>) -> Result<Mapping, VariableError> {
+    let schema =
+        Schema::named(vars.choice("EVENT_SCHEMA", &Schema::NAMES, "seed")?).unwrap_or(Schema::Seed);
+    let defaults = Mapping::for_schema(schema);
+    let list = |name: &'static str, default: Vec<String>| -> Result<Vec<String>, VariableError> {
+        let Some(raw) = vars.optional(name) else {
             return Ok(default);
         };
         let paths: Vec<String> = raw
@@ -57,17 +82,28 @@ fn mapping(reader: &Reader<'_>) -> Result<Mapping, ConfigError> {
             .map(str::to_owned)
             .collect();
         if paths.is_empty() || paths.iter().any(|p| p.split('.').any(str::is_empty)) {
-            return Err(ConfigError::Invalid { name, problem: "must be a comma list of attribute paths such as customerAddress,customers.phone".into() });
+            return Err(VariableError::Invalid { name, problem: "must be a comma list of attribute paths such as customerAddress,customers.phone".into() });
         }
         Ok(paths)
     };
+    // The older names (from the seed guide's event names) are still read.
+    let event = |name: &str, older: &str, default: String| {
+        vars.optional(name)
+            .or_else(|| vars.optional(older))
+            .unwrap_or(default)
+    };
     Ok(Mapping {
-        engagement_completed_event: reader
-            .optional("ENGAGEMENT_COMPLETED_EVENT")
-            .unwrap_or(defaults.engagement_completed_event),
-        wrap_up_completed_event: reader
-            .optional("WRAP_UP_COMPLETED_EVENT")
-            .unwrap_or(defaults.wrap_up_completed_event),
+        schema,
+        wrap_up_event: event(
+            "WRAP_UP_EVENT",
+            "ENGAGEMENT_COMPLETED_EVENT",
+            defaults.wrap_up_event,
+        ),
+        completed_event: event(
+            "COMPLETION_EVENT",
+            "WRAP_UP_COMPLETED_EVENT",
+            defaults.completed_event,
+        ),
         inbound_address_paths: list("CUSTOMER_ADDRESS_PATHS", defaults.inbound_address_paths)?,
         outbound_address_paths: list(
             "OUTBOUND_CUSTOMER_ADDRESS_PATHS",
@@ -78,56 +114,100 @@ fn mapping(reader: &Reader<'_>) -> Result<Mapping, ConfigError> {
         topic_paths: list("TOPIC_PATHS", defaults.topic_paths)?,
         sentiment_paths: list("SENTIMENT_PATHS", defaults.sentiment_paths)?,
         disposition_code_paths: list("DISPOSITION_CODE_PATHS", defaults.disposition_code_paths)?,
-        phone_identifier: reader
-            .optional("SEGMENT_PHONE_IDENTIFIER")
-            .unwrap_or(defaults.phone_identifier),
+        phone_identifier: config::phone_identifier(vars)?,
     })
 }
 
-impl From<TrackingError> for Failure {
-    fn from(error: TrackingError) -> Self {
-        Failure::new(
-            502,
-            "delivery_failed",
-            format!("{error}; nothing was acknowledged, redeliver the event"),
-        )
+/// One delivery's events, read and mapped one at a time: a large Event Streams batch is
+/// never held as a whole tree of JSON, only as its text and the messages it becomes.
+#[derive(Default)]
+struct Tally {
+    received: usize,
+    ignored: usize,
+    skipped: usize,
+    /// Whether any event came from Event Streams, whose webhook sink waits only 5 s.
+    from_event_streams: bool,
+    messages: Vec<EncodedMessage>,
+}
+
+impl WrapUpIngest {
+    /// Adds one event to the tally; an event that can never be delivered is the problem's
+    /// text (the caller decides whether it fails the delivery or is skipped).
+    fn take(
+        &self,
+        tally: &mut Tally,
+        (decoded, cloud_event): (Result<Decoded, DecodeError>, bool),
+    ) -> Result<(), String> {
+        tally.received += 1;
+        tally.from_event_streams |= cloud_event;
+        let event = match decoded.map_err(|e| e.to_string())? {
+            Decoded::Task(event) => event,
+            Decoded::Other { event_type } => {
+                tally.ignored += 1;
+                if let Some(reason) = Moment::superseded(&event_type) {
+                    tracing::info!(event_type = %event_type, reason, "event ignored");
+                }
+                return Ok(());
+            }
+        };
+        match self.mapping.map(&event).map_err(|e| e.to_string())? {
+            Mapped::Track(message) => {
+                let encoded = message.encode().map_err(|e| e.to_string())?;
+                tally.messages.push(encoded);
+            }
+            Mapped::Ignored(reason) => {
+                tally.ignored += 1;
+                tracing::info!(event_type = %event.event_type, reason, "event ignored");
+            }
+        }
+        Ok(())
     }
 }
 
 impl Operation for WrapUpIngest {
-    /// Lambda's own limit for a synchronous request: an Event Streams batch can be large.
+    /// Lambda's own limit for a synchronous request. Event Streams documents no batch size,
+    /// and it discards a delivery answered with a 4xx: a lower limit could lose events. The
+    /// events are read one at a time, so the memory this takes stays bounded (see the README).
     const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-    async fn call(&self, input: Value) -> Result<Answer, Failure> {
+    async fn call(&self, input: Input, answer_by: Instant) -> Result<Answer, Failure> {
         let started = Instant::now();
-        let delivery = taskrouter::decode(input);
-        let received = delivery.events.len();
-        let mut messages = Vec::new();
-        let (mut ignored, mut skipped) = (0, 0);
-        for event in delivery.events {
-            let mapped = match event {
-                Ok(event) => self.mapping.map(&event).map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
-            };
-            match mapped {
-                Ok(Mapped::Track(message)) => messages.push(message),
-                Ok(Mapped::Ignored) => ignored += 1,
-                // A single event that cannot be used is the sender's to fix; inside a batch it
-                // must not hold back the others, so it is reported here and skipped.
-                Err(problem) if !delivery.is_batch => {
-                    return Err(Failure::bad_request("invalid_event", problem));
-                }
-                Err(problem) => {
-                    tracing::warn!(problem = %problem, "event skipped");
-                    skipped += 1;
+        let mut tally = Tally::default();
+        match input {
+            Input::Fields(fields) => {
+                // A single event that cannot be used is the sender's to fix.
+                self.take(&mut tally, taskrouter::decode(Value::Object(fields)))
+                    .map_err(|problem| Failure::bad_request("invalid_event", problem))?;
+            }
+            Input::List(items) => {
+                tally.messages.reserve(items.len());
+                for item in items {
+                    // Inside a batch it must not hold back the others (nor, redelivered,
+                    // block every later delivery): it is reported here and skipped.
+                    if let Err(problem) = self.take(&mut tally, taskrouter::decode_raw(&item)) {
+                        tracing::warn!(problem = %problem, "event skipped");
+                        tally.skipped += 1;
+                    }
                 }
             }
         }
+        let Tally {
+            received,
+            ignored,
+            skipped,
+            from_event_streams,
+            messages,
+        } = tally;
         if messages.is_empty() {
             tracing::info!(received, ignored, skipped, sent = 0, "wrap-up delivery");
             return Ok(Answer::Accepted);
         }
-        let deadline = started + self.deadline;
+        let budget = if from_event_streams {
+            self.event_streams_deadline
+        } else {
+            self.deadline
+        };
+        let deadline = (started + budget).min(answer_by);
         match self.tracking.send(&messages, deadline).await {
             Ok(delivered) => {
                 tracing::info!(
@@ -150,6 +230,6 @@ impl Operation for WrapUpIngest {
     }
 
     async fn warm_up(&self) {
-        self.tracking.prepare();
+        self.tracking.warm_up().await;
     }
 }

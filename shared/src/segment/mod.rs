@@ -1,6 +1,7 @@
 //! Segment adapters: the Profile API (reading traits) and the Tracking API (sending events).
 
 pub mod cache;
+pub mod message;
 pub mod profiles;
 pub mod tracking;
 
@@ -27,7 +28,7 @@ impl ProfileSource for ProfileApi {
             .await
     }
 
-    fn prepare(&self) {
-        ProfileApi::prepare(self);
+    async fn warm_up(&self) {
+        ProfileApi::warm_up(self).await;
     }
 }

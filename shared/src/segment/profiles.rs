@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::config::ProfileApiConfig;
 use crate::http_client::{HttpClient, retry_after, root_cause};
 use crate::identity::Identifier;
+use crate::secrets::{SecretCell, SecretError};
 use crate::segment::cache::{self, TtlCache};
 
 /// The least time a retried request is given; a retry with less would only time out.
@@ -36,6 +37,9 @@ pub enum ProfileError {
     InvalidResponse(String),
     #[error("{0}")]
     Client(String),
+    /// The access token could not be had (its secret could not be fetched or is unusable).
+    #[error("{0}")]
+    Token(SecretError),
 }
 
 /// Which traits to ask for. Also half of a cache key, so it is kept small: the include list
@@ -84,7 +88,7 @@ pub struct ProfileApi {
     http: HttpClient,
     /// `{base}/v1/spaces/{space}/collections/users/profiles/`
     profiles_url: String,
-    authorization: HeaderValue,
+    token: Arc<SecretCell>,
     request_timeout: Duration,
     cache: Arc<TraitCache>,
 }
@@ -96,31 +100,41 @@ enum Outcome {
 }
 
 impl ProfileApi {
-    pub fn new(config: &ProfileApiConfig, http: HttpClient) -> Self {
-        // Basic auth with the token as user name and an empty password, as Segment documents.
-        let mut authorization = HeaderValue::from_str(&format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:", config.token.expose()))
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
-        authorization.set_sensitive(true);
+    pub fn new(config: ProfileApiConfig, http: HttpClient) -> Self {
         Self {
             http,
             profiles_url: format!(
                 "{}/v1/spaces/{}/collections/users/profiles/",
                 config.base_url, config.space_id
             ),
-            authorization,
+            token: Arc::new(config.token),
             request_timeout: config.request_timeout,
             cache: Arc::new(TtlCache::new(config.cache_ttl, cache::DEFAULT_CAPACITY)),
         }
     }
 
-    /// Builds the HTTPS client now, so the first real lookup does not wait for it.
-    pub fn prepare(&self) {
-        if let Err(error) = self.http.get() {
+    /// Builds the HTTPS client and fetches the access token now (a warm-up is an
+    /// invocation, so the secrets extension answers), so the first real lookup waits for
+    /// neither. Sends nothing to Segment.
+    pub async fn warm_up(&self) {
+        if let Err(error) = self.http.client() {
             tracing::error!(%error, "could not prepare the Profile API client");
         }
+        if let Err(error) = self.token.get().await {
+            tracing::error!(%error, "the Profile API token could not be read");
+        }
+    }
+
+    /// Basic auth with the token as user name and an empty password, as Segment documents.
+    async fn authorization(&self) -> Result<HeaderValue, ProfileError> {
+        let token = self.token.get().await.map_err(ProfileError::Token)?;
+        let mut value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:", token.expose()))
+        ))
+        .map_err(|_| ProfileError::Client("the access token cannot be sent".into()))?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 
     /// The customer's traits, or `None` for a profile Segment does not know; from the cache
@@ -199,8 +213,9 @@ impl ProfileApi {
     ) -> Result<Outcome, ProfileError> {
         let client = self
             .http
-            .get()
+            .client()
             .map_err(|e| ProfileError::Client(e.to_string()))?;
+        let authorization = self.authorization().await?;
         let url = crate::http_client::with_query(url, params);
         let mut retried_transport = false;
         let mut retried_rate_limit = false;
@@ -214,7 +229,7 @@ impl ProfileApi {
             let timeout = self.request_timeout.min(remaining);
             let sent = client
                 .get(&url)
-                .header(AUTHORIZATION, self.authorization.clone())
+                .header(AUTHORIZATION, authorization.clone())
                 .timeout(timeout)
                 .send()
                 .await;
@@ -251,6 +266,7 @@ impl ProfileApi {
                     }
                     _ => Err(ProfileError::RateLimited { retry_after }),
                 },
+                // Segment's APIs do not redirect: a 3xx is an answer we cannot use.
                 _ => Err(ProfileError::Status(status)),
             };
         }

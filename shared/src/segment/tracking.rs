@@ -1,36 +1,55 @@
 //! Segment's HTTP Tracking API: messages out in `/v1/batch` requests, every one accepted or
 //! reported as not.
+//!
+//! Segment answers 200 even to a wrong write key and drops the events (its edge is
+//! stateless: maintainers in analytics-node issue 59 and analytics-ruby issue 136), so a 200
+//! means "received", not "stored": check a new key in the source's debugger.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde_json::Value;
 
-use crate::config::Secret;
 use crate::http_client::{HttpClient, retry_after, root_cause};
+use crate::secrets::{SecretCell, SecretError};
+pub use crate::segment::message::{EncodedMessage, MAX_MESSAGE_BYTES};
+use crate::timestamps::Timestamp;
 
-/// Segment refuses a message over 32 KB and a request over 500 KB (with 400); stay under both
-/// with room for the envelope.
-pub const MAX_MESSAGE_BYTES: usize = 32_000;
+/// Segment refuses a request over 500 KB with 400; stay under it with room for the envelope.
 pub const MAX_BATCH_BYTES: usize = 490_000;
 /// Segment's cap on messages in one batch.
 pub const MAX_BATCH_MESSAGES: usize = 2_500;
 
 /// One attempt may not use the whole deadline: a hung request must leave time to retry.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The least time an attempt is given; one with less would only time out.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Attempts per batch, whatever the deadline and `Retry-After` allow.
+pub const MAX_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrackingError {
-    #[error("message {message_id} is {bytes} bytes, over Segment's 32 KB limit")]
-    MessageTooLarge { message_id: String, bytes: usize },
-    #[error("Segment's Tracking API refused the batch (HTTP {status}); check SEGMENT_WRITE_KEY")]
+    #[error(
+        "Segment's Tracking API refused the batch (HTTP {status}); check SEGMENT_TRACKING_API_URL and the messages' size"
+    )]
     Refused { status: u16 },
-    #[error("Segment's Tracking API did not accept the batch before the deadline: {last_problem}")]
-    NotAccepted { last_problem: String },
+    #[error(
+        "Segment's Tracking API answered with a redirect (HTTP {status}); Segment does not redirect, so SEGMENT_TRACKING_API_URL is wrong"
+    )]
+    Redirected { status: u16 },
+    #[error(
+        "Segment's Tracking API did not accept the batch after {attempts} attempt(s): {last_problem}"
+    )]
+    NotAccepted {
+        attempts: usize,
+        last_problem: String,
+    },
+    #[error("{0}")]
+    WriteKey(SecretError),
     #[error("{0}")]
     Client(String),
 }
@@ -39,7 +58,7 @@ pub enum TrackingError {
 pub struct TrackingApi {
     http: HttpClient,
     batch_url: String,
-    authorization: HeaderValue,
+    write_key: Arc<SecretCell>,
 }
 
 /// What a successful delivery took.
@@ -51,127 +70,152 @@ pub struct Delivered {
 }
 
 impl TrackingApi {
-    pub fn new(base_url: &str, write_key: &Secret, http: HttpClient) -> Self {
-        // Basic auth with the write key as user name and an empty password.
-        let mut authorization = HeaderValue::from_str(&format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:", write_key.expose()))
-        ))
-        .unwrap_or_else(|_| HeaderValue::from_static(""));
-        authorization.set_sensitive(true);
+    pub fn new(base_url: &str, write_key: SecretCell, http: HttpClient) -> Self {
         Self {
             http,
             batch_url: format!("{base_url}/v1/batch"),
-            authorization,
+            write_key: Arc::new(write_key),
         }
     }
 
-    pub fn prepare(&self) {
-        if let Err(error) = self.http.get() {
+    /// Builds the HTTPS client and fetches the write key, sending nothing to Segment.
+    pub async fn warm_up(&self) {
+        if let Err(error) = self.http.client() {
             tracing::error!(%error, "could not prepare the Tracking API client");
         }
+        if let Err(error) = self.write_key.get().await {
+            tracing::error!(%error, "the write key could not be read");
+        }
+    }
+
+    /// Basic auth with the write key as user name and an empty password.
+    async fn authorization(&self) -> Result<HeaderValue, TrackingError> {
+        let key = self
+            .write_key
+            .get()
+            .await
+            .map_err(TrackingError::WriteKey)?;
+        let mut value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:", key.expose()))
+        ))
+        .map_err(|_| TrackingError::Client("the write key cannot be sent".into()))?;
+        value.set_sensitive(true);
+        Ok(value)
     }
 
     /// Sends every message, in as few `/v1/batch` requests as the size limits allow, each
-    /// retried on network errors, timeouts, 5xx and 429 (honouring `Retry-After`) until
-    /// `deadline`. Retrying is safe: Segment deduplicates by messageId. `sentAt` is now, so
-    /// Segment can correct the clock skew of the events' own timestamps.
+    /// retried on network errors, timeouts, 5xx and 429 (waiting at least the back-off,
+    /// longer when `Retry-After` says so) until `deadline` or [`MAX_ATTEMPTS`]. Retrying is
+    /// safe: Segment deduplicates by messageId. `sentAt` is now, so Segment can correct the
+    /// clock skew of the events' own timestamps.
     pub async fn send(
         &self,
-        messages: &[Value],
+        messages: &[EncodedMessage],
         deadline: Instant,
     ) -> Result<Delivered, TrackingError> {
-        let sent_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-        let batches = batches(messages, &sent_at)?;
+        let authorization = self.authorization().await?;
+        let sent_at = Timestamp::now().map(Timestamp::to_rfc3339);
         let mut delivered = Delivered {
             messages: messages.len(),
             requests: 0,
             retries: 0,
         };
-        for body in batches {
-            delivered.retries += self.post(body, deadline).await?;
+        for body in batches(messages, sent_at.as_deref()) {
+            delivered.retries += self.post(body, &authorization, deadline).await?;
             delivered.requests += 1;
         }
         Ok(delivered)
     }
 
     /// One batch until accepted; the number of retries it took.
-    async fn post(&self, body: Vec<u8>, deadline: Instant) -> Result<usize, TrackingError> {
+    async fn post(
+        &self,
+        body: Vec<u8>,
+        authorization: &HeaderValue,
+        deadline: Instant,
+    ) -> Result<usize, TrackingError> {
         let client = self
             .http
-            .get()
+            .client()
             .map_err(|e| TrackingError::Client(e.to_string()))?;
         let mut backoff = FIRST_BACKOFF;
-        let mut retries = 0;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
             let sent = client
                 .post(&self.batch_url)
-                .header(AUTHORIZATION, self.authorization.clone())
+                .header(AUTHORIZATION, authorization.clone())
                 .header(CONTENT_TYPE, "application/json")
-                .timeout(ATTEMPT_TIMEOUT.min(remaining))
+                .timeout(ATTEMPT_TIMEOUT.min(remaining).max(MIN_ATTEMPT))
                 .body(body.clone())
                 .send()
                 .await;
             let (problem, wait) = match sent {
-                Ok(response) if response.status().is_success() => return Ok(retries),
+                Ok(response) if response.status().is_success() => return Ok(attempts - 1),
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let retry_after = retry_after(&response);
                     match status {
-                        429 => (
-                            format!("HTTP 429 (Retry-After {retry_after:?})"),
-                            retry_after.unwrap_or(backoff),
-                        ),
+                        // Retry-After may say 0 (or nothing): the back-off still applies, or
+                        // a throttled space would be sent a storm of retries.
+                        429 => {
+                            let retry_after = retry_after(&response);
+                            (
+                                format!(
+                                    "HTTP 429 (Retry-After {})",
+                                    retry_after.map_or("none".to_owned(), |d| format!(
+                                        "{} s",
+                                        d.as_secs()
+                                    ))
+                                ),
+                                retry_after.unwrap_or_default().max(backoff),
+                            )
+                        }
                         500..=599 => (format!("HTTP {status}"), backoff),
-                        // 4xx: the request itself is wrong (write key, size); repeating it cannot help.
+                        300..=399 => return Err(TrackingError::Redirected { status }),
+                        // 4xx: the request itself is wrong; repeating it cannot help.
                         _ => return Err(TrackingError::Refused { status }),
                     }
                 }
                 Err(error) => (
                     if error.is_timeout() {
-                        "timed out".to_owned()
+                        "the request timed out".to_owned()
                     } else {
                         root_cause(&error)
                     },
                     backoff,
                 ),
             };
-            if Instant::now() + wait >= deadline {
+            if attempts >= MAX_ATTEMPTS || Instant::now() + wait + MIN_ATTEMPT >= deadline {
                 return Err(TrackingError::NotAccepted {
+                    attempts,
                     last_problem: problem,
                 });
             }
             tracing::debug!(problem = %problem, wait_ms = wait.as_millis() as u64, "Tracking API attempt failed; retrying");
             tokio::time::sleep(wait).await;
-            retries += 1;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 }
 
 /// Request bodies `{"batch": [...], "sentAt": ...}`, each under the size and count limits.
-pub fn batches(messages: &[Value], sent_at: &str) -> Result<Vec<Vec<u8>>, TrackingError> {
+/// Every message is already under [`MAX_MESSAGE_BYTES`] ([`TrackMessage::encode`]).
+///
+/// [`TrackMessage::encode`]: crate::segment::message::TrackMessage::encode
+pub fn batches(messages: &[EncodedMessage], sent_at: Option<&str>) -> Vec<Vec<u8>> {
     let head = br#"{"batch":["#;
-    let tail = format!(r#"],"sentAt":"{sent_at}"}}"#).into_bytes();
+    let tail = match sent_at {
+        Some(sent_at) => format!(r#"],"sentAt":"{sent_at}"}}"#).into_bytes(),
+        None => b"]}".to_vec(),
+    };
     let envelope = head.len() + tail.len();
     let mut bodies = Vec::new();
     let mut current: Vec<u8> = Vec::new();
     let mut count = 0;
     for message in messages {
-        let encoded =
-            serde_json::to_vec(message).map_err(|e| TrackingError::Client(e.to_string()))?;
-        if encoded.len() > MAX_MESSAGE_BYTES {
-            let message_id = message
-                .get("messageId")
-                .and_then(Value::as_str)
-                .unwrap_or("?")
-                .to_owned();
-            return Err(TrackingError::MessageTooLarge {
-                message_id,
-                bytes: encoded.len(),
-            });
-        }
+        let encoded = &message.json;
         let separator = usize::from(count > 0);
         if count > 0
             && (envelope + current.len() + separator + encoded.len() > MAX_BATCH_BYTES
@@ -184,13 +228,13 @@ pub fn batches(messages: &[Value], sent_at: &str) -> Result<Vec<Vec<u8>>, Tracki
         if count > 0 {
             current.push(b',');
         }
-        current.extend_from_slice(&encoded);
+        current.extend_from_slice(encoded);
         count += 1;
     }
     if count > 0 {
         bodies.push(finish(head, &current, &tail));
     }
-    Ok(bodies)
+    bodies
 }
 
 fn finish(head: &[u8], messages: &[u8], tail: &[u8]) -> Vec<u8> {
@@ -203,29 +247,33 @@ fn finish(head: &[u8], messages: &[u8], tail: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
-    fn message(i: usize, padding: usize) -> Value {
-        json!({"type": "track", "event": "e", "messageId": format!("m-{i}"), "anonymousId": "a", "properties": {"pad": "x".repeat(padding)}})
+    fn message(i: usize, padding: usize) -> EncodedMessage {
+        let value = json!({"type": "track", "event": "e", "messageId": format!("m-{i}"), "anonymousId": "a", "properties": {"pad": "x".repeat(padding)}});
+        EncodedMessage {
+            message_id: format!("m-{i}"),
+            json: serde_json::to_vec(&value).unwrap(),
+        }
     }
 
     #[test]
     fn a_small_delivery_is_one_batch_request() {
-        let messages: Vec<Value> = (0..3).map(|i| message(i, 10)).collect();
-        let bodies = batches(&messages, "2026-11-22T00:00:00.000Z").unwrap();
+        let messages: Vec<EncodedMessage> = (0..3).map(|i| message(i, 10)).collect();
+        let bodies = batches(&messages, Some("2026-11-22T00:00:00.000Z"));
         assert_eq!(bodies.len(), 1);
         let body: Value = serde_json::from_slice(&bodies[0]).unwrap();
         assert_eq!(body["batch"].as_array().unwrap().len(), 3);
         assert_eq!(body["sentAt"], "2026-11-22T00:00:00.000Z");
-        assert!(batches(&[], "t").unwrap().is_empty());
+        assert!(batches(&[], Some("t")).is_empty());
     }
 
     #[test]
     fn large_deliveries_split_under_500_kb_keeping_every_message_once() {
-        let messages: Vec<Value> = (0..2000).map(|i| message(i, 1000)).collect();
-        let bodies = batches(&messages, "2026-11-22T00:00:00.000Z").unwrap();
+        let messages: Vec<EncodedMessage> = (0..2000).map(|i| message(i, 1000)).collect();
+        let bodies = batches(&messages, Some("2026-11-22T00:00:00.000Z"));
         assert!(bodies.len() >= 4, "{} requests", bodies.len());
         let mut ids = Vec::new();
         for body in &bodies {
@@ -245,8 +293,8 @@ mod tests {
 
     #[test]
     fn no_batch_holds_more_than_2500_messages() {
-        let messages: Vec<Value> = (0..2600).map(|i| json!({"messageId": i})).collect();
-        let bodies = batches(&messages, "t").unwrap();
+        let messages: Vec<EncodedMessage> = (0..2600).map(|i| message(i, 0)).collect();
+        let bodies = batches(&messages, None);
         let counts: Vec<usize> = bodies
             .iter()
             .map(|b| {
@@ -257,13 +305,5 @@ mod tests {
             })
             .collect();
         assert_eq!(counts, [2500, 100]);
-    }
-
-    #[test]
-    fn a_message_over_32_kb_is_refused_by_name() {
-        let error = batches(&[message(7, 40_000)], "t").unwrap_err();
-        assert!(
-            matches!(error, TrackingError::MessageTooLarge { ref message_id, .. } if message_id == "m-7")
-        );
     }
 }

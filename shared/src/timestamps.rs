@@ -1,0 +1,169 @@
+//! Event times: read from what TaskRouter and Event Streams send (epoch seconds or
+//! milliseconds, RFC 3339), written as RFC 3339 with milliseconds in UTC, as Segment wants.
+//!
+//! Only times from 1970 to the end of year 9999 can be written (RFC 3339 has four-digit
+//! years); anything else is refused rather than passed on, so that no event can carry a time
+//! that makes formatting fail.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The first millisecond RFC 3339 cannot write: 10000-01-01T00:00:00Z.
+const END_MS: u64 = 253_402_300_800_000;
+
+/// Epoch seconds stay below 1e11 until the year 5138: a larger number is milliseconds.
+const MILLIS_FROM: u64 = 100_000_000_000;
+
+/// A point in time that can be written as RFC 3339.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp {
+    since_epoch: Duration,
+}
+
+impl Timestamp {
+    pub fn from_millis(ms: u64) -> Option<Self> {
+        (ms < END_MS).then(|| Self {
+            since_epoch: Duration::from_millis(ms),
+        })
+    }
+
+    /// Epoch seconds, or milliseconds when the number is that large.
+    pub fn from_epoch_number(n: u64) -> Option<Self> {
+        if n >= MILLIS_FROM {
+            Self::from_millis(n)
+        } else {
+            Self::from_millis(n * 1000)
+        }
+    }
+
+    pub fn from_system_time(time: SystemTime) -> Option<Self> {
+        let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+        (since_epoch < Duration::from_millis(END_MS)).then_some(Self { since_epoch })
+    }
+
+    pub fn now() -> Option<Self> {
+        Self::from_system_time(SystemTime::now())
+    }
+
+    /// RFC 3339 in UTC (`Z`) or with a numeric offset (`+01:00`), with or without fractions.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if !text.is_ascii() || text.len() < 20 {
+            return None;
+        }
+        let (base, offset) = match text.as_bytes()[text.len() - 1] {
+            b'Z' | b'z' => (text, 0_i64),
+            _ => {
+                // `...+HH:MM` or `...-HH:MM`
+                let (base, zone) = text.split_at(text.len() - 6);
+                let sign = match zone.as_bytes()[0] {
+                    b'+' => 1,
+                    b'-' => -1,
+                    _ => return None,
+                };
+                let (hours, minutes) = zone[1..].split_once(':')?;
+                let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
+                if hours > 23 || minutes > 59 || zone.len() != 6 {
+                    return None;
+                }
+                (base, sign * (hours * 3600 + minutes * 60))
+            }
+        };
+        let base = if offset == 0 && base.ends_with(['Z', 'z']) {
+            base.to_owned()
+        } else {
+            format!("{base}Z")
+        };
+        let utc = humantime::parse_rfc3339(&base).ok()?;
+        let adjusted = if offset >= 0 {
+            utc.checked_sub(Duration::from_secs(offset.unsigned_abs()))?
+        } else {
+            utc.checked_add(Duration::from_secs(offset.unsigned_abs()))?
+        };
+        Self::from_system_time(adjusted)
+    }
+
+    pub fn checked_sub(self, duration: Duration) -> Option<Self> {
+        Some(Self {
+            since_epoch: self.since_epoch.checked_sub(duration)?,
+        })
+    }
+
+    /// `2026-11-18T11:06:40.123Z`.
+    pub fn to_rfc3339(self) -> String {
+        humantime::format_rfc3339_millis(UNIX_EPOCH + self.since_epoch).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_numbers_are_seconds_or_milliseconds() {
+        let written = |n| Timestamp::from_epoch_number(n).map(Timestamp::to_rfc3339);
+        assert_eq!(
+            written(1_795_000_000).as_deref(),
+            Some("2026-11-18T11:06:40.000Z")
+        );
+        assert_eq!(
+            written(1_795_000_000_123).as_deref(),
+            Some("2026-11-18T11:06:40.123Z")
+        );
+        assert_eq!(written(0).as_deref(), Some("1970-01-01T00:00:00.000Z"));
+    }
+
+    #[test]
+    fn times_rfc3339_cannot_write_are_refused() {
+        assert_eq!(
+            Timestamp::from_millis(END_MS - 1)
+                .map(Timestamp::to_rfc3339)
+                .as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(Timestamp::from_millis(END_MS), None);
+        assert_eq!(Timestamp::from_millis(253_402_300_800_000), None);
+        assert_eq!(Timestamp::from_millis(u64::MAX), None);
+        assert_eq!(Timestamp::from_epoch_number(u64::MAX), None);
+        assert_eq!(
+            Timestamp::from_system_time(UNIX_EPOCH - Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(
+            Timestamp::from_millis(500).and_then(|t| t.checked_sub(Duration::from_secs(1))),
+            None
+        );
+    }
+
+    #[test]
+    fn rfc3339_text_is_read_in_utc_or_with_an_offset() {
+        let read = |text| Timestamp::parse_rfc3339(text).map(Timestamp::to_rfc3339);
+        assert_eq!(
+            read("2026-11-22T10:15:30.250Z").as_deref(),
+            Some("2026-11-22T10:15:30.250Z")
+        );
+        assert_eq!(
+            read("2026-11-22T10:15:30Z").as_deref(),
+            Some("2026-11-22T10:15:30.000Z")
+        );
+        assert_eq!(
+            read("2026-11-22T11:15:30+01:00").as_deref(),
+            Some("2026-11-22T10:15:30.000Z")
+        );
+        assert_eq!(
+            read("2026-11-22T05:15:30.5-05:00").as_deref(),
+            Some("2026-11-22T10:15:30.500Z")
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T10:15:30+25:00",
+            "10000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:30:00+01:00",
+            "2026-11-22T10:15:30\u{e9}00:00",
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
+    }
+}
