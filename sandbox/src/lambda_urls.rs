@@ -168,7 +168,7 @@ pub fn payload_v2(
 }
 
 /// A payload 2.0 response (or, as Function URLs allow, a bare JSON answer) as HTTP.
-fn to_http(answer: Value) -> Response {
+pub fn to_http(answer: Value) -> Response {
     let Some(status) = answer.get("statusCode").and_then(Value::as_u64) else {
         return axum::Json(answer).into_response();
     };

@@ -101,9 +101,9 @@ impl<O: Operation> Edge<O> {
             Ok(Answer::Accepted) => http_response(204, None, &[]),
             Err(failure) => {
                 if failure.status >= 500 {
-                    tracing::error!(status = failure.status, code = failure.code, message = %failure.message, "request failed");
+                    tracing::error!(status = failure.status, code = failure.code, detail = %failure.message, "request failed");
                 } else {
-                    tracing::warn!(status = failure.status, code = failure.code, message = %failure.message, "request refused");
+                    tracing::warn!(status = failure.status, code = failure.code, detail = %failure.message, "request refused");
                 }
                 let challenge: &[_] = if failure.status == 401 && self.auth.challenges() {
                     &[(WWW_AUTHENTICATE, CHALLENGE)]

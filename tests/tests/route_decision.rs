@@ -182,27 +182,9 @@ async fn a_wrong_signature_is_refused_without_saying_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_studio_json_request_is_checked_through_body_sha256() {
-    use sha2::Digest as _;
     let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 1}))).await;
     let (runtime, _function) = route_decision(&segment.url(), &[]).await;
-    let body = json!({"From": PHONE}).to_string();
-    let hash: String = sha2::Sha256::digest(body.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let query = format!("bodySHA256={hash}");
-    let url = format!("https://{}/?{query}", e2e::FUNCTION_URL_HOST);
-    let signature = e2e::twilio_signature(TOKEN, &url, &[]);
-    let event = http_event(
-        "POST",
-        &query,
-        &[
-            ("content-type", "application/json"),
-            ("x-twilio-signature", &signature),
-        ],
-        Some(&body),
-        false,
-    );
+    let event = e2e::signed_json_post(TOKEN, "", &json!({"From": PHONE}).to_string());
     assert_decision(
         &runtime.invoke(event).await,
         "agent",

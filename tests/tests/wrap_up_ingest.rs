@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e::{
-    Function, Received, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth, fixture, http_event,
-    refused_port, taskrouter_callback,
+    Function, Received, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth,
+    event_streams_delivery, fixture, refused_port, taskrouter_callback,
 };
 use serde_json::{Value, json};
 
@@ -23,32 +23,6 @@ async fn wrap_up_ingest(tracking_api: &str, extra: &[(&str, &str)]) -> (RuntimeA
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let function = Function::start("wrap-up-ingest", &runtime, &env).await;
     (runtime, function)
-}
-
-/// An Event Streams webhook delivery: JSON, signed through bodySHA256.
-fn event_streams_delivery(body: &Value) -> Value {
-    use sha2::Digest as _;
-    let raw = body.to_string();
-    let hash: String = sha2::Sha256::digest(raw.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let query = format!("bodySHA256={hash}");
-    let signature = e2e::twilio_signature(
-        TWILIO_TOKEN,
-        &format!("https://{}/?{query}", e2e::FUNCTION_URL_HOST),
-        &[],
-    );
-    http_event(
-        "POST",
-        &query,
-        &[
-            ("content-type", "application/json"),
-            ("x-twilio-signature", &signature),
-        ],
-        Some(&raw),
-        false,
-    )
 }
 
 fn accepted() -> Reply {

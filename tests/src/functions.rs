@@ -1,0 +1,124 @@
+//! The function binaries, run as Lambda runs them: under a [`RuntimeApi`], with exactly the
+//! environment a test gives, their log lines collected.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::RuntimeApi;
+
+/// A function binary from this workspace's target directory, running under a [`RuntimeApi`].
+pub struct Function {
+    _child: Child,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+/// Where cargo put the workspace's binaries: next to this test's own executable's folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// Builds the workspace's binaries with the release profile, so a benchmark never measures
+/// a stale bootstrap left by an earlier build. A no-op when nothing changed.
+pub fn build_release_binaries() {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bins", "--quiet"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build --release --bins failed");
+}
+
+impl Function {
+    /// Starts `name` with exactly `env` (plus the Runtime API's own variables).
+    pub async fn start(name: &str, runtime: &RuntimeApi, env: &[(&str, String)]) -> Self {
+        let mut command = Command::new(binary(name));
+        command
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().expect("function binary starts");
+        let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        if let Some(stdout) = child.stdout.take() {
+            let sink = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stdout).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    sink.lock().expect("logs").push(line);
+                }
+            });
+        }
+        Self {
+            _child: child,
+            logs,
+        }
+    }
+
+    /// The process id, for reading its memory use.
+    pub fn pid(&self) -> Option<u32> {
+        self._child.id()
+    }
+
+    /// Every log line so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// The first JSON log line whose message is `message`, waiting briefly for it to arrive.
+    pub async fn log_line(&self, message: &str) -> Value {
+        for _ in 0..100 {
+            let found = self
+                .logs()
+                .iter()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| line["message"] == message);
+            if let Some(line) = found {
+                return line;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "no log line with message {message:?}; logs: {:#?}",
+            self.logs()
+        );
+    }
+
+    /// The process's peak resident memory (`VmHWM`), in kB.
+    pub fn peak_rss_kb(&self) -> u64 {
+        let pid = self.pid().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self._child.try_wait(), Ok(None))
+    }
+}

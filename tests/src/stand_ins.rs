@@ -1,0 +1,350 @@
+//! HTTP stand-ins for Segment's APIs and the secrets extension, on 127.0.0.1: each records
+//! what it received and answers as told (or fails, hangs, refuses), behaving as the real
+//! service is documented to where that matters.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::serve;
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    /// The path exactly as sent, percent-encoding kept.
+    pub path: String,
+    pub query: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    /// How long the stand-in itself took to answer (its handler, any delay included).
+    pub served_in: Duration,
+}
+
+impl Received {
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// What a stand-in answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn raw(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Segment's Profile API answer for a profile with these traits.
+    pub fn traits(traits: Value) -> Self {
+        Self::json(
+            200,
+            json!({"traits": traits, "cursor": {"url": "", "has_more": false, "next": ""}}),
+        )
+    }
+
+    /// Segment's Profile API answer for an unknown profile.
+    pub fn profile_not_found() -> Self {
+        Self::json(
+            404,
+            json!({"error": {"code": "not_found", "message": "Profile was not found."}}),
+        )
+    }
+}
+
+type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+struct StandInState {
+    received: Arc<Mutex<Vec<Received>>>,
+    responder: Responder,
+}
+
+/// An HTTP server on 127.0.0.1 that records every request and answers as told.
+pub struct StandIn {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl StandIn {
+    pub async fn start(responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let state = StandInState {
+            received: received.clone(),
+            responder: Arc::new(responder),
+        };
+        let router = Router::new().fallback(stand_in).with_state(state);
+        Self {
+            addr: serve(router).await,
+            received,
+        }
+    }
+
+    /// A stand-in that answers every request the same way.
+    pub async fn always(reply: Reply) -> Self {
+        Self::start(move |_| reply.clone()).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("received").clone()
+    }
+
+    /// How many requests so far, without copying them.
+    pub fn count(&self) -> usize {
+        self.received.lock().expect("received").len()
+    }
+
+    /// The stand-in's own service time for the requests after the first `from`.
+    pub fn served_since(&self, from: usize) -> Duration {
+        self.received
+            .lock()
+            .expect("received")
+            .iter()
+            .skip(from)
+            .map(|r| r.served_in)
+            .sum()
+    }
+}
+
+async fn stand_in(
+    State(state): State<StandInState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let mut received = Received {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        served_in: Duration::ZERO,
+    };
+    let reply = (state.responder)(&received);
+    if !reply.delay.is_zero() {
+        // Recorded before the delay, so a test sees the request while the reply is pending.
+        state
+            .received
+            .lock()
+            .expect("received")
+            .push(received.clone());
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(name, value);
+    }
+    let response = response.body(Body::from(reply.body)).unwrap_or_default();
+    if reply.delay.is_zero() {
+        received.served_in = started.elapsed();
+        state.received.lock().expect("received").push(received);
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// A raw TCP stand-in, for faults an HTTP server will not produce on purpose
+
+/// What the raw stand-in does with each connection, after reading the request's head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehaviour {
+    /// Full headers promising a longer body than is sent, then the connection closes.
+    TruncatedBody,
+    /// Part of the status line, then the connection closes.
+    TruncatedHead,
+    /// The connection is reset (RST) without an answer.
+    Reset,
+}
+
+/// A TCP server on 127.0.0.1 that misbehaves on every connection; counts connections.
+pub struct RawStandIn {
+    pub addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+}
+
+impl RawStandIn {
+    pub async fn start(misbehaviour: Misbehaviour) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counter = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    // Read the request head so the client has finished sending.
+                    let mut head = Vec::new();
+                    let mut buffer = [0_u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    match misbehaviour {
+                        Misbehaviour::TruncatedBody => {
+                            let partial = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 400\r\n\r\n{\"traits\": {\"docs_last_2_days\": 3, \"vi";
+                            let _ = stream.write_all(partial).await;
+                            let _ = stream.shutdown().await;
+                        }
+                        Misbehaviour::TruncatedHead => {
+                            let _ = stream.write_all(b"HTTP/1.1 200 O").await;
+                            let _ = stream.shutdown().await;
+                        }
+                        Misbehaviour::Reset => {
+                            // Linger 0: closing sends RST instead of FIN.
+                            let socket = socket2::SockRef::from(&stream);
+                            let _ = socket.set_linger(Some(Duration::ZERO));
+                            drop(stream);
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, connections }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// A TaskRouter event callback as TaskRouter posts it: the fields of
+
+// ---------------------------------------------------------------------------------------
+// The AWS Parameters and Secrets Lambda Extension
+
+/// How a secrets-extension stand-in behaves before it answers with the secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionStart {
+    /// As on Lambda: not serving until the function's INIT phase is over, answering 400 "not
+    /// ready to serve traffic" until then (AWS's Parameter Store guide: callable only during
+    /// INVOKE; the user report in Kralizek/AWSSecretsManagerConfigurationExtensions issue 87).
+    ReadyOnlyDuringInvoke,
+    /// Ready during INVOKE, but its first answer is a 500 (a Secrets Manager hiccup).
+    FailsOnce,
+    /// Ready during INVOKE; answers once, then fails every time (an outage after start).
+    FailsAfterFirst,
+}
+
+/// The Parameters and Secrets extension, serving `GET /secretsmanager/get?secretId=...`
+/// with `{"SecretString": ...}`.
+pub struct SecretsExtension {
+    stand_in: StandIn,
+}
+
+impl SecretsExtension {
+    /// Serves `secrets` (secret id -> `SecretString`) from the moment `invoking` turns true.
+    pub async fn start(
+        start: ExtensionStart,
+        invoking: watch::Receiver<bool>,
+        secrets: &[(&str, &str)],
+    ) -> Self {
+        let secrets: HashMap<String, String> = secrets
+            .iter()
+            .map(|(id, value)| ((*id).to_owned(), (*value).to_owned()))
+            .collect();
+        let answered = Arc::new(AtomicUsize::new(0));
+        let stand_in = StandIn::start(move |request| {
+            if !*invoking.borrow() {
+                return Reply::json(
+                    400,
+                    json!({"message": "not ready to serve traffic, please wait"}),
+                );
+            }
+            let nth = answered.fetch_add(1, Ordering::SeqCst);
+            let fails = match start {
+                ExtensionStart::ReadyOnlyDuringInvoke => false,
+                ExtensionStart::FailsOnce => nth == 0,
+                ExtensionStart::FailsAfterFirst => nth > 0,
+            };
+            if fails {
+                return Reply::json(500, json!({"message": "Secrets Manager could not be reached"}));
+            }
+            let id = request.query_param("secretId").unwrap_or_default();
+            match secrets.get(&id) {
+                Some(value) => Reply::json(200, json!({"Name": id, "SecretString": value})),
+                None => Reply::json(
+                    400,
+                    json!({"__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret."}),
+                ),
+            }
+        })
+        .await;
+        Self { stand_in }
+    }
+
+    /// The port, for `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`.
+    pub fn port(&self) -> String {
+        self.stand_in.addr.port().to_string()
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.stand_in.received()
+    }
+}
