@@ -274,8 +274,6 @@ impl RawStandIn {
     }
 }
 
-/// A TaskRouter event callback as TaskRouter posts it: the fields of
-
 // ---------------------------------------------------------------------------------------
 // The AWS Parameters and Secrets Lambda Extension
 
