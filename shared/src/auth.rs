@@ -106,9 +106,8 @@ impl Authenticator {
             .into_iter()
             .flatten()
         {
-            if let Err(error) = cell.get().await {
-                tracing::error!(%error, "an authentication secret could not be read");
-            }
+            // A failure is logged by the cell; the next request tries again.
+            let _ = cell.get().await;
         }
     }
 

@@ -282,7 +282,12 @@ impl SecretCell {
                     tracing::warn!(secret = self.name, %error, "refreshing the secret failed; the last good value stays in use");
                     Ok(held.value)
                 }
-                None => Err(error),
+                None => {
+                    // Logged here, once per failed fetch, with the reason the caller's answer
+                    // leaves out.
+                    tracing::error!(secret = self.name, %error, "the secret could not be read");
+                    Err(error)
+                }
             },
         }
     }

@@ -120,9 +120,8 @@ impl ProfileApi {
         if let Err(error) = self.http.client() {
             tracing::error!(%error, "could not prepare the Profile API client");
         }
-        if let Err(error) = self.token.get().await {
-            tracing::error!(%error, "the Profile API token could not be read");
-        }
+        // A failure is logged by the cell; the next lookup tries again.
+        let _ = self.token.get().await;
     }
 
     /// Basic auth with the token as user name and an empty password, as Segment documents.

@@ -83,9 +83,8 @@ impl TrackingApi {
         if let Err(error) = self.http.client() {
             tracing::error!(%error, "could not prepare the Tracking API client");
         }
-        if let Err(error) = self.write_key.get().await {
-            tracing::error!(%error, "the write key could not be read");
-        }
+        // A failure is logged by the cell; the next delivery tries again.
+        let _ = self.write_key.get().await;
     }
 
     /// Basic auth with the write key as user name and an empty password.
