@@ -49,6 +49,9 @@ pub struct Options {
     pub token: String,
     pub space_id: String,
     pub write_key: String,
+    /// When not empty, the Tracking API keeps only messages sent with one of these keys and
+    /// drops the others with a 200, as Segment does with a wrong key.
+    pub accepted_write_keys: Vec<String>,
     pub seed_demo: bool,
     /// Extra function configuration (on top of the sandbox's own wiring).
     pub function_env: Vec<(String, String)>,
@@ -65,6 +68,7 @@ impl Default for Options {
             token: "sandbox-profile-token".into(),
             space_id: "spa_sandbox".into(),
             write_key: "sandbox-write-key".into(),
+            accepted_write_keys: Vec::new(),
             seed_demo: true,
             function_env: Vec::new(),
         }
@@ -116,6 +120,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         definitions,
         token: options.token.clone(),
         space_id: options.space_id.clone(),
+        write_keys: options.accepted_write_keys.clone(),
     });
     let seeded_now = if options.seed_demo {
         demo::seed(&segment)?

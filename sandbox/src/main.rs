@@ -7,7 +7,7 @@ use sandbox::{Options, PASSED_THROUGH, Running, demo};
 
 const USAGE: &str =
     "usage: sandbox [--functions-port N] [--segment-port N] [--data FILE | --in-memory] [--reset]
-               [--traits FILE] [--token TOKEN] [--space-id ID] [--no-demo]
+               [--traits FILE] [--token TOKEN] [--space-id ID] [--write-keys K1,K2] [--no-demo]
 
   --functions-port N   Function URLs on 127.0.0.1:N (default 9000)
   --segment-port N     Segment-compatible server on 127.0.0.1:N (default 9010)
@@ -17,6 +17,8 @@ const USAGE: &str =
   --traits FILE        computed-trait definitions (default: sandbox/computed-traits.json)
   --token TOKEN        Profile API token (default sandbox-profile-token)
   --space-id ID        space id (default spa_sandbox)
+  --write-keys K1,K2   keep only messages sent with these write keys; others get 200 and are
+                       dropped, as Segment does with a wrong key (default: any key is kept)
   --no-demo            do not seed the demo customers";
 
 fn options() -> Result<Options, String> {
@@ -40,6 +42,14 @@ fn options() -> Result<Options, String> {
             "--traits" => options.definitions = Some(PathBuf::from(value()?)),
             "--token" => options.token = value()?,
             "--space-id" => options.space_id = value()?,
+            "--write-keys" => {
+                options.accepted_write_keys = value()?
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
             "--no-demo" => options.seed_demo = false,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other}\n{USAGE}")),

@@ -3,7 +3,10 @@
 
 mod common;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use common::{Http, TOKEN, TempDb, hours_ago, options, start};
+use sandbox::Options;
 use serde_json::{Value, json};
 
 const DEFINITIONS: &str = r#"{"traits": [
@@ -438,5 +441,55 @@ async fn the_tracking_api_answers_like_segment_and_deduplicates() {
         200
     );
     assert_eq!(http.traits(&running, "user_id:u-1").await["orders"], 2);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_write_keys_set_a_wrong_key_gets_200_and_its_events_are_dropped() {
+    // GIVEN a sandbox that keeps only events sent with "right-key"
+    let running = start(Options {
+        accepted_write_keys: vec!["right-key".into()],
+        ..options()
+    })
+    .await;
+    let http = Http::new();
+    let url = format!("{}/v1/batch", running.segment_url());
+    let batch = |user: &str| {
+        json!({"batch": [{"type": "identify", "userId": user, "traits": {"plan": "gold"}}]})
+            .to_string()
+            .into_bytes()
+    };
+    let send = |key: &'static str, body: Vec<u8>| {
+        let auth = format!("Basic {}", STANDARD.encode(format!("{key}:")));
+        let http = &http;
+        let url = url.clone();
+        async move {
+            http.post_raw(
+                &url,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    // WHEN one batch comes with a wrong key and one with the right key
+    let wrong = send("wrong-key", batch("u-wrong")).await;
+    let right = send("right-key", batch("u-right")).await;
+    // THEN both are answered 200, as Segment answers, but only the right one is kept
+    assert_eq!((wrong.status, wrong.body), (200, json!({"success": true})));
+    assert_eq!(right.status, 200);
+    assert_eq!(
+        http.traits(&running, "user_id:u-right").await["plan"],
+        "gold"
+    );
+    assert_eq!(
+        http.profile(&running, "user_id:u-wrong", "traits")
+            .await
+            .status,
+        404
+    );
     running.stop().await;
 }

@@ -269,12 +269,13 @@ impl SecretCell {
         match self.fetch(fetched).await {
             Ok(value) => {
                 let value = Arc::new(value);
-                if let Ok(mut held) = fetched.held.write() {
-                    *held = Some(Held {
-                        value: value.clone(),
-                        fetched_at: Instant::now(),
-                    });
-                }
+                *fetched
+                    .held
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Held {
+                    value: value.clone(),
+                    fetched_at: Instant::now(),
+                });
                 Ok(value)
             }
             Err(error) => match previous {
@@ -313,7 +314,9 @@ impl SecretCell {
 }
 
 fn read(held: &RwLock<Option<Held>>) -> Option<Held> {
-    held.read().map(|held| held.clone()).unwrap_or(None)
+    held.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct Segment {
     /// The Profile API token (the user name of its Basic auth).
     pub token: String,
     pub space_id: String,
+    /// The write keys the Tracking API keeps messages for; empty keeps any non-blank key.
+    pub write_keys: Vec<String>,
 }
 
 pub fn router(segment: Arc<Segment>) -> Router {

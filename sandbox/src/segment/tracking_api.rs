@@ -39,7 +39,7 @@ fn answer(status: StatusCode, message: Option<&str>) -> Response {
     }
 }
 
-/// The write key from Basic auth or the body; any non-empty key is accepted here.
+/// The write key from Basic auth or the body, if it is not blank.
 fn write_key(headers: &HeaderMap, body: &Value) -> Option<String> {
     basic_user(headers)
         .or_else(|| {
@@ -50,8 +50,8 @@ fn write_key(headers: &HeaderMap, body: &Value) -> Option<String> {
         .filter(|k| !k.trim().is_empty())
 }
 
-/// The request's JSON, or the status and message Segment would answer.
-fn parse(body: &Bytes, headers: &HeaderMap) -> Result<Value, (StatusCode, &'static str)> {
+/// The request's JSON and its write key, or the status and message Segment would answer.
+fn parse(body: &Bytes, headers: &HeaderMap) -> Result<(Value, String), (StatusCode, &'static str)> {
     if body.len() > MAX_REQUEST_BYTES {
         return Err((
             StatusCode::BAD_REQUEST,
@@ -63,10 +63,25 @@ fn parse(body: &Bytes, headers: &HeaderMap) -> Result<Value, (StatusCode, &'stat
     if !value.is_object() {
         return Err((StatusCode::BAD_REQUEST, "Invalid JSON"));
     }
-    if write_key(headers, &value).is_none() {
+    let Some(key) = write_key(headers, &value) else {
         return Err((StatusCode::UNAUTHORIZED, "Missing write key"));
+    };
+    Ok((value, key))
+}
+
+/// Whether messages sent with `key` are kept. Segment answers 200 to a wrong write key all
+/// the same and drops the events (its edge is stateless: maintainers in analytics-node issue
+/// 59 and analytics-ruby issue 136); with `--write-keys` set, so does the sandbox.
+fn kept(segment: &Segment, key: &str, messages: usize) -> bool {
+    if segment.write_keys.is_empty() || segment.write_keys.iter().any(|k| k == key) {
+        return true;
     }
-    Ok(value)
+    tracing::warn!(
+        write_key = %studio_router::telemetry::mask_other(key),
+        messages,
+        "dropped: not one of the sandbox's --write-keys (answered 200, as Segment answers a wrong key)"
+    );
+    false
 }
 
 async fn single(
@@ -81,8 +96,8 @@ async fn single(
     else {
         return answer(StatusCode::NOT_FOUND, Some("Unknown endpoint"));
     };
-    let mut message = match parse(&body, &headers) {
-        Ok(message) => message,
+    let (mut message, key) = match parse(&body, &headers) {
+        Ok(parsed) => parsed,
         Err((status, message)) => return answer(status, Some(message)),
     };
     if body.len() > MAX_MESSAGE_BYTES {
@@ -92,13 +107,15 @@ async fn single(
         );
     }
     message["type"] = json!(kind);
-    accept(&segment, &message);
+    if kept(&segment, &key, 1) {
+        accept(&segment, &message);
+    }
     answer(StatusCode::OK, None)
 }
 
 async fn batch(State(segment): State<Arc<Segment>>, headers: HeaderMap, body: Bytes) -> Response {
-    let request = match parse(&body, &headers) {
-        Ok(request) => request,
+    let (request, key) = match parse(&body, &headers) {
+        Ok(parsed) => parsed,
         Err((status, message)) => return answer(status, Some(message)),
     };
     let Some(messages) = request.get("batch").and_then(Value::as_array) else {
@@ -115,6 +132,9 @@ async fn batch(State(segment): State<Arc<Segment>>, headers: HeaderMap, body: By
             StatusCode::BAD_REQUEST,
             Some("A message exceeds the 32 KB limit"),
         );
+    }
+    if !kept(&segment, &key, messages.len()) {
+        return answer(StatusCode::OK, None);
     }
     let shared_context = request.get("context").cloned();
     for message in messages {

@@ -47,6 +47,14 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
+    /// The table, even after a panic elsewhere poisoned the lock: every operation on it
+    /// leaves it whole, so what it holds is still true.
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Entry<V>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn enabled(&self) -> bool {
         !self.ttl.is_zero()
     }
@@ -65,7 +73,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         if !self.enabled() {
             return None;
         }
-        let mut entries = self.entries.lock().ok()?;
+        let mut entries = self.lock();
         match entries.get(key) {
             Some(entry) if now < entry.expires => Some(entry.value.clone()),
             Some(_) => {
@@ -80,9 +88,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
         if !self.enabled() {
             return;
         }
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
+        let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             entries.retain(|_, entry| now < entry.expires);
             if entries.len() >= self.capacity
@@ -109,10 +115,7 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 
     pub fn len(&self) -> usize {
-        self.entries
-            .lock()
-            .map(|entries| entries.len())
-            .unwrap_or(0)
+        self.lock().len()
     }
 
     pub fn is_empty(&self) -> bool {
