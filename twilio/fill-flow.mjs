@@ -7,22 +7,68 @@
 //   BOT_GREETING='Hi! Our assistant will help you.' \
 //   node twilio/fill-flow.mjs > flow.json
 //
+// With ROUTE_VIA=function the flow calls the protected Twilio Functions proxy through a Run
+// Function widget (which signs its call) instead of the Function URL:
+//
+//   ROUTE_VIA=function FUNCTION_SERVICE_SID=ZS... FUNCTION_ENVIRONMENT_SID=ZE... \
+//   FUNCTION_SID=ZH... ROUTE_DECISION_FUNCTION_URL=https://<service>-1234.twil.io/route-decision \
+//   FLEX_WORKFLOW_SID=WW... FLEX_CHAT_CHANNEL_SID=TC... FLEX_VOICE_CHANNEL_SID=TC... \
+//   BOT_GREETING='Hi!' node twilio/fill-flow.mjs > flow.json
+//
 // It refuses to print a flow with a placeholder left or a value of the wrong shape.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const PLACEHOLDERS = {
-  ROUTE_DECISION_URL: (v) => /^https:\/\/\S+$/.test(v) || 'must be an https:// URL (the Function URL, or the Twilio Functions proxy)',
+const COMMON = {
   FLEX_WORKFLOW_SID: (v) => /^WW[0-9a-f]{32}$/.test(v) || 'must be a TaskRouter workflow SID (WW + 32 hex)',
   FLEX_CHAT_CHANNEL_SID: (v) => /^TC[0-9a-f]{32}$/.test(v) || 'must be a task channel SID (TC + 32 hex) for messaging',
   FLEX_VOICE_CHANNEL_SID: (v) => /^TC[0-9a-f]{32}$/.test(v) || 'must be a task channel SID (TC + 32 hex) for voice',
   BOT_GREETING: (v) => v.trim().length > 0 || 'must not be empty',
 };
 
+/** How the flow reaches route-decision, and what each way needs. */
+export const ROUTES = {
+  // A Make HTTP Request widget to the Function URL (Basic credentials in the URL, or signed).
+  url: {
+    ROUTE_DECISION_URL: (v) => /^https:\/\/\S+$/.test(v) || 'must be an https:// URL (the Function URL)',
+  },
+  // A Run Function widget to the protected Twilio Functions proxy.
+  function: {
+    FUNCTION_SERVICE_SID: (v) => /^ZS[0-9a-f]{32}$/.test(v) || 'must be a Functions service SID (ZS + 32 hex)',
+    FUNCTION_ENVIRONMENT_SID: (v) => /^ZE[0-9a-f]{32}$/.test(v) || 'must be a Functions environment SID (ZE + 32 hex)',
+    FUNCTION_SID: (v) => /^ZH[0-9a-f]{32}$/.test(v) || 'must be a Function SID (ZH + 32 hex)',
+    ROUTE_DECISION_FUNCTION_URL: (v) =>
+      /^https:\/\/[a-z0-9-]+\.twil\.io\/\S+$/.test(v) || 'must be the proxy Function\'s https://<service>.twil.io/... URL',
+  },
+};
+
+/** The template's placeholders (the Function URL flow's). */
+export const PLACEHOLDERS = { ...ROUTES.url, ...COMMON };
+
+/** The route state as a Run Function widget: same parameters, same branches. */
+function asRunFunction(route, values) {
+  return {
+    ...route,
+    type: 'run-function',
+    transitions: route.transitions.map((t) => (t.event === 'failed' ? { ...t, event: 'fail' } : t)),
+    properties: {
+      offset: route.properties.offset,
+      service_sid: values.FUNCTION_SERVICE_SID,
+      environment_sid: values.FUNCTION_ENVIRONMENT_SID,
+      function_sid: values.FUNCTION_SID,
+      url: values.ROUTE_DECISION_FUNCTION_URL,
+      parameters: route.properties.parameters,
+    },
+  };
+}
+
 /** The flow with every __NAME__ replaced from `values`, or an error listing what is wrong. */
 export function fillFlow(template, values) {
+  const via = values.ROUTE_VIA || 'url';
+  if (!(via in ROUTES)) throw new Error(`ROUTE_VIA must be url or function, got ${via}`);
+  const checks = { ...ROUTES[via], ...COMMON };
   const problems = [];
-  for (const [name, check] of Object.entries(PLACEHOLDERS)) {
+  for (const [name, check] of Object.entries(checks)) {
     const value = values[name];
     if (value === undefined || value === '') {
       problems.push(`${name} is not set`);
@@ -32,13 +78,19 @@ export function fillFlow(template, values) {
     if (verdict !== true) problems.push(`${name} ${verdict}`);
   }
   if (problems.length > 0) throw new Error(problems.join('\n'));
-  // Values go into JSON strings: escape them as JSON would.
+  // Values go into JSON strings: escape them as JSON would. The function flow's URL stands
+  // in for the Function URL until the route state is rewritten below.
+  const filling = via === 'function' ? { ...values, ROUTE_DECISION_URL: values.ROUTE_DECISION_FUNCTION_URL } : values;
   const filled = template.replace(/__([A-Z_]+)__/g, (whole, name) =>
-    name in PLACEHOLDERS ? JSON.stringify(values[name]).slice(1, -1) : whole,
+    name in PLACEHOLDERS ? JSON.stringify(filling[name]).slice(1, -1) : whole,
   );
   const left = filled.match(/__[A-Z_]+__/g);
   if (left) throw new Error(`placeholders left: ${[...new Set(left)].join(', ')}`);
-  return JSON.parse(filled);
+  const flow = JSON.parse(filled);
+  if (via === 'function') {
+    flow.states = flow.states.map((state) => (state.name === 'route' ? asRunFunction(state, values) : state));
+  }
+  return flow;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -1,19 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fillFlow, PLACEHOLDERS } from '../fill-flow.mjs';
+import { fillFlow, PLACEHOLDERS, ROUTES } from '../fill-flow.mjs';
 
 const require = createRequire(import.meta.url);
 const template = readFileSync(new URL('../studio-flow.json', import.meta.url), 'utf8');
 const flow = JSON.parse(template);
-const { fallback } = require('../serverless/functions/route-decision.js');
+const { fallback } = require('../serverless/functions/route-decision.protected.js');
 
 // What route-decision answers (shared/src/routing.rs, Decision) and the attributes the
 // README's rules set.
 const DECISION_FIELDS = new Set(['transition', 'rule', 'fallback', 'profile_found', 'attributes']);
 const RULE_ATTRIBUTES = new Set(['known_worker_sid', 'priority']);
-const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'split-based-on', 'send-to-flex', 'send-message', 'say-play']);
+const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'run-function', 'split-based-on', 'send-to-flex', 'send-message', 'say-play']);
 
 const byName = new Map(flow.states.map((state) => [state.name, state]));
 
@@ -34,6 +34,11 @@ test('messages and calls go to route-decision, and its failure goes to Flex', ()
   for (const event of ['incomingMessage', 'incomingCall', 'incomingConversationMessage']) {
     assert.equal(trigger.transitions.find((t) => t.event === event).next, 'route', event);
   }
+  // The trigger events current Studio exports carry, the ones not routed included.
+  assert.deepEqual(
+    trigger.transitions.map((t) => t.event),
+    ['incomingMessage', 'incomingCall', 'incomingConversationMessage', 'incomingRequest', 'incomingParent'],
+  );
   const route = byName.get('route');
   assert.equal(route.type, 'make-http-request');
   assert.equal(route.properties.method, 'POST');
@@ -87,4 +92,48 @@ test('fill-flow refuses missing or malformed values, naming them', () => {
   assert.throws(() => fillFlow(template, { ...VALUES, FLEX_WORKFLOW_SID: undefined }), /FLEX_WORKFLOW_SID is not set/);
   assert.throws(() => fillFlow(template, { ...VALUES, FLEX_CHAT_CHANNEL_SID: 'chat' }), /FLEX_CHAT_CHANNEL_SID must be a task channel SID/);
   assert.throws(() => fillFlow(template, { ...VALUES, ROUTE_DECISION_URL: 'http://insecure/' }), /ROUTE_DECISION_URL must be an https/);
+});
+
+const FUNCTION_VALUES = {
+  ROUTE_VIA: 'function',
+  FUNCTION_SERVICE_SID: `ZS${'d'.repeat(32)}`,
+  FUNCTION_ENVIRONMENT_SID: `ZE${'e'.repeat(32)}`,
+  FUNCTION_SID: `ZH${'f'.repeat(32)}`,
+  ROUTE_DECISION_FUNCTION_URL: 'https://studio-router-1234.twil.io/route-decision',
+  FLEX_WORKFLOW_SID: VALUES.FLEX_WORKFLOW_SID,
+  FLEX_CHAT_CHANNEL_SID: VALUES.FLEX_CHAT_CHANNEL_SID,
+  FLEX_VOICE_CHANNEL_SID: VALUES.FLEX_VOICE_CHANNEL_SID,
+  BOT_GREETING: VALUES.BOT_GREETING,
+};
+
+test('with ROUTE_VIA=function the flow calls the protected proxy through a Run Function widget', () => {
+  const filled = fillFlow(template, FUNCTION_VALUES);
+  const states = new Map(filled.states.map((state) => [state.name, state]));
+  const route = states.get('route');
+  assert.equal(route.type, 'run-function');
+  assert.deepEqual(
+    { service: route.properties.service_sid, environment: route.properties.environment_sid, fn: route.properties.function_sid, url: route.properties.url },
+    { service: FUNCTION_VALUES.FUNCTION_SERVICE_SID, environment: FUNCTION_VALUES.FUNCTION_ENVIRONMENT_SID, fn: FUNCTION_VALUES.FUNCTION_SID, url: FUNCTION_VALUES.ROUTE_DECISION_FUNCTION_URL },
+  );
+  assert.deepEqual(route.properties.parameters, byName.get('route').properties.parameters);
+  // Run Function's branches are success and fail; both lead where the HTTP widget's did.
+  const original = byName.get('route').transitions;
+  assert.deepEqual(route.transitions.map((t) => t.event), ['success', 'fail']);
+  assert.equal(route.transitions[0].next, original.find((t) => t.event === 'success').next);
+  assert.equal(route.transitions[1].next, original.find((t) => t.event === 'failed').next);
+  // The rest of the flow is the same, and reads the same parsed fields.
+  assert.equal(JSON.stringify(filled).match(/widgets\.route\.parsed\./g).length, template.match(/widgets\.route\.parsed\./g).length);
+  assert.doesNotMatch(JSON.stringify(filled), /lambda-url|__[A-Z_]+__/);
+  // The proxy it calls is protected: Twilio checks the signature Run Function sends.
+  assert.ok(existsSync(new URL('../serverless/functions/route-decision.protected.js', import.meta.url)));
+  assert.ok(!existsSync(new URL('../serverless/functions/route-decision.js', import.meta.url)));
+});
+
+test('fill-flow names what the function flow is missing', () => {
+  const { FUNCTION_SID, ...missing } = FUNCTION_VALUES;
+  assert.ok(FUNCTION_SID);
+  assert.throws(() => fillFlow(template, missing), /FUNCTION_SID is not set/);
+  assert.throws(() => fillFlow(template, { ...FUNCTION_VALUES, ROUTE_DECISION_FUNCTION_URL: 'https://abc.lambda-url.us-east-1.on.aws/' }), /ROUTE_DECISION_FUNCTION_URL must be/);
+  assert.throws(() => fillFlow(template, { ...FUNCTION_VALUES, ROUTE_VIA: 'carrier-pigeon' }), /ROUTE_VIA must be url or function/);
+  assert.deepEqual(Object.keys(ROUTES), ['url', 'function']);
 });

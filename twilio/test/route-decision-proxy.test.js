@@ -1,7 +1,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { standIn, closedPort, invoke } = require('./helpers.js');
-const { handler } = require('../serverless/functions/route-decision.js');
+const { handler } = require('../serverless/functions/route-decision.protected.js');
 
 const DECISION = { transition: 'bot', rule: 'default', fallback: false, profile_found: true, attributes: {} };
 let lambda;

@@ -1,7 +1,13 @@
 // Twilio Function: forwards Studio's request to route-decision's Function URL with the
 // shared secret, within a time budget under Twilio's 10 s, and answers Studio with a safe
 // fallback (to an agent) when the Lambda fails, is slow or answers something unusable, so
-// a customer is never stuck. Call it from a Run Function or Make HTTP Request widget.
+// a customer is never stuck.
+//
+// Protected (the .protected suffix): Twilio checks every request's X-Twilio-Signature, so
+// only your own account's Studio flows can call it. It holds the shared secret; a public
+// Function would hand decisions, with that secret attached, to anyone who found its URL.
+// Call it from Studio's Run Function widget, which signs its call (`ROUTE_VIA=function`
+// when filling the flow: see fill-flow.mjs).
 //
 // Environment (.env or the Console): ROUTE_DECISION_URL, PROXY_SHARED_SECRET,
 // ROUTE_DECISION_BUDGET_MS (default 8000, at most 9000), FALLBACK_TRANSITION (default agent).
