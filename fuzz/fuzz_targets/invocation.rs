@@ -1,0 +1,25 @@
+//! Any Lambda event: classified, and an HTTP one read as far as a request is read (limits,
+//! payload), without a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use studio_router::invocation::{Invocation, Input};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    match Invocation::decode(event, 64 * 1024) {
+        Ok(Invocation::Http(request)) => {
+            let _ = request.query_field_count();
+            let _ = request.form_field_count();
+            if let Ok(Input::Fields(fields)) = request.payload() {
+                let _ = studio_router::identity::Identifier::from_fields(&fields, "phone");
+            }
+        }
+        Ok(Invocation::Direct(Input::Fields(fields))) => {
+            let _ = studio_router::identity::Identifier::from_fields(&fields, "phone");
+        }
+        _ => {}
+    }
+});

@@ -1,0 +1,37 @@
+//! Any TaskRouter callback, Event Streams delivery or direct JSON: read, mapped under both
+//! schemas and encoded for Segment, without a panic; every message within Segment's limits.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::value::RawValue;
+use studio_router::engagement::{Mapped, Mapping, Schema};
+use studio_router::taskrouter::{self, Decoded};
+use studio_router::timestamps::Timestamp;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = Timestamp::parse_rfc3339(text);
+    let decoded: Vec<Decoded> = match serde_json::from_str::<Vec<Box<RawValue>>>(text) {
+        Ok(items) => items
+            .iter()
+            .filter_map(|item| taskrouter::decode_raw(item).0.ok())
+            .collect(),
+        Err(_) => match serde_json::from_str(text) {
+            Ok(value) => taskrouter::decode(value).0.into_iter().collect(),
+            Err(_) => return,
+        },
+    };
+    for event in decoded {
+        let Decoded::Task(event) = event else { continue };
+        for mapping in [Mapping::default(), Mapping::for_schema(Schema::Current)] {
+            if let Ok(Mapped::Track(message)) = mapping.map(&event) {
+                assert!(message.message_id.len() < 100);
+                if let Ok(encoded) = message.encode() {
+                    assert!(encoded.json.len() <= 32_000);
+                }
+            }
+        }
+    }
+});
