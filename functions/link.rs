@@ -3,10 +3,10 @@
 //!
 //! They are position-independent executables, as Rust builds them by default: the address of
 //! a function that faces the internet is randomised like its libraries', heap and stack. A
-//! PIE is relocated by the dynamic loader at every start (for route-decision about 12,000
-//! relocations, a few tenths of a millisecond of a cold start on this machine, against about
-//! 14 ms of Lambda's own init for Rust). Whoever measures that and chooses the fixed address
-//! instead can build with `STUDIO_ROUTER_NO_PIE=1`, which links with `-no-pie`.
+//! PIE is relocated by the dynamic loader at every start, which the cold-start bench shows
+//! as a small part of a cold start beside Lambda's own init. Whoever measures that and
+//! chooses the fixed address instead can build with `STUDIO_ROUTER_NO_PIE=1`, which links
+//! with `-no-pie`.
 
 fn main() {
     println!("cargo::rerun-if-env-changed=STUDIO_ROUTER_NO_PIE");
