@@ -61,6 +61,17 @@ fn build(connect_timeout: Duration) -> Result<reqwest::Client, ClientError> {
         .map_err(|e| ClientError(e.to_string()))
 }
 
+/// `Authorization: Basic base64(user:)`, marked sensitive: how both of Segment's APIs take
+/// their key (the Profile API token, the write key) with an empty password. `None` for a
+/// key no header can carry.
+pub fn basic_authorization(user: &str) -> Option<reqwest::header::HeaderValue> {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:"));
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// `url?name=value&...`, form-encoded.
 pub fn with_query(url: &str, params: &[(&str, &str)]) -> String {
     if params.is_empty() {

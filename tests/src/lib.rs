@@ -42,30 +42,120 @@ pub async fn refused_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// The Twilio Auth Token the Studio-facing functions are configured with in tests.
+/// The Twilio Auth Token the functions are configured with in tests.
 pub const TWILIO_TOKEN: &str = "twilio-auth-token-for-tests";
 /// The Profile API token they are configured with; it must never appear in an answer or a log.
 pub const PROFILE_TOKEN: &str = "profile-token-secret";
+/// wrap-up-ingest's write key in tests.
+pub const WRITE_KEY: &str = "segment-write-key-for-tests";
+
+/// A function's environment: a base set, with variables set or removed on top.
+#[derive(Debug, Clone, Default)]
+pub struct Env(Vec<(&'static str, String)>);
+
+impl Env {
+    /// A Studio-facing function (route-decision, profile-lookup) wired to the Profile API at
+    /// `profile_api`, with Twilio signatures on.
+    pub fn studio(profile_api: &str) -> Self {
+        Self::default()
+            .set("SEGMENT_SPACE_ID", "spa_test")
+            .set("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN)
+            .set("SEGMENT_PROFILE_API_URL", profile_api)
+            .set("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+            .set("PROFILE_TIMEOUT_MS", "5000")
+    }
+
+    /// wrap-up-ingest wired to the Tracking API at `tracking_api`, with Twilio signatures on.
+    pub fn wrap_up(tracking_api: &str) -> Self {
+        Self::default()
+            .set("SEGMENT_WRITE_KEY", WRITE_KEY)
+            .set("SEGMENT_TRACKING_API_URL", tracking_api)
+            .set("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
+    }
+
+    /// `name` set to `value`, replacing any earlier value.
+    pub fn set(self, name: &'static str, value: impl Into<String>) -> Self {
+        let mut vars = self.unset(name).0;
+        vars.push((name, value.into()));
+        Self(vars)
+    }
+
+    pub fn unset(mut self, name: &str) -> Self {
+        self.0.retain(|(existing, _)| *existing != name);
+        self
+    }
+
+    /// Each of `extra` set on top.
+    pub fn with(self, extra: &[(&'static str, &str)]) -> Self {
+        extra
+            .iter()
+            .fold(self, |env, (name, value)| env.set(name, *value))
+    }
+
+    pub fn vars(&self) -> &[(&'static str, String)] {
+        &self.0
+    }
+}
 
 /// Starts a Studio-facing function (route-decision, profile-lookup) wired to the Profile
 /// API at `profile_api`, with Twilio signatures on; `extra` adds or overrides variables.
 pub async fn studio_function(
     name: &str,
     profile_api: &str,
-    extra: &[(&str, &str)],
+    extra: &[(&'static str, &str)],
 ) -> (RuntimeApi, Function) {
     let runtime = RuntimeApi::start().await;
-    let mut env: Vec<(&str, String)> = vec![
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
-        ("SEGMENT_PROFILE_API_URL", profile_api.to_owned()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-        ("PROFILE_TIMEOUT_MS", "5000".to_owned()),
-    ];
-    for (name, value) in extra {
-        env.retain(|(existing, _)| existing != name);
-        env.push((name, (*value).to_owned()));
-    }
-    let function = Function::start(name, &runtime, &env).await;
+    let env = Env::studio(profile_api).with(extra);
+    let function = Function::start(name, &runtime, env.vars()).await;
     (runtime, function)
+}
+
+/// Starts wrap-up-ingest wired to the Tracking API at `tracking_api`, with Twilio
+/// signatures on; `extra` adds or overrides variables.
+pub async fn wrap_up_function(
+    tracking_api: &str,
+    extra: &[(&'static str, &str)],
+) -> (RuntimeApi, Function) {
+    let runtime = RuntimeApi::start().await;
+    let env = Env::wrap_up(tracking_api).with(extra);
+    let function = Function::start("wrap-up-ingest", &runtime, env.vars()).await;
+    (runtime, function)
+}
+
+/// A Runtime API and a secrets-extension stand-in that starts as `start` and holds `secrets`
+/// (secret id, value), ready for a function started with [`start_with_secrets`]. Events
+/// queued on the Runtime API before then find the function cold.
+pub async fn secrets_extension(
+    start: ExtensionStart,
+    secrets: &[(&str, &str)],
+) -> (RuntimeApi, SecretsExtension) {
+    let runtime = RuntimeApi::start().await;
+    let extension = SecretsExtension::start(start, runtime.invoking(), secrets).await;
+    (runtime, extension)
+}
+
+/// Starts `name` with `env` plus what reaching `extension` takes: its port and the session
+/// token it requires.
+pub async fn start_with_secrets(
+    name: &str,
+    runtime: &RuntimeApi,
+    extension: &SecretsExtension,
+    env: Env,
+) -> Function {
+    let env = env
+        .set("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port())
+        .set("AWS_SESSION_TOKEN", "session-token");
+    Function::start(name, runtime, env.vars()).await
+}
+
+/// Both at once, for a function that is started before any event is queued.
+pub async fn function_with_secrets(
+    name: &str,
+    start: ExtensionStart,
+    secrets: &[(&str, &str)],
+    env: Env,
+) -> (RuntimeApi, SecretsExtension, Function) {
+    let (runtime, extension) = secrets_extension(start, secrets).await;
+    let function = start_with_secrets(name, &runtime, &extension, env).await;
+    (runtime, extension, function)
 }

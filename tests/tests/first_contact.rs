@@ -7,55 +7,54 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::{
-    ExtensionStart, Function, FunctionUrl, PROFILE_TOKEN, Reply, RuntimeApi, SecretsExtension,
-    StandIn, TWILIO_TOKEN, basic_auth, event_streams_delivery, fixture, http_event,
-    signed_form_post, taskrouter_callback,
+    Env, ExtensionStart, Function, FunctionUrl, PROFILE_TOKEN, Reply, RuntimeApi, SecretsExtension,
+    StandIn, TWILIO_TOKEN, WRITE_KEY, basic_auth, event_streams_delivery, fixture,
+    function_with_secrets, http_event, secrets_extension, signed_form_post, start_with_secrets,
+    taskrouter_callback, wrap_up_function,
 };
 use serde_json::{Value, json};
 
 const PHONE: &str = "+15555550100";
-const WRITE_KEY: &str = "segment-write-key-for-tests";
+const SECRETS: [(&str, &str); 4] = [
+    ("studio-router/profile-token", PROFILE_TOKEN),
+    ("studio-router/auth-token", TWILIO_TOKEN),
+    ("studio-router/proxy-secret", "proxy-secret"),
+    ("studio-router/write-key", WRITE_KEY),
+];
 
 fn studio_request() -> Value {
     signed_form_post(TWILIO_TOKEN, &[("From", PHONE), ("Body", "hello")])
 }
 
-/// route-decision whose Profile API token and Auth Token come from Secrets Manager through
-/// an extension that starts as `start`; the event is queued before the function starts, as
-/// on a cold start.
+/// route-decision's environment with its Profile API token and Auth Token as Secrets
+/// Manager ids.
+fn studio_env_with_secret_ids(segment: &StandIn) -> Env {
+    Env::studio(&segment.url())
+        .unset("SEGMENT_PROFILE_API_TOKEN")
+        .unset("TWILIO_AUTH_TOKEN")
+        .set(
+            "SEGMENT_PROFILE_API_TOKEN_SECRET_ID",
+            "studio-router/profile-token",
+        )
+        .set("TWILIO_AUTH_TOKEN_SECRET_ID", "studio-router/auth-token")
+}
+
+/// wrap-up-ingest's environment with its write key as a Secrets Manager id.
+fn wrap_up_env_with_secret_id(segment: &StandIn) -> Env {
+    Env::wrap_up(&segment.url())
+        .unset("SEGMENT_WRITE_KEY")
+        .set("SEGMENT_WRITE_KEY_SECRET_ID", "studio-router/write-key")
+}
+
+/// route-decision with [`studio_env_with_secret_ids`] and `extra` on top, its extension
+/// starting as `start`.
 async fn route_decision_with_secrets(
     start: ExtensionStart,
     segment: &StandIn,
-    extra: &[(&str, &str)],
+    extra: &[(&'static str, &str)],
 ) -> (RuntimeApi, SecretsExtension, Function) {
-    let runtime = RuntimeApi::start().await;
-    let extension = SecretsExtension::start(
-        start,
-        runtime.invoking(),
-        &[
-            ("studio-router/profile-token", PROFILE_TOKEN),
-            ("studio-router/auth-token", TWILIO_TOKEN),
-            ("studio-router/proxy-secret", "proxy-secret"),
-        ],
-    )
-    .await;
-    let mut env = vec![
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        (
-            "SEGMENT_PROFILE_API_TOKEN_SECRET_ID",
-            "studio-router/profile-token".to_owned(),
-        ),
-        ("SEGMENT_PROFILE_API_URL", segment.url()),
-        (
-            "TWILIO_AUTH_TOKEN_SECRET_ID",
-            "studio-router/auth-token".to_owned(),
-        ),
-        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-        ("AWS_SESSION_TOKEN", "session-token".to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let function = Function::start("route-decision", &runtime, &env).await;
-    (runtime, extension, function)
+    let env = studio_env_with_secret_ids(segment).with(extra);
+    function_with_secrets("route-decision", start, &SECRETS, env).await
 }
 
 fn assert_found_decision(body: &Value) {
@@ -81,32 +80,11 @@ async fn secrets_are_fetched_during_invoke_never_during_init() {
     // GIVEN an extension that answers 400 "not ready" until the function asks for its first
     // event, and a cold start with the event already waiting
     let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 2}))).await;
-    let runtime = RuntimeApi::start().await;
-    let extension = SecretsExtension::start(
-        ExtensionStart::ReadyOnlyDuringInvoke,
-        runtime.invoking(),
-        &[
-            ("studio-router/profile-token", PROFILE_TOKEN),
-            ("studio-router/auth-token", TWILIO_TOKEN),
-        ],
-    )
-    .await;
+    let (runtime, extension) =
+        secrets_extension(ExtensionStart::ReadyOnlyDuringInvoke, &SECRETS).await;
     let first = runtime.queue(studio_request());
-    let env = [
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        (
-            "SEGMENT_PROFILE_API_TOKEN_SECRET_ID",
-            "studio-router/profile-token".to_owned(),
-        ),
-        ("SEGMENT_PROFILE_API_URL", segment.url()),
-        (
-            "TWILIO_AUTH_TOKEN_SECRET_ID",
-            "studio-router/auth-token".to_owned(),
-        ),
-        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-        ("AWS_SESSION_TOKEN", "session-token".to_owned()),
-    ];
-    let _function = Function::start("route-decision", &runtime, &env).await;
+    let env = studio_env_with_secret_ids(&segment);
+    let _function = start_with_secrets("route-decision", &runtime, &extension, env).await;
     // THEN the very first request is authenticated and decided on the real profile
     let answer = first.answer().await;
     assert_eq!(answer["statusCode"], 200, "{answer}");
@@ -139,24 +117,11 @@ async fn secrets_are_fetched_during_invoke_never_during_init() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrap_up_ingest_reads_its_write_key_during_invoke() {
     let segment = StandIn::always(Reply::json(200, json!({"success": true}))).await;
-    let runtime = RuntimeApi::start().await;
-    let extension = SecretsExtension::start(
-        ExtensionStart::ReadyOnlyDuringInvoke,
-        runtime.invoking(),
-        &[("studio-router/write-key", WRITE_KEY)],
-    )
-    .await;
+    let (runtime, extension) =
+        secrets_extension(ExtensionStart::ReadyOnlyDuringInvoke, &SECRETS).await;
     let first = runtime.queue(taskrouter_callback("voice-inbound-reservation-wrapup"));
-    let env = [
-        (
-            "SEGMENT_WRITE_KEY_SECRET_ID",
-            "studio-router/write-key".to_owned(),
-        ),
-        ("SEGMENT_TRACKING_API_URL", segment.url()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-    ];
-    let _function = Function::start("wrap-up-ingest", &runtime, &env).await;
+    let env = wrap_up_env_with_secret_id(&segment);
+    let _function = start_with_secrets("wrap-up-ingest", &runtime, &extension, env).await;
     assert_eq!(first.answer().await["statusCode"], 204);
     assert_eq!(
         segment.received()[0].headers.get("authorization"),
@@ -218,23 +183,9 @@ async fn a_failed_fetch_fails_only_that_invocation() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrap_up_ingest_answers_503_until_its_write_key_can_be_read() {
     let segment = StandIn::always(Reply::json(200, json!({"success": true}))).await;
-    let runtime = RuntimeApi::start().await;
-    let extension = SecretsExtension::start(
-        ExtensionStart::FailsOnce,
-        runtime.invoking(),
-        &[("studio-router/write-key", WRITE_KEY)],
-    )
-    .await;
-    let env = [
-        (
-            "SEGMENT_WRITE_KEY_SECRET_ID",
-            "studio-router/write-key".to_owned(),
-        ),
-        ("SEGMENT_TRACKING_API_URL", segment.url()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-    ];
-    let _function = Function::start("wrap-up-ingest", &runtime, &env).await;
+    let env = wrap_up_env_with_secret_id(&segment);
+    let (runtime, _extension, _function) =
+        function_with_secrets("wrap-up-ingest", ExtensionStart::FailsOnce, &SECRETS, env).await;
     let callback = || taskrouter_callback("voice-inbound-reservation-wrapup");
     let first = runtime.invoke(callback()).await;
     assert_eq!(first.status(), 503, "{:?}", first.payload);
@@ -289,13 +240,10 @@ async fn a_caller_that_sends_credentials_only_after_a_challenge_gets_its_decisio
     // GIVEN route-decision behind a Function URL, with the shared secret configured
     let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 2}))).await;
     let runtime = Arc::new(RuntimeApi::start().await);
-    let env = [
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
-        ("SEGMENT_PROFILE_API_URL", segment.url()),
-        ("PROXY_SHARED_SECRET", "proxy-secret".to_owned()),
-    ];
-    let function = Function::start("route-decision", &runtime, &env).await;
+    let env = Env::studio(&segment.url())
+        .unset("TWILIO_AUTH_TOKEN")
+        .set("PROXY_SHARED_SECRET", "proxy-secret");
+    let function = Function::start("route-decision", &runtime, env.vars()).await;
     let url = FunctionUrl::start(runtime.clone()).await;
     // WHEN Python's urllib calls it as Twilio does: no credentials until a 401 challenges
     // it (urllib's HTTPBasicAuthHandler answers only a Basic challenge)
@@ -423,22 +371,11 @@ async fn unavailable_for_five_seconds() -> StandIn {
     .await
 }
 
-async fn wrap_up_ingest(tracking_api: &str) -> (RuntimeApi, Function) {
-    let runtime = RuntimeApi::start().await;
-    let env = [
-        ("SEGMENT_WRITE_KEY", WRITE_KEY.to_owned()),
-        ("SEGMENT_TRACKING_API_URL", tracking_api.to_owned()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-    ];
-    let function = Function::start("wrap-up-ingest", &runtime, &env).await;
-    (runtime, function)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_streams_delivery_is_answered_within_4_5_s_and_a_callback_keeps_its_15_s() {
     // GIVEN a Tracking API that is unavailable for five seconds
     let segment = unavailable_for_five_seconds().await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url()).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     // WHEN Event Streams delivers (its webhook sink waits 5 s at most)
     let delivery =
         event_streams_delivery(&json!([fixture("eventstreams/reservation-wrapup.json")]));
@@ -455,7 +392,7 @@ async fn an_event_streams_delivery_is_answered_within_4_5_s_and_a_callback_keeps
 
     // BUT a TaskRouter callback, whose sender waits 15 s, keeps retrying until Segment is back
     let segment = unavailable_for_five_seconds().await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url()).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     let answer = runtime
         .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
         .await;

@@ -7,30 +7,17 @@
 use std::time::Duration;
 
 use e2e::{
-    ExtensionStart, Function, PROFILE_TOKEN, Received, Reply, RuntimeApi, SecretsExtension,
-    StandIn, TWILIO_TOKEN, basic_auth, event_streams_delivery, fixture, http_event,
-    signed_form_post, signed_json_post, studio_function, taskrouter_callback, twilio_signature,
+    Env, ExtensionStart, Received, Reply, StandIn, TWILIO_TOKEN, basic_auth,
+    event_streams_delivery, fixture, function_with_secrets, http_event, signed_form_post,
+    signed_json_post, studio_function, taskrouter_callback, twilio_signature, wrap_up_function,
 };
 use serde_json::{Value, json};
 
-const WRITE_KEY: &str = "segment-write-key-for-tests";
 /// Half of the 128 MB template.yaml gives each function.
 const HALF_THE_FUNCTION_MB: u64 = 64;
 
 fn accepted() -> Reply {
     Reply::json(200, json!({"success": true}))
-}
-
-async fn wrap_up_ingest(tracking_api: &str, extra: &[(&str, &str)]) -> (RuntimeApi, Function) {
-    let runtime = RuntimeApi::start().await;
-    let mut env: Vec<(&str, String)> = vec![
-        ("SEGMENT_WRITE_KEY", WRITE_KEY.to_owned()),
-        ("SEGMENT_TRACKING_API_URL", tracking_api.to_owned()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let function = Function::start("wrap-up-ingest", &runtime, &env).await;
-    (runtime, function)
 }
 
 /// The messages of every batch Segment received, in order.
@@ -104,7 +91,7 @@ async fn a_signed_get_with_a_body_is_refused_by_every_function() {
     );
 
     let tracking = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&tracking.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&tracking.url(), &[]).await;
     let forged = fixture("taskrouter/voice-inbound-reservation-wrapup.json").to_string();
     let answer = runtime.invoke(signed_get("x=1", Some(&forged))).await;
     assert_error(&answer, 400, "body_not_allowed");
@@ -132,7 +119,7 @@ async fn a_hostile_body_with_a_bogus_signature_is_refused_cheaply_by_every_funct
         ("wrap-up-ingest", 6 * 1024 * 1024),
     ] {
         let (runtime, function) = if name == "wrap-up-ingest" {
-            wrap_up_ingest(&segment.url(), &[]).await
+            wrap_up_function(&segment.url(), &[]).await
         } else {
             studio_function(name, &segment.url(), &[]).await
         };
@@ -190,7 +177,7 @@ fn event_streams_batch(n: usize) -> Value {
 async fn an_authenticated_delivery_at_the_limit_fits_in_half_the_functions_memory() {
     // GIVEN an Event Streams batch just under wrap-up-ingest's 6 MiB limit
     let segment = StandIn::always(accepted()).await;
-    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
     let one = event_streams_batch(1).to_string().len();
     let n = (6 * 1024 * 1024 - 1024) / one;
     let delivery = event_streams_delivery(&event_streams_batch(n));
@@ -237,24 +224,16 @@ async fn a_blank_secret_is_a_configuration_error_never_an_empty_key() {
         r#"{"PROXY_SHARED_SECRET": " "}"#,
     ] {
         // GIVEN a shared secret whose fetched value is blank
-        let runtime = RuntimeApi::start().await;
-        let extension = SecretsExtension::start(
+        let env = Env::studio(&segment.url())
+            .unset("TWILIO_AUTH_TOKEN")
+            .set("PROXY_SHARED_SECRET_SECRET_ID", "studio-router/proxy");
+        let (runtime, _extension, function) = function_with_secrets(
+            "route-decision",
             ExtensionStart::ReadyOnlyDuringInvoke,
-            runtime.invoking(),
             &[("studio-router/proxy", secret)],
+            env,
         )
         .await;
-        let env = [
-            ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-            ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
-            ("SEGMENT_PROFILE_API_URL", segment.url()),
-            (
-                "PROXY_SHARED_SECRET_SECRET_ID",
-                "studio-router/proxy".to_owned(),
-            ),
-            ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-        ];
-        let function = Function::start("route-decision", &runtime, &env).await;
         // THEN Basic base64("anyone:") is not let in: the secret is a configuration error
         let answer = runtime
             .invoke(http_event(
@@ -278,24 +257,16 @@ async fn a_blank_secret_is_a_configuration_error_never_an_empty_key() {
     }
 
     // A blank Auth Token would make signatures forgeable: a signature made with "" fails.
-    let runtime = RuntimeApi::start().await;
-    let extension = SecretsExtension::start(
+    let env = Env::studio(&segment.url())
+        .unset("TWILIO_AUTH_TOKEN")
+        .set("TWILIO_AUTH_TOKEN_SECRET_ID", "studio-router/auth-token");
+    let (runtime, _extension, _function) = function_with_secrets(
+        "route-decision",
         ExtensionStart::ReadyOnlyDuringInvoke,
-        runtime.invoking(),
         &[("studio-router/auth-token", "  ")],
+        env,
     )
     .await;
-    let env = [
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
-        ("SEGMENT_PROFILE_API_URL", segment.url()),
-        (
-            "TWILIO_AUTH_TOKEN_SECRET_ID",
-            "studio-router/auth-token".to_owned(),
-        ),
-        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-    ];
-    let _function = Function::start("route-decision", &runtime, &env).await;
     let forged = signed_form_post("", &[("From", "+15555550100")]);
     assert_error(&runtime.invoke(forged).await, 500, "configuration_error");
     assert_eq!(segment.count(), 0);
@@ -328,24 +299,16 @@ async fn a_shared_secret_no_header_can_carry_is_refused() {
         "{line}"
     );
     // Fetched: a configuration error for that secret.
-    let runtime = RuntimeApi::start().await;
-    let extension = SecretsExtension::start(
+    let env = Env::studio(&segment.url())
+        .unset("TWILIO_AUTH_TOKEN")
+        .set("PROXY_SHARED_SECRET_SECRET_ID", "studio-router/proxy");
+    let (runtime, _extension, _function) = function_with_secrets(
+        "route-decision",
         ExtensionStart::ReadyOnlyDuringInvoke,
-        runtime.invoking(),
         &[("studio-router/proxy", "caf\u{e9}-secret")],
+        env,
     )
     .await;
-    let env = [
-        ("SEGMENT_SPACE_ID", "spa_test".to_owned()),
-        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
-        ("SEGMENT_PROFILE_API_URL", segment.url()),
-        (
-            "PROXY_SHARED_SECRET_SECRET_ID",
-            "studio-router/proxy".to_owned(),
-        ),
-        ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port()),
-    ];
-    let _function = Function::start("route-decision", &runtime, &env).await;
     let answer = runtime
         .invoke(http_event(
             "GET",
@@ -405,7 +368,7 @@ async fn trait_values_never_reach_the_logs_even_at_debug() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_time_after_year_9999_is_an_undeliverable_event_not_a_crash() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, mut function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, mut function) = wrap_up_function(&segment.url(), &[]).await;
     let good = fixture("eventstreams/reservation-wrapup.json");
     for (field, value) in [
         ("TimestampMs", json!(253_402_300_800_000_u64)),
@@ -490,7 +453,7 @@ async fn each_moment_is_one_event_with_the_agent_whatever_the_arrival_order() {
         ],
     ] {
         let segment = StandIn::always(accepted()).await;
-        let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+        let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
         for event in order {
             let answer = runtime.invoke(event.clone()).await;
             assert!(
@@ -522,7 +485,7 @@ async fn a_redirect_from_segment_is_a_failure_not_an_acceptance() {
         }
     })
     .await;
-    let (runtime, _function) = wrap_up_ingest(&redirecting.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&redirecting.url(), &[]).await;
     let answer = runtime
         .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
         .await;
@@ -558,7 +521,7 @@ async fn a_redirect_from_segment_is_a_failure_not_an_acceptance() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_after_zero_does_not_turn_off_the_back_off() {
     let throttling = StandIn::always(Reply::json(429, json!({})).header("retry-after", "0")).await;
-    let (runtime, _function) = wrap_up_ingest(&throttling.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&throttling.url(), &[]).await;
     let answer = runtime
         .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
         .await;
@@ -578,7 +541,7 @@ async fn retry_after_zero_does_not_turn_off_the_back_off() {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_without_a_task_are_acknowledged_and_ignored() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     let worker = signed_form_post(
         TWILIO_TOKEN,
         &[
@@ -650,7 +613,7 @@ async fn a_withheld_caller_is_decided_as_unknown_without_a_lookup() {
     assert_eq!(segment.count(), 0);
 
     let tracking = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&tracking.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&tracking.url(), &[]).await;
     let mut withheld = fixture("taskrouter/voice-inbound-reservation-wrapup.json");
     withheld["TaskAttributes"] = json!(
         r#"{"from":"+266696687","caller":"+266696687","to":"+18005550000","direction":"inbound"}"#

@@ -14,7 +14,10 @@ const PHONE: &str = "+15555550100";
 const DEADLINE_MS: u64 = 600;
 
 /// route-decision wired to a Profile API at `profile_api`, Twilio signatures on.
-async fn route_decision(profile_api: &str, extra: &[(&str, &str)]) -> (RuntimeApi, Function) {
+async fn route_decision(
+    profile_api: &str,
+    extra: &[(&'static str, &str)],
+) -> (RuntimeApi, Function) {
     let deadline = DEADLINE_MS.to_string();
     let mut env = vec![("DECISION_DEADLINE_MS", deadline.as_str())];
     env.extend_from_slice(extra);

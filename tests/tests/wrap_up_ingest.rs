@@ -6,24 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e::{
-    Function, Received, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth,
-    event_streams_delivery, fixture, refused_port, taskrouter_callback,
+    Received, Reply, StandIn, WRITE_KEY, basic_auth, event_streams_delivery, fixture, refused_port,
+    taskrouter_callback, wrap_up_function,
 };
 use serde_json::{Value, json};
-
-const WRITE_KEY: &str = "segment-write-key-for-tests";
-
-async fn wrap_up_ingest(tracking_api: &str, extra: &[(&str, &str)]) -> (RuntimeApi, Function) {
-    let runtime = RuntimeApi::start().await;
-    let mut env: Vec<(&str, String)> = vec![
-        ("SEGMENT_WRITE_KEY", WRITE_KEY.to_owned()),
-        ("SEGMENT_TRACKING_API_URL", tracking_api.to_owned()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let function = Function::start("wrap-up-ingest", &runtime, &env).await;
-    (runtime, function)
-}
 
 fn accepted() -> Reply {
     Reply::json(200, json!({"success": true}))
@@ -39,7 +25,7 @@ fn batch_messages(request: &Received) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrap_up_callback_becomes_exactly_this_batch() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
 
     let answer = runtime
         .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
@@ -109,7 +95,7 @@ async fn a_wrap_up_callback_becomes_exactly_this_batch() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_completion_carries_topic_and_sentiment_and_the_same_customer() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     assert_eq!(
         runtime
             .invoke(taskrouter_callback("whatsapp-inbound-reservation-wrapup"))
@@ -143,7 +129,7 @@ async fn a_completion_carries_topic_and_sentiment_and_the_same_customer() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redelivered_event_has_the_same_message_id() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     for _ in 0..2 {
         assert_eq!(
             runtime
@@ -174,7 +160,7 @@ async fn a_segment_500_then_200_is_retried_and_acknowledged() {
         _ => accepted(),
     })
     .await;
-    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
     let answer = runtime
         .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
         .await;
@@ -197,7 +183,7 @@ async fn a_segment_outage_is_a_5xx_so_the_sender_redelivers() {
     let down = StandIn::always(Reply::json(503, json!({}))).await;
     let closed = format!("http://127.0.0.1:{}", refused_port().await);
     for url in [down.url(), closed] {
-        let (runtime, function) = wrap_up_ingest(&url, &[("DELIVERY_DEADLINE_MS", "800")]).await;
+        let (runtime, function) = wrap_up_function(&url, &[("DELIVERY_DEADLINE_MS", "800")]).await;
         let answer = runtime
             .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
             .await;
@@ -216,7 +202,7 @@ async fn a_segment_outage_is_a_5xx_so_the_sender_redelivers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refusing_segment_is_not_retried_but_still_not_acknowledged() {
     let segment = StandIn::always(Reply::json(400, json!({"error": "bad request"}))).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     let answer = runtime
         .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
         .await;
@@ -227,7 +213,7 @@ async fn a_refusing_segment_is_not_retried_but_still_not_acknowledged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_thousand_events_go_out_in_requests_under_500_kb() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
     let template = fixture("eventstreams/reservation-wrapup.json");
     let events: Vec<Value> = (0..2000)
         .map(|i| {
@@ -269,7 +255,7 @@ async fn two_thousand_events_go_out_in_requests_under_500_kb() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_event_streams_batch_sends_what_it_can_and_skips_what_it_cannot() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
     let answer = runtime
         .invoke(event_streams_delivery(&fixture("eventstreams/batch.json")))
         .await;
@@ -310,7 +296,7 @@ async fn an_event_streams_batch_sends_what_it_can_and_skips_what_it_cannot() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unrelated_event_type_is_acknowledged_without_a_request() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     assert_eq!(
         runtime
             .invoke(taskrouter_callback("task-created"))
@@ -324,7 +310,7 @@ async fn an_unrelated_event_type_is_acknowledged_without_a_request() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unusable_single_events_are_400s_with_a_clear_message() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     let no_identity = runtime
         .invoke(taskrouter_callback("missing-attributes-reservation-wrapup"))
         .await;
@@ -351,7 +337,7 @@ async fn unusable_single_events_are_400s_with_a_clear_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_direct_invoke_gets_json_and_an_unsigned_callback_a_401() {
     let segment = StandIn::always(accepted()).await;
-    let (runtime, _function) = wrap_up_ingest(&segment.url(), &[]).await;
+    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
     let direct = json!({"EventType": "task.completed", "TaskSid": "WTdirect", "TaskAttributes": {"from": "+15555550100", "topic": "docs"}});
     assert_eq!(
         runtime.invoke(direct).await.payload,

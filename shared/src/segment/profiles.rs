@@ -4,13 +4,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde_json::{Map, Value};
 
 use crate::config::ProfileApiConfig;
-use crate::http_client::{HttpClient, retry_after, root_cause};
+use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
 use crate::identity::Identifier;
 use crate::secrets::{SecretCell, SecretError};
 use crate::segment::cache::{self, TtlCache};
@@ -127,13 +125,8 @@ impl ProfileApi {
     /// Basic auth with the token as user name and an empty password, as Segment documents.
     async fn authorization(&self) -> Result<HeaderValue, ProfileError> {
         let token = self.token.get().await.map_err(ProfileError::Token)?;
-        let mut value = HeaderValue::from_str(&format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:", token.expose()))
-        ))
-        .map_err(|_| ProfileError::Client("the access token cannot be sent".into()))?;
-        value.set_sensitive(true);
-        Ok(value)
+        basic_authorization(token.expose())
+            .ok_or_else(|| ProfileError::Client("the access token cannot be sent".into()))
     }
 
     /// The customer's traits, or `None` for a profile Segment does not know; from the cache

@@ -8,11 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
-use crate::http_client::{HttpClient, retry_after, root_cause};
+use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
 use crate::secrets::{SecretCell, SecretError};
 pub use crate::segment::message::{EncodedMessage, MAX_MESSAGE_BYTES};
 use crate::timestamps::Timestamp;
@@ -94,13 +92,8 @@ impl TrackingApi {
             .get()
             .await
             .map_err(TrackingError::WriteKey)?;
-        let mut value = HeaderValue::from_str(&format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:", key.expose()))
-        ))
-        .map_err(|_| TrackingError::Client("the write key cannot be sent".into()))?;
-        value.set_sensitive(true);
-        Ok(value)
+        basic_authorization(key.expose())
+            .ok_or_else(|| TrackingError::Client("the write key cannot be sent".into()))
     }
 
     /// Sends every message, in as few `/v1/batch` requests as the size limits allow, each
