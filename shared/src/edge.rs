@@ -26,6 +26,27 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 /// The realm a 401 names when the shared secret is configured.
 const CHALLENGE: &str = "Basic realm=\"studio-router\"";
 
+/// When an invocation arrived, and by when its answer must be ready: the invocation's own
+/// deadline (its context's), less a margin to send the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invoked {
+    pub at: Instant,
+    pub answer_by: Instant,
+}
+
+impl Invoked {
+    /// When `budget`, counted from the invocation's arrival, runs out; never after `answer_by`.
+    pub fn deadline(&self, budget: Duration) -> Instant {
+        (self.at + budget).min(self.answer_by)
+    }
+
+    /// What is left of `budget` now.
+    pub fn remaining(&self, budget: Duration) -> Duration {
+        self.deadline(budget)
+            .saturating_duration_since(Instant::now())
+    }
+}
+
 /// What an operation answers on success.
 #[derive(Debug, PartialEq)]
 pub enum Answer {
@@ -39,14 +60,16 @@ pub enum Answer {
 pub trait Operation: Sync {
     /// The largest body accepted over HTTP; larger ones get 413.
     const MAX_BODY_BYTES: usize;
+    /// The largest JSON object body (a JSON list may take the whole `MAX_BODY_BYTES`).
+    const MAX_OBJECT_BYTES: usize = Self::MAX_BODY_BYTES;
 
     /// Handles one request: the fields of an HTTP body or query string, a JSON list body, or
-    /// a direct invoke's JSON. It must answer by `answer_by`, the latest moment the caller
-    /// can still receive the answer (the invocation's own deadline, less a margin).
+    /// a direct invoke's JSON. Its budgets count from `invoked.at` (the caller's clock started
+    /// then, authentication included), and it must answer by `invoked.answer_by`.
     fn call(
         &self,
         input: Input,
-        answer_by: Instant,
+        invoked: Invoked,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
 
     /// Prepares for the next real call (clients, secrets) without touching customer data.
@@ -69,20 +92,23 @@ impl<O: Operation> Edge<O> {
     /// Handles one Lambda invocation that must be answered by `deadline` (the invocation's
     /// own, from its context); never fails, every problem is an answer.
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Value {
-        let answer_by = answer_by(deadline);
+        let invoked = Invoked {
+            at: Instant::now(),
+            answer_by: answer_by(deadline),
+        };
         match Invocation::decode(event, O::MAX_BODY_BYTES) {
             Ok(Invocation::WarmUp) => {
                 self.auth.warm_up().await;
                 self.operation.warm_up().await;
                 json!({"warm": true})
             }
-            Ok(Invocation::Direct(input)) => match self.operation.call(input, answer_by).await {
+            Ok(Invocation::Direct(input)) => match self.operation.call(input, invoked).await {
                 Ok(Answer::Json(body)) => body,
                 Ok(Answer::Accepted) => json!({"accepted": true}),
                 Err(failure) => failure.body(),
             },
             Ok(Invocation::Http(request)) => {
-                let outcome = self.http(&request, answer_by).await;
+                let outcome = self.http(request, invoked).await;
                 self.respond(outcome)
             }
             // A broken or oversized payload 2.0 event still came over HTTP: answer it as HTTP.
@@ -115,7 +141,7 @@ impl<O: Operation> Edge<O> {
         }
     }
 
-    async fn http(&self, request: &HttpRequest, answer_by: Instant) -> Result<Answer, Failure> {
+    async fn http(&self, request: HttpRequest, invoked: Invoked) -> Result<Answer, Failure> {
         if request.method != "GET" && request.method != "POST" {
             return Err(Failure::new(
                 405,
@@ -145,15 +171,15 @@ impl<O: Operation> Edge<O> {
             ));
         }
         // Authenticate before parsing: an unauthenticated caller learns nothing about our input rules.
-        self.auth.check(request).await?;
+        self.auth.check(&request).await?;
         if request.method == "GET" && request.has_body() {
             return Err(Failure::bad_request(
                 "body_not_allowed",
                 "a GET request's body is not covered by its signature and is never read; send the fields in the query string, or POST them",
             ));
         }
-        let input = request.payload()?;
-        self.operation.call(input, answer_by).await
+        let input = request.into_payload(O::MAX_OBJECT_BYTES)?;
+        self.operation.call(input, invoked).await
     }
 }
 

@@ -60,7 +60,10 @@ impl From<InvocationError> for Failure {
 
 impl From<BodyError> for Failure {
     fn from(error: BodyError) -> Self {
-        Self::bad_request("invalid_body", error)
+        match error {
+            BodyError::ObjectTooLarge { .. } => Self::new(413, "body_too_large", error.to_string()),
+            error => Self::bad_request("invalid_body", error),
+        }
     }
 }
 

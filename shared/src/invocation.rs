@@ -24,12 +24,64 @@ pub enum Invocation {
 }
 
 /// What a request carries, once read: the fields of a form, query string or JSON object, or
-/// a JSON list (an Event Streams batch) whose items are still the text they came as, so that
-/// a large list is read one item at a time rather than all at once.
+/// a JSON list (an Event Streams batch).
 #[derive(Debug)]
 pub enum Input {
     Fields(Fields),
-    List(Vec<Box<RawValue>>),
+    List(JsonList),
+}
+
+/// A JSON list kept as its text and read one item at a time, each item borrowed from the text:
+/// a large list never becomes a tree of JSON, nor a copy of its items.
+#[derive(Debug)]
+pub struct JsonList {
+    text: String,
+    len: usize,
+}
+
+impl JsonList {
+    /// Checks that `text` is a JSON list, and counts its items.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        let mut len = 0;
+        each_item(&text, |_| len += 1)?;
+        Ok(Self { text, len })
+    }
+
+    /// How many items it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `f` with each item's text, in order.
+    pub fn for_each<'a>(&'a self, f: impl FnMut(&'a RawValue)) {
+        // Checked by `parse`: reading it again cannot fail.
+        let _ = each_item(&self.text, f);
+    }
+}
+
+fn each_item<'a>(text: &'a str, f: impl FnMut(&'a RawValue)) -> Result<(), serde_json::Error> {
+    use serde::Deserializer as _;
+
+    struct Items<F>(F);
+    impl<'de, F: FnMut(&'de RawValue)> serde::de::Visitor<'de> for Items<F> {
+        type Value = ();
+        fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            formatter.write_str("a JSON list")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                (self.0)(item);
+            }
+            Ok(())
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    deserializer.deserialize_seq(Items(f))?;
+    deserializer.end()
 }
 
 /// The parts of a payload 2.0 request the functions use.
@@ -65,6 +117,10 @@ pub enum BodyError {
     NotAnObjectOrList,
     #[error("the form body is not valid UTF-8")]
     NotUtf8,
+    #[error(
+        "the JSON object is {bytes} bytes; one request here is at most {limit} (send more as a list)"
+    )]
+    ObjectTooLarge { bytes: usize, limit: usize },
 }
 
 impl Invocation {
@@ -73,7 +129,7 @@ impl Invocation {
     pub fn decode(event: Value, max_body_bytes: usize) -> Result<Self, InvocationError> {
         let object = match event {
             Value::Object(object) => object,
-            Value::Array(items) => return Ok(Self::Direct(Input::List(raw_items(items)))),
+            list @ Value::Array(_) => return Ok(Self::Direct(Input::from(list))),
             _ => return Err(InvocationError::Unrecognised),
         };
         if is_warm_up(&object) {
@@ -88,21 +144,23 @@ impl Invocation {
     }
 }
 
-fn raw_items(items: Vec<Value>) -> Vec<Box<RawValue>> {
-    items
-        .into_iter()
-        .filter_map(|item| serde_json::value::to_raw_value(&item).ok())
-        .collect()
-}
-
 /// A direct invoke's JSON as an operation's input: an object is its fields, a list its
-/// items, anything else an empty list.
+/// items (written back as text: a direct invoke is IAM's to authorise and Lambda's to size),
+/// anything else an empty list.
 impl From<Value> for Input {
     fn from(value: Value) -> Self {
         match value {
             Value::Object(fields) => Self::Fields(fields),
-            Value::Array(items) => Self::List(raw_items(items)),
-            _ => Self::List(Vec::new()),
+            list @ Value::Array(_) => {
+                Self::List(JsonList::parse(list.to_string()).unwrap_or(JsonList {
+                    text: "[]".into(),
+                    len: 0,
+                }))
+            }
+            _ => Self::List(JsonList {
+                text: "[]".into(),
+                len: 0,
+            }),
         }
     }
 }
@@ -199,7 +257,7 @@ impl HttpRequest {
     /// from a JSON object or a form), or the list a JSON array body holds. `bodySHA256`
     /// belongs to the signature, not to the request. A GET's body is never read: its
     /// signature covers only the URL.
-    pub fn payload(&self) -> Result<Input, BodyError> {
+    pub fn into_payload(self, max_object_bytes: usize) -> Result<Input, BodyError> {
         let mut fields = form_fields(self.raw_query_string.as_bytes());
         fields.remove("bodySHA256");
         if self.method == "GET" || !self.has_body() {
@@ -208,9 +266,19 @@ impl HttpRequest {
         if self.is_json() {
             let first = self.body.iter().find(|b| !b.is_ascii_whitespace());
             if first == Some(&b'[') {
-                return serde_json::from_slice::<Vec<Box<RawValue>>>(&self.body)
+                let text =
+                    String::from_utf8(self.body).map_err(|e| BodyError::Json(e.to_string()))?;
+                return JsonList::parse(text)
                     .map(Input::List)
                     .map_err(|e| BodyError::Json(e.to_string()));
+            }
+            // A JSON object becomes a tree of maps several times its size: only as large as
+            // one of this function's requests can be.
+            if self.body.len() > max_object_bytes {
+                return Err(BodyError::ObjectTooLarge {
+                    bytes: self.body.len(),
+                    limit: max_object_bytes,
+                });
             }
             match serde_json::from_slice::<Value>(&self.body) {
                 Ok(Value::Object(body)) => fields.extend(body),
@@ -273,12 +341,11 @@ mod tests {
     fn shown(input: Input) -> Value {
         match input {
             Input::Fields(fields) => Value::Object(fields),
-            Input::List(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|item| serde_json::from_str(item.get()).unwrap())
-                    .collect(),
-            ),
+            Input::List(list) => {
+                let mut items = Vec::new();
+                list.for_each(|item| items.push(serde_json::from_str(item.get()).unwrap()));
+                Value::Array(items)
+            }
         }
     }
 
@@ -328,7 +395,7 @@ mod tests {
         );
         assert_eq!(request.raw_path, "/");
         assert!(request.body.is_empty());
-        assert_eq!(shown(request.payload().unwrap()), json!({}));
+        assert_eq!(shown(request.into_payload(LIMIT).unwrap()), json!({}));
     }
 
     #[test]
@@ -392,7 +459,7 @@ mod tests {
             Invocation::decode(post("application/x-www-form-urlencoded", body, true), LIMIT)
                 .unwrap(),
         );
-        let fields = shown(request.payload().unwrap());
+        let fields = shown(request.into_payload(LIMIT).unwrap());
         assert_eq!(fields["From"], "whatsapp:+15555550100");
         assert_eq!(fields["Body"], "Hi there");
     }
@@ -407,7 +474,7 @@ mod tests {
         event["rawQueryString"] = json!("channel=sms&From=ignored&bodySHA256=abc");
         let fields = shown(
             http(Invocation::decode(event, LIMIT).unwrap())
-                .payload()
+                .into_payload(LIMIT)
                 .unwrap(),
         );
         assert_eq!(fields["From"], "+15555550100");
@@ -422,7 +489,7 @@ mod tests {
         event["rawQueryString"] = json!("phone=%2B15555550100&include=a%2Cb");
         let fields = shown(
             http(Invocation::decode(event, LIMIT).unwrap())
-                .payload()
+                .into_payload(LIMIT)
                 .unwrap(),
         );
         assert_eq!(fields["phone"], "+15555550100");
@@ -433,17 +500,26 @@ mod tests {
     fn bad_bodies_are_reported() {
         let bad_json =
             http(Invocation::decode(post("application/json", "{nope", false), LIMIT).unwrap());
-        assert!(matches!(bad_json.payload(), Err(BodyError::Json(_))));
+        assert!(matches!(
+            bad_json.into_payload(LIMIT),
+            Err(BodyError::Json(_))
+        ));
         let bad_list =
             http(Invocation::decode(post("application/json", "[1,", false), LIMIT).unwrap());
-        assert!(matches!(bad_list.payload(), Err(BodyError::Json(_))));
+        assert!(matches!(
+            bad_list.into_payload(LIMIT),
+            Err(BodyError::Json(_))
+        ));
         let scalar =
             http(Invocation::decode(post("application/json", "42", false), LIMIT).unwrap());
-        assert_eq!(scalar.payload().err(), Some(BodyError::NotAnObjectOrList));
+        assert_eq!(
+            scalar.into_payload(LIMIT).err(),
+            Some(BodyError::NotAnObjectOrList)
+        );
         let list = http(
             Invocation::decode(post("application/json", "[{\"a\": 1}]", false), LIMIT).unwrap(),
         );
-        assert_eq!(shown(list.payload().unwrap()), json!([{"a": 1}]));
+        assert_eq!(shown(list.into_payload(LIMIT).unwrap()), json!([{"a": 1}]));
         let mut bad_base64 = post("application/json", "{}", false);
         bad_base64["body"] = json!("***");
         bad_base64["isBase64Encoded"] = json!(true);
@@ -489,7 +565,7 @@ mod tests {
         // THEN only the query string is read
         assert!(request.has_body());
         assert_eq!(
-            shown(request.payload().unwrap()),
+            shown(request.into_payload(LIMIT).unwrap()),
             json!({"From": "+15555550100"})
         );
     }

@@ -23,6 +23,10 @@ pub enum DecodeError {
     BadTaskSid { shown: String },
     #[error("TaskAttributes of task {task_sid} is not a JSON object")]
     BadTaskAttributes { task_sid: String },
+    #[error(
+        "TaskAttributes of task {task_sid} is {bytes} bytes, more than TaskRouter allows a task"
+    )]
+    TaskAttributesTooLarge { task_sid: String, bytes: usize },
     #[error("the time of task {task_sid}'s event is not a time from 1970 to 9999 ({field})")]
     BadTime {
         task_sid: String,
@@ -50,6 +54,8 @@ impl Decoded {
 }
 
 const CLOUD_EVENT_PREFIX: &str = "com.twilio.taskrouter.";
+/// TaskRouter bounds a task's attributes to a few tens of KB; JSON text of more is not one.
+const MAX_TASK_ATTRIBUTES_BYTES: usize = 128 * 1024;
 /// Real task sids are 34 characters (`WT` and 32 hex digits).
 const MAX_TASK_SID: usize = 64;
 
@@ -125,6 +131,12 @@ fn from_fields(
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(map)) => map.clone(),
         Some(Value::String(text)) if text.trim().is_empty() => Map::new(),
+        Some(Value::String(text)) if text.len() > MAX_TASK_ATTRIBUTES_BYTES => {
+            return Err(DecodeError::TaskAttributesTooLarge {
+                task_sid,
+                bytes: text.len(),
+            });
+        }
         Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
             _ => return Err(DecodeError::BadTaskAttributes { task_sid }),

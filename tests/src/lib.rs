@@ -22,7 +22,8 @@ pub use function_url::FunctionUrl;
 pub use functions::{Function, binary, build_release_binaries};
 pub use runtime_api::{Answer, RuntimeApi, Waiting};
 pub use stand_ins::{
-    ExtensionStart, Misbehaviour, RawStandIn, Received, Reply, SecretsExtension, StandIn,
+    ExtensionStart, Misbehaviour, RawStandIn, Received, Reply, SESSION_TOKEN, SecretsExtension,
+    StandIn,
 };
 
 async fn serve(router: Router) -> SocketAddr {
@@ -144,7 +145,7 @@ pub async fn start_with_secrets(
 ) -> Function {
     let env = env
         .set("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", extension.port())
-        .set("AWS_SESSION_TOKEN", "session-token");
+        .set("AWS_SESSION_TOKEN", SESSION_TOKEN);
     Function::start(name, runtime, env.vars()).await
 }
 

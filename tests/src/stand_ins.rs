@@ -288,7 +288,13 @@ pub enum ExtensionStart {
     FailsOnce,
     /// Ready during INVOKE; answers once, then fails every time (an outage after start).
     FailsAfterFirst,
+    /// Accepts the request and never answers.
+    Hangs,
 }
+
+/// The session token the extension stand-in requires in `X-Aws-Parameters-Secrets-Token`,
+/// as the real one requires Lambda's `AWS_SESSION_TOKEN`.
+pub const SESSION_TOKEN: &str = "session-token";
 
 /// The Parameters and Secrets extension, serving `GET /secretsmanager/get?secretId=...`
 /// with `{"SecretString": ...}`.
@@ -315,9 +321,20 @@ impl SecretsExtension {
                     json!({"message": "not ready to serve traffic, please wait"}),
                 );
             }
+            if request
+                .headers
+                .get("x-aws-parameters-secrets-token")
+                .map(String::as_str)
+                != Some(SESSION_TOKEN)
+            {
+                return Reply::json(401, json!({"message": "missing or wrong X-Aws-Parameters-Secrets-Token"}));
+            }
+            if start == ExtensionStart::Hangs {
+                return Reply::json(200, json!({})).after(Duration::from_secs(600));
+            }
             let nth = answered.fetch_add(1, Ordering::SeqCst);
             let fails = match start {
-                ExtensionStart::ReadyOnlyDuringInvoke => false,
+                ExtensionStart::ReadyOnlyDuringInvoke | ExtensionStart::Hangs => false,
                 ExtensionStart::FailsOnce => nth == 0,
                 ExtensionStart::FailsAfterFirst => nth > 0,
             };

@@ -400,3 +400,67 @@ async fn an_event_streams_delivery_is_answered_within_4_5_s_and_a_callback_keeps
     assert!(answer.elapsed >= Duration::from_secs(5));
     assert!(answer.elapsed < Duration::from_secs(11));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_streams_delivery_is_answered_within_4_5_s_against_a_tracking_api_that_hangs() {
+    let hanging =
+        StandIn::always(Reply::json(200, json!({"success": true})).after(Duration::from_secs(30)))
+            .await;
+    let (runtime, _function) = wrap_up_function(&hanging.url(), &[]).await;
+    let delivery =
+        event_streams_delivery(&json!([fixture("eventstreams/reservation-wrapup.json")]));
+    let answer = runtime.invoke(delivery).await;
+    assert!(
+        answer.elapsed < Duration::from_millis(4_800),
+        "answered after {:?}",
+        answer.elapsed
+    );
+    assert_eq!(answer.status(), 502, "{:?}", answer.payload);
+    assert!(
+        answer.body()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out")),
+        "{:?}",
+        answer.payload
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extension_that_hangs_costs_an_invocation_at_most_its_fetch_timeout() {
+    // GIVEN an extension that accepts requests and never answers
+    let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 2}))).await;
+    let (runtime, _extension, _function) = route_decision_with_secrets(
+        ExtensionStart::Hangs,
+        &segment,
+        &[("DECISION_DEADLINE_MS", "3000")],
+    )
+    .await;
+    // WHEN a request needs the Auth Token to be checked
+    let answer = runtime.invoke(studio_request()).await;
+    // THEN it is answered 503 once the fetch gives up (2 s), not when the invocation times out
+    assert_eq!(answer.status(), 503, "{:?}", answer.payload);
+    assert!(
+        answer.elapsed >= Duration::from_secs(2) && answer.elapsed < Duration::from_millis(2_800),
+        "answered after {:?}",
+        answer.elapsed
+    );
+    // AND with the Auth Token given, the Profile API token's fetch is cut by the decision
+    // deadline: the decision falls back within it
+    let (runtime, _extension, _function) = route_decision_with_secrets(
+        ExtensionStart::Hangs,
+        &segment,
+        &[
+            ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN),
+            ("DECISION_DEADLINE_MS", "1000"),
+        ],
+    )
+    .await;
+    let answer = runtime.invoke(studio_request()).await;
+    assert_eq!(answer.body()["rule"], "on_error", "{:?}", answer.payload);
+    assert!(
+        answer.elapsed < Duration::from_millis(1_400),
+        "{:?}",
+        answer.elapsed
+    );
+    assert_eq!(segment.count(), 0);
+}

@@ -680,3 +680,82 @@ async fn the_answer_comes_before_the_invocations_own_deadline() {
         answer.elapsed
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authenticated_deliveries_of_the_worst_shapes_fit_in_half_the_functions_memory() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
+    let signed = |body: &str| signed_json_post(TWILIO_TOKEN, "", body);
+    let limit = 6 * 1024 * 1024;
+
+    // The most events a delivery may hold, each small and deliverable, filling the limit.
+    let event = |i: usize, pad: usize| {
+        json!({"EventType": "task.completed", "TaskSid": format!("WT{i:032}"), "TimestampMs": 1795000000123_u64,
+               "TaskAttributes": {"from": "+15555550100", "topic": "x".repeat(pad)}})
+    };
+    let one = event(0, 0).to_string().len() + 1;
+    let pad = (limit - 1024) / 10_000 - one;
+    let many: Vec<Value> = (0..10_000).map(|i| event(i, pad)).collect();
+    let body = Value::Array(many).to_string();
+    assert!(body.len() <= limit, "{}", body.len());
+    let answer = runtime.invoke(signed(&body)).await;
+    assert_eq!(answer.status(), 204, "{:?}", answer.payload);
+    assert_eq!(messages(&segment.received()).len(), 10_000);
+
+    // One more event than that: refused before any is read.
+    let tiny: Vec<Value> = (0..10_001).map(|_| json!({})).collect();
+    assert_error(
+        &runtime
+            .invoke(signed(&Value::Array(tiny).to_string()))
+            .await,
+        413,
+        "too_many_events",
+    );
+    // Two million empty events in 6 MB: the same, counted without being read.
+    let empties = format!("[{}{{}}]", "{},".repeat((limit - 16) / 3));
+    assert_error(
+        &runtime.invoke(signed(&empties)).await,
+        413,
+        "too_many_events",
+    );
+    // One object of 450,000 tiny fields: as a body, over what one event may take...
+    let fields = (0..450_000)
+        .map(|i| format!("\"f{i}\":0"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let object = format!("{{{fields}}}");
+    assert!(object.len() < limit);
+    assert_error(
+        &runtime.invoke(signed(&object)).await,
+        413,
+        "body_too_large",
+    );
+    // ...and as an event of a list, skipped with the reason while the others go on.
+    let sent_before = messages(&segment.received()).len();
+    let list = format!("[{object},{}]", event(20_000, 0));
+    let answer = runtime.invoke(signed(&list)).await;
+    assert_eq!(answer.status(), 204, "{:?}", answer.payload);
+    assert_eq!(messages(&segment.received()).len(), sent_before + 1);
+    // A callback whose TaskAttributes is 6 MB of tiny fields: refused as no task's attributes.
+    let attributes = format!(
+        "{{{}}}",
+        (0..250_000)
+            .map(|i| format!("\"a{i}\":0"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let callback = signed_form_post(
+        TWILIO_TOKEN,
+        &[
+            ("EventType", "task.completed"),
+            ("TaskSid", "WT1"),
+            ("TaskAttributes", &attributes),
+        ],
+    );
+    let answer = runtime.invoke(callback).await;
+    assert_error(&answer, 400, "invalid_event");
+
+    let peak_mb = function.peak_rss_kb() / 1024;
+    println!("wrap-up-ingest: peak {peak_mb} MB after the worst authenticated shapes at the limit");
+    assert!(peak_mb < HALF_THE_FUNCTION_MB, "peak RSS {peak_mb} MB");
+}

@@ -6,7 +6,7 @@ pub mod route_decision;
 pub mod wrap_up_ingest;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::config::{ConfigError, Environment, ProfileApiConfig, Variables};
@@ -69,9 +69,4 @@ impl ProfileReading {
             phone_identifier,
         })
     }
-}
-
-/// The smaller of a configured budget and the time left before `answer_by`.
-pub fn budget(configured: Duration, answer_by: Instant) -> Duration {
-    configured.min(answer_by.saturating_duration_since(Instant::now()))
 }

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 
 use crate::config::{ConfigError, Environment};
-use crate::edge::{Answer, Edge, Failure, Operation};
+use crate::edge::{Answer, Edge, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
 use crate::identity::{Customer, Identifier};
 use crate::invocation::Input;
-use crate::operations::{ProfileReading, Setup, budget};
+use crate::operations::{ProfileReading, Setup};
 use crate::segment::{ProfileApi, ProfileError, TraitsQuery};
 
 /// Studio parses at most 64 kB of response; stay under it with room for the envelope.
@@ -108,8 +108,8 @@ impl ProfileLookup {
 impl Operation for ProfileLookup {
     const MAX_BODY_BYTES: usize = 16 * 1024;
 
-    async fn call(&self, input: Input, answer_by: Instant) -> Result<Answer, Failure> {
-        let started = Instant::now();
+    async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
+        let started = invoked.at;
         let fields =
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
@@ -123,7 +123,7 @@ impl Operation for ProfileLookup {
             }
             return Ok(Answer::Json(body));
         };
-        let budget = budget(self.deadline, answer_by);
+        let budget = invoked.remaining(self.deadline);
         let deadline = Instant::now() + budget;
         let outcome = match tokio::time::timeout(
             budget,

@@ -1,13 +1,13 @@
 //! route-decision: which transition Studio's Split takes for this customer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::{self, ConfigError, Environment};
-use crate::edge::{Answer, Edge, Failure, Operation};
+use crate::edge::{Answer, Edge, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
 use crate::identity::{Customer, Identifier};
 use crate::invocation::Input;
-use crate::operations::{ProfileReading, Setup, budget};
+use crate::operations::{ProfileReading, Setup};
 use crate::routing::{DecisionRequest, Lookup, ProfileSource, Subject, decide};
 use crate::rules::RuleSet;
 use crate::segment::ProfileApi;
@@ -53,12 +53,12 @@ impl<P> RouteDecision<P> {
 impl<P: ProfileSource + Sync> Operation for RouteDecision<P> {
     const MAX_BODY_BYTES: usize = 64 * 1024;
 
-    async fn call(&self, input: Input, answer_by: Instant) -> Result<Answer, Failure> {
-        let started = Instant::now();
+    async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
+        let started = invoked.at;
         let fields =
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
-        let budget = budget(self.deadline, answer_by);
+        let budget = invoked.remaining(self.deadline);
         let (decision, lookup) = decide(&self.profiles, &self.rules, &request, budget).await;
         let customer = match &request.subject {
             Subject::Customer(identifier) => identifier.masked(),

@@ -4,12 +4,12 @@
 //! so TaskRouter or Event Streams redelivers, and the deterministic messageIds make the
 //! redelivery safe.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::config::{self, ConfigError, Environment, VariableError, Variables};
-use crate::edge::{Answer, Edge, Failure, Operation};
+use crate::edge::{Answer, Edge, Failure, Invoked, Operation};
 use crate::engagement::{Mapped, Mapping, Moment, Schema};
 use crate::invocation::Input;
 use crate::operations::Setup;
@@ -23,6 +23,15 @@ const DEFAULT_DEADLINE_MS: u64 = 10_000;
 /// Event Streams waits 5 s at most for a webhook sink ("The maximum timeout for a webhook
 /// Sink response is 5 seconds", Twilio's Event Streams webhook quickstart), then retries.
 const EVENT_STREAMS_LIMIT_MS: u64 = 4_500;
+/// The most events one delivery may hold. An Event Streams CloudEvent of a TaskRouter event
+/// is about a kilobyte (its envelope and some thirty payload fields), so Lambda's 6 MB request
+/// holds about 6,000 of them; the bound keeps the messages a delivery becomes in memory.
+pub const MAX_EVENTS: usize = 10_000;
+/// The largest single event: TaskRouter bounds a task's attributes to a few tens of KB, and
+/// an event read as JSON takes several times its size in memory.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// How many skipped events a delivery logs one by one; the rest are counted.
+const LOGGED_SKIPS: usize = 20;
 
 pub struct WrapUpIngest {
     pub tracking: TrackingApi,
@@ -130,6 +139,17 @@ struct Tally {
     messages: Vec<EncodedMessage>,
 }
 
+impl Tally {
+    /// An event of a batch that can never be delivered: logged (the first few) and skipped,
+    /// so that it neither holds back the others nor, redelivered, every later delivery.
+    fn skip(&mut self, problem: &str) {
+        self.skipped += 1;
+        if self.skipped <= LOGGED_SKIPS {
+            tracing::warn!(problem = %problem, "event skipped");
+        }
+    }
+}
+
 impl WrapUpIngest {
     /// Adds one event to the tally; an event that can never be delivered is the problem's
     /// text (the caller decides whether it fails the delivery or is skipped).
@@ -169,9 +189,11 @@ impl Operation for WrapUpIngest {
     /// and it discards a delivery answered with a 4xx: a lower limit could lose events. The
     /// events are read one at a time, so the memory this takes stays bounded (see the README).
     const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+    /// A JSON object is one event.
+    const MAX_OBJECT_BYTES: usize = MAX_EVENT_BYTES;
 
-    async fn call(&self, input: Input, answer_by: Instant) -> Result<Answer, Failure> {
-        let started = Instant::now();
+    async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
+        let started = invoked.at;
         let mut tally = Tally::default();
         match input {
             Input::Fields(fields) => {
@@ -179,15 +201,37 @@ impl Operation for WrapUpIngest {
                 self.take(&mut tally, taskrouter::decode(Value::Object(fields)))
                     .map_err(|problem| Failure::bad_request("invalid_event", problem))?;
             }
-            Input::List(items) => {
-                tally.messages.reserve(items.len());
-                for item in items {
-                    // Inside a batch it must not hold back the others (nor, redelivered,
-                    // block every later delivery): it is reported here and skipped.
-                    if let Err(problem) = self.take(&mut tally, taskrouter::decode_raw(&item)) {
-                        tracing::warn!(problem = %problem, "event skipped");
-                        tally.skipped += 1;
+            Input::List(list) => {
+                if list.len() > MAX_EVENTS {
+                    return Err(Failure::new(
+                        413,
+                        "too_many_events",
+                        format!(
+                            "the delivery holds {} events; one delivery is at most {MAX_EVENTS}",
+                            list.len()
+                        ),
+                    ));
+                }
+                tally.messages.reserve(list.len());
+                list.for_each(|item| {
+                    let outcome = if item.get().len() > MAX_EVENT_BYTES {
+                        Err(format!(
+                            "an event of {} bytes, over the {MAX_EVENT_BYTES} one event may take",
+                            item.get().len()
+                        ))
+                    } else {
+                        self.take(&mut tally, taskrouter::decode_raw(item))
+                    };
+                    if let Err(problem) = outcome {
+                        tally.skip(&problem);
                     }
+                });
+                if tally.skipped > LOGGED_SKIPS {
+                    tracing::warn!(
+                        skipped = tally.skipped,
+                        logged = LOGGED_SKIPS,
+                        "more events skipped than are logged one by one"
+                    );
                 }
             }
         }
@@ -207,7 +251,7 @@ impl Operation for WrapUpIngest {
         } else {
             self.deadline
         };
-        let deadline = (started + budget).min(answer_by);
+        let deadline = invoked.deadline(budget);
         match self.tracking.send(&messages, deadline).await {
             Ok(delivered) => {
                 tracing::info!(
