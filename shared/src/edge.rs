@@ -185,14 +185,20 @@ impl<O: Operation> Edge<O> {
 
 /// The latest moment to have the answer ready: the invocation's deadline less a margin to
 /// send it, or an hour from now when the caller set none (the sandbox, tests).
+///
+/// Lambda's deadline is a time (epoch milliseconds). One more than a day in the past is not
+/// one: cargo-lambda's emulator sends the timeout itself (`600000`) in that header, and
+/// taking it for a time would end every invocation as it starts.
 fn answer_by(deadline: Option<SystemTime>) -> Instant {
     let now = Instant::now();
-    let remaining = deadline.map_or(Duration::from_secs(3600), |deadline| {
-        deadline
-            .duration_since(SystemTime::now())
+    let wall = SystemTime::now();
+    let remaining = match deadline {
+        Some(deadline) if deadline + Duration::from_secs(86_400) > wall => deadline
+            .duration_since(wall)
             .unwrap_or_default()
-            .saturating_sub(ANSWER_MARGIN)
-    });
+            .saturating_sub(ANSWER_MARGIN),
+        _ => Duration::from_secs(3600),
+    };
     now + remaining
 }
 
@@ -254,6 +260,28 @@ where
                 })
             }))
             .await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_is_due_before_the_invocations_deadline() {
+        let now = Instant::now();
+        let due = answer_by(Some(SystemTime::now() + Duration::from_secs(10)));
+        assert!(due > now + Duration::from_millis(9_800) && due < now + Duration::from_secs(10));
+        // Already past: due now.
+        let late = answer_by(Some(SystemTime::now() - Duration::from_secs(5)));
+        assert!(late < Instant::now() + Duration::from_millis(50));
+        // None, or a duration sent where a time belongs: an hour.
+        for deadline in [None, UNIX_EPOCH.checked_add(Duration::from_millis(600_000))] {
+            assert!(
+                answer_by(deadline) > now + Duration::from_secs(3_500),
+                "{deadline:?}"
+            );
         }
     }
 }

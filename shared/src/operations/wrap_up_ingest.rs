@@ -1,8 +1,8 @@
 //! wrap-up-ingest: Flex wrap-up and completion events into Segment, with nothing lost.
 //!
 //! It acknowledges (204) only once Segment accepted every message; otherwise it answers 5xx
-//! so TaskRouter or Event Streams redelivers, and the deterministic messageIds make the
-//! redelivery safe.
+//! so that a sender that retries (Event Streams) redelivers, and the deterministic messageIds
+//! make the redelivery safe.
 
 use std::time::Duration;
 
