@@ -1,0 +1,152 @@
+//! A rules document into a [`RuleSet`]: every condition and attribute parsed once, names
+//! checked, and the traits the rules read collected for `include=`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use cel::Env;
+use cel::common::ast::IdedExpr;
+
+use super::file::{OutcomeSpec, RulesFile};
+use super::references::TraitWalk;
+use super::{RuleSet, RulesError};
+
+pub(super) struct Outcome {
+    pub(super) transition: String,
+    pub(super) attributes: Vec<(String, IdedExpr)>,
+}
+
+pub(super) struct Rule {
+    pub(super) name: String,
+    pub(super) condition: IdedExpr,
+    pub(super) outcome: Outcome,
+}
+
+impl RuleSet {
+    /// Compiles a rules document; the error names the rule and what is wrong with it.
+    pub fn compile(json: &str) -> Result<Self, RulesError> {
+        let file: RulesFile = serde_json::from_str(json)?;
+        let mut seen = BTreeSet::new();
+        let mut referenced = Some(BTreeSet::new());
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for spec in file.rules {
+            if spec.name.trim().is_empty() {
+                return Err(RulesError::Invalid {
+                    rule: spec.name,
+                    problem: "a rule needs a non-empty name".into(),
+                });
+            }
+            if !seen.insert(spec.name.clone()) {
+                return Err(RulesError::DuplicateName(spec.name));
+            }
+            let condition =
+                compile_expression(&spec.name, "condition", &spec.when, &mut referenced)?;
+            let outcome = compile_outcome(
+                &spec.name,
+                spec.transition,
+                spec.attributes,
+                &mut referenced,
+            )?;
+            rules.push(Rule {
+                name: spec.name,
+                condition,
+                outcome,
+            });
+        }
+        let default = compile_outcome_spec("default", file.default, &mut referenced)?;
+        let on_error = compile_outcome_spec("on_error", file.on_error, &mut referenced)?;
+        Ok(Self {
+            rules,
+            default,
+            on_error,
+            env: Arc::new(Env::stdlib()),
+            referenced,
+        })
+    }
+}
+
+fn compile_outcome_spec(
+    name: &str,
+    spec: OutcomeSpec,
+    referenced: &mut Option<BTreeSet<String>>,
+) -> Result<Outcome, RulesError> {
+    match spec {
+        OutcomeSpec::Transition(transition) => {
+            compile_outcome(name, transition, BTreeMap::new(), referenced)
+        }
+        OutcomeSpec::Full {
+            transition,
+            attributes,
+        } => compile_outcome(name, transition, attributes, referenced),
+    }
+}
+
+fn compile_outcome(
+    rule: &str,
+    transition: String,
+    attributes: BTreeMap<String, String>,
+    referenced: &mut Option<BTreeSet<String>>,
+) -> Result<Outcome, RulesError> {
+    if transition.trim().is_empty() {
+        return Err(RulesError::Invalid {
+            rule: rule.into(),
+            problem: "transition must not be empty".into(),
+        });
+    }
+    let attributes = attributes
+        .into_iter()
+        .map(|(name, source)| {
+            let expression =
+                compile_expression(rule, &format!("attribute \"{name}\""), &source, referenced)?;
+            Ok((name, expression))
+        })
+        .collect::<Result<_, RulesError>>()?;
+    Ok(Outcome {
+        transition,
+        attributes,
+    })
+}
+
+/// Parses one CEL expression with cel's Pratt parser rather than `Program::compile`'s ANTLR
+/// parser. Both read the same grammar and expand the same standard macros into the same tree
+/// (a few unusual texts only one of them reads are listed in that test), but ANTLR's first
+/// parse in a process fills its prediction caches, which made it most of what compiling the
+/// rules costs a cold start (`perf/examples/startup_costs.rs` times both). The Pratt parser
+/// is `#[doc(hidden)]` in cel 0.15, so the version is pinned exactly and
+/// `shared/tests/cel_parsers.rs` checks it against ANTLR.
+pub fn parse(source: &str) -> Result<IdedExpr, cel::ParseErrors> {
+    cel::parser::PrattParser::new().parse(source)
+}
+
+fn compile_expression(
+    rule: &str,
+    what: &str,
+    source: &str,
+    referenced: &mut Option<BTreeSet<String>>,
+) -> Result<IdedExpr, RulesError> {
+    let expression = parse(source).map_err(|errors| RulesError::Parse {
+        rule: rule.into(),
+        what: what.into(),
+        message: errors.to_string().trim().to_owned(),
+    })?;
+    let mut walk = TraitWalk {
+        scopes: Vec::new(),
+        found: BTreeSet::new(),
+        whole: false,
+        unknown: None,
+    };
+    walk.visit(&expression);
+    if let Some(variable) = walk.unknown {
+        return Err(RulesError::UnknownVariable {
+            rule: rule.into(),
+            what: what.into(),
+            variable,
+        });
+    }
+    if walk.whole {
+        *referenced = None;
+    } else if let Some(set) = referenced {
+        set.extend(walk.found);
+    }
+    Ok(expression)
+}

@@ -1,0 +1,100 @@
+//! A [`RuleSet`] applied to a customer's facts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cel::objects::Key;
+use cel::{Context, Value as Cel};
+use serde_json::Map;
+
+use super::compile::Outcome;
+use super::values::{cel_to_json, object_to_cel};
+use super::{Facts, RuleSet, Verdict};
+
+impl RuleSet {
+    /// The first rule whose condition holds, else `default`. A condition that cannot be
+    /// evaluated (a trait the profile lacks, a type mismatch) is false: a customer without
+    /// the trait simply does not match that rule.
+    pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
+        let mut context = Context::with_env(self.env.clone());
+        context.add_variable_from_value("traits", object_to_cel(facts.traits));
+        context.add_variable_from_value(
+            "channel",
+            facts
+                .channel
+                .map_or(Cel::Null, |c| Cel::String(Arc::new(c.to_owned()))),
+        );
+        for rule in &self.rules {
+            match Cel::resolve(&rule.condition, &context) {
+                Ok(Cel::Bool(true)) => return rule.outcome.verdict(&rule.name, &context),
+                Ok(Cel::Bool(false)) => {}
+                Ok(other) => tracing::warn!(
+                    rule = %rule.name,
+                    result_type = %other.type_of(),
+                    "rule condition did not evaluate to a boolean; treated as false"
+                ),
+                Err(cel::ExecutionError::NoSuchKey(_)) => {}
+                Err(error) => {
+                    tracing::debug!(rule = %rule.name, error = error_kind(&error), "rule condition treated as false")
+                }
+            }
+        }
+        self.default.verdict("default", &context)
+    }
+
+    /// The verdict when the profile could not be read in time; attributes see no traits.
+    pub fn on_error(&self, channel: Option<&str>) -> Verdict {
+        let mut context = Context::with_env(self.env.clone());
+        context.add_variable_from_value("traits", Cel::Map(HashMap::<Key, Cel>::new().into()));
+        context.add_variable_from_value(
+            "channel",
+            channel.map_or(Cel::Null, |c| Cel::String(Arc::new(c.to_owned()))),
+        );
+        self.on_error.verdict("on_error", &context)
+    }
+}
+
+impl Outcome {
+    fn verdict(&self, rule: &str, context: &Context<'_, '_>) -> Verdict {
+        let mut attributes = Map::new();
+        for (name, expression) in &self.attributes {
+            // An attribute whose expression cannot be evaluated (say, a trait the profile
+            // lacks) is left out rather than sent to Flex as null.
+            match Cel::resolve(expression, context) {
+                Ok(Cel::Null) => {}
+                Ok(value) => {
+                    attributes.insert(name.clone(), cel_to_json(&value));
+                }
+                Err(error) => {
+                    tracing::debug!(rule, attribute = %name, error = error_kind(&error), "attribute left out")
+                }
+            }
+        }
+        Verdict {
+            transition: self.transition.clone(),
+            rule: rule.to_owned(),
+            attributes,
+        }
+    }
+}
+
+/// What kind of error an evaluation hit. Only the kind is ever logged: cel's messages quote
+/// the values involved, and those are the customer's traits.
+fn error_kind(error: &cel::ExecutionError) -> &'static str {
+    use cel::ExecutionError as E;
+    match error {
+        E::NoSuchKey(_) => "no such key",
+        E::NoSuchOverload(_) => "no operator or function for these types",
+        E::UnexpectedType { .. } => "unexpected type",
+        E::ValuesNotComparable(..) => "values not comparable",
+        E::UnsupportedBinaryOperator(..) => "operator not supported for these types",
+        E::UnsupportedIndex(..) | E::IndexOutOfBounds(_) => "bad index",
+        E::UnsupportedKeyType(_) => "bad map key",
+        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero",
+        E::Overflow(..) => "overflow",
+        E::FunctionError { .. } => "function failed",
+        E::InvalidArgumentCount { .. } | E::MissingArgumentOrTarget => "wrong arguments",
+        E::UndeclaredReference(_) => "undeclared reference",
+        _ => "evaluation error",
+    }
+}
