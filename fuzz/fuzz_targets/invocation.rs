@@ -13,12 +13,18 @@ fuzz_target!(|data: &[u8]| {
         Ok(Invocation::Http(request)) => {
             let _ = request.query_field_count();
             let _ = request.form_field_count();
-            if let Ok(Input::Fields(fields)) = request.payload() {
+            let _ = request.has_body();
+            if let Ok(Input::Fields(fields)) = request.into_payload(64 * 1024) {
                 let _ = studio_router::identity::Identifier::from_fields(&fields, "phone");
             }
         }
         Ok(Invocation::Direct(Input::Fields(fields))) => {
             let _ = studio_router::identity::Identifier::from_fields(&fields, "phone");
+        }
+        Ok(Invocation::Direct(Input::List(list))) => {
+            let mut count = 0;
+            list.for_each(|_| count += 1);
+            assert_eq!(count, list.len());
         }
         _ => {}
     }
