@@ -3,41 +3,25 @@
 //! read, and always a documented status.
 #![no_main]
 
-use std::collections::BTreeSet;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use studio_router::auth::Authenticator;
 use studio_router::edge::Edge;
-use studio_router::identity::Identifier;
 use studio_router::operations::route_decision::RouteDecision;
-use studio_router::routing::ProfileSource;
+use studio_router::memory::MemoryProfiles;
 use studio_router::rules::{DEFAULT_RULES, RuleSet};
 use studio_router::secrets::{Secret, SecretCell};
 
-struct Known;
-
-impl ProfileSource for Known {
-    type Error = String;
-    async fn traits(
-        &self,
-        _: &Identifier,
-        _: Option<&BTreeSet<String>>,
-        _: Instant,
-    ) -> Result<Option<Map<String, Value>>, String> {
-        Ok(Some(Map::new()))
-    }
-}
-
-fn edge() -> &'static Edge<RouteDecision<Known>> {
-    static EDGE: OnceLock<Edge<RouteDecision<Known>>> = OnceLock::new();
+fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
+    static EDGE: OnceLock<Edge<RouteDecision<MemoryProfiles>>> = OnceLock::new();
     EDGE.get_or_init(|| {
         let given = |name, value| Secret::new(value).map(|s| SecretCell::given(name, s));
         Edge::new(
             RouteDecision {
-                profiles: Known,
+                profiles: MemoryProfiles::new(),
                 rules: RuleSet::compile(DEFAULT_RULES).expect("rules"),
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),

@@ -8,6 +8,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use e2e::{TWILIO_TOKEN, signed_form_post};
 use serde_json::json;
+use studio_router::edge::Edge;
 use studio_router::operations::route_decision;
 use studio_router::rules::{Facts, RuleSet};
 
@@ -40,7 +41,7 @@ fn bench(c: &mut Criterion) {
             _ => None,
         }
     };
-    let edge = route_decision::load(&env).expect("configuration");
+    let edge = Edge::load(&env, route_decision::load).expect("configuration");
     let traits = json!({"docs_last_2_days": 2, "total_inbounds": 1, "lifetime_value": 120.5, "predicted_churn": 0.2});
 
     let direct = json!({"traits": traits, "channel": "sms"});

@@ -7,7 +7,9 @@ use studio_router::rules::{DEFAULT_RULES, RuleSet};
 
 fn main() {
     let t = Instant::now();
-    studio_router::telemetry::init();
+    studio_router::telemetry::init(&studio_router::config::Variables::new(
+        &studio_router::config::ProcessEnv,
+    ));
     println!(
         "telemetry init            {:>8.3} ms",
         t.elapsed().as_secs_f64() * 1000.0

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use studio_router::edge::Edge;
 use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -189,17 +190,17 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, S
     // The timeouts template.yaml gives each function.
     functions.add(
         "route-decision",
-        route_decision::load(&lookup).map_err(|e| format!("route-decision: {e}"))?,
+        Edge::load(&lookup, route_decision::load).map_err(|e| format!("route-decision: {e}"))?,
         Duration::from_secs(10),
     );
     functions.add(
         "profile-lookup",
-        profile_lookup::load(&lookup).map_err(|e| format!("profile-lookup: {e}"))?,
+        Edge::load(&lookup, profile_lookup::load).map_err(|e| format!("profile-lookup: {e}"))?,
         Duration::from_secs(10),
     );
     functions.add(
         "wrap-up-ingest",
-        wrap_up_ingest::load(&lookup).map_err(|e| format!("wrap-up-ingest: {e}"))?,
+        Edge::load(&lookup, wrap_up_ingest::load).map_err(|e| format!("wrap-up-ingest: {e}"))?,
         Duration::from_secs(15),
     );
     Ok(functions)

@@ -82,7 +82,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        studio_router::telemetry::init();
+        studio_router::telemetry::init(&studio_router::config::Variables::new(
+            &studio_router::config::ProcessEnv,
+        ));
         let data = options.data.clone();
         let running = match sandbox::start(options).await {
             Ok(running) => running,

@@ -1,14 +1,50 @@
-//! What the functions share in configuration: the error every loader returns, the routing
-//! rules' source, the Profile API's settings and the phone identifier type. Read once at
-//! start; secrets are only located here, fetched later (see [`crate::secrets`]).
+//! What the functions share in configuration: what it is read with ([`Setup`]), the error
+//! every loader returns, the routing rules' source, the decision deadline, the Profile API's
+//! settings and the phone identifier type. Read once at start; secrets are only located
+//! here, fetched later (see [`crate::secrets`]). Each function's own configuration is beside
+//! its operation (`operations/<function>.rs`, `Config`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::environment::{Environment, ProcessEnv, VariableError, Variables};
+use crate::http_client::HttpClient;
 use crate::rules::{DEFAULT_RULES, RuleSet, RulesError};
 pub use crate::secrets::Secret;
 use crate::secrets::{Requirement, SecretCell, SecretsExtension};
+
+/// Studio waits 10 s at most; the default leaves room for a proxy's retry and a Flex enqueue.
+const DEFAULT_DECISION_DEADLINE_MS: u64 = 2500;
+
+/// What every function's configuration is read with: its variables, the one HTTPS client
+/// (built on first need) and the secrets extension (called only once invocations run).
+pub struct Setup<'a> {
+    pub vars: Variables<'a>,
+    pub http: HttpClient,
+    pub extension: Arc<SecretsExtension>,
+}
+
+impl<'a> Setup<'a> {
+    pub fn new(env: &'a dyn Environment, connect_timeout: Duration) -> Result<Self, ConfigError> {
+        let vars = Variables::new(env);
+        let http = HttpClient::new(connect_timeout);
+        let extension = Arc::new(SecretsExtension::from_variables(&vars, http.clone())?);
+        Ok(Self {
+            vars,
+            http,
+            extension,
+        })
+    }
+}
+
+/// `DECISION_DEADLINE_MS`: the whole answer's budget of route-decision and profile-lookup.
+pub fn decision_deadline(vars: &Variables<'_>) -> Result<Duration, VariableError> {
+    vars.millis(
+        "DECISION_DEADLINE_MS",
+        DEFAULT_DECISION_DEADLINE_MS,
+        100..=9000,
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -73,6 +109,16 @@ pub struct ProfileApiConfig {
 }
 
 impl ProfileApiConfig {
+    /// Lookups are cut at the answer's deadline anyway; a longer request timeout is a mistake
+    /// worth a line at start.
+    pub fn warn_if_slower_than(&self, deadline: Duration) {
+        if self.request_timeout > deadline {
+            tracing::warn!(
+                "PROFILE_TIMEOUT_MS exceeds DECISION_DEADLINE_MS; lookups will be cut at the deadline"
+            );
+        }
+    }
+
     pub fn read(
         vars: &Variables<'_>,
         extension: &Arc<SecretsExtension>,

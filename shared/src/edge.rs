@@ -11,7 +11,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Environment, ProcessEnv, Setup, Variables};
 pub use crate::failure::Failure;
 use crate::invocation::{HttpRequest, Input, Invocation, InvocationError, http_response};
 
@@ -62,6 +62,8 @@ pub trait Operation: Sync {
     const MAX_BODY_BYTES: usize;
     /// The largest JSON object body (a JSON list may take the whole `MAX_BODY_BYTES`).
     const MAX_OBJECT_BYTES: usize = Self::MAX_BODY_BYTES;
+    /// How long the HTTPS client waits for a connection.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// Handles one request: the fields of an HTTP body or query string, a JSON list body, or
     /// a direct invoke's JSON. Its budgets count from `invoked.at` (the caller's clock started
@@ -87,6 +89,18 @@ pub struct Edge<O> {
 impl<O: Operation> Edge<O> {
     pub fn new(operation: O, auth: Authenticator) -> Self {
         Self { operation, auth }
+    }
+
+    /// A function as configured by `env`: its operation, read by `load`, and who may call it.
+    /// Nothing here needs the network: INIT may not have it (secrets wait for an invocation).
+    pub fn load(
+        env: &dyn Environment,
+        load: impl FnOnce(&Setup<'_>) -> Result<O, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let setup = Setup::new(env, O::CONNECT_TIMEOUT)?;
+        let operation = load(&setup)?;
+        let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
+        Ok(Self::new(operation, auth))
     }
 
     /// Handles one Lambda invocation that must be answered by `deadline` (the invocation's
@@ -205,16 +219,15 @@ fn answer_by(deadline: Option<SystemTime>) -> Instant {
 /// A function binary's whole `main`: a one-thread runtime, then [`run`]. One thread because
 /// a Lambda instance handles one event at a time and a 128 MB function has a fraction of a
 /// vCPU: a multi-threaded runtime would only cost start-up time.
-pub fn main<O, L>(name: &'static str, load: L) -> std::process::ExitCode
-where
-    O: Operation,
-    L: FnOnce() -> Result<Edge<O>, ConfigError>,
-{
+pub fn main<O: Operation>(
+    name: &'static str,
+    load: fn(&Setup<'_>) -> Result<O, ConfigError>,
+) -> std::process::ExitCode {
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(run(name, load)),
+        Ok(runtime) => runtime.block_on(run(name, || Edge::load(&ProcessEnv, load))),
         Err(error) => Err(error.into()),
     };
     match result {
@@ -235,7 +248,7 @@ where
     O: Operation,
     L: FnOnce() -> Result<Edge<O>, ConfigError>,
 {
-    crate::telemetry::init();
+    crate::telemetry::init(&Variables::new(&ProcessEnv));
     match load() {
         Ok(edge) => {
             let edge = &edge;

@@ -8,9 +8,8 @@ use crate::auth::Refusal;
 use crate::fields::FieldError;
 use crate::identity::IdentityError;
 use crate::invocation::{BodyError, InvocationError};
+use crate::ports::{ProfileError, TrackingError};
 use crate::secrets::SecretError;
-use crate::segment::ProfileError;
-use crate::segment::tracking::TrackingError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]

@@ -1,35 +1,14 @@
 //! The routing decision: read the customer's traits (within the deadline), apply the rules.
 
 use std::collections::BTreeSet;
-use std::fmt::Display;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
+use crate::ports::{Profiles, TraitsQuery};
 use crate::rules::{Facts, RuleSet, Verdict};
-
-/// Anything that can read a customer's traits: Segment's Profile API, a cache in front of
-/// it, or an in-memory profile store in tests and the sandbox.
-pub trait ProfileSource {
-    type Error: Display;
-
-    /// The traits named in `include` (all when `None`), or `None` for an unknown customer,
-    /// giving up at `deadline`.
-    fn traits(
-        &self,
-        identifier: &Identifier,
-        include: Option<&BTreeSet<String>>,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<Option<Map<String, Value>>, Self::Error>> + Send;
-
-    /// Gets ready to read profiles (clients, credentials) without reading any: a warm-up.
-    fn warm_up(&self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
-}
 
 /// Whose decision this is.
 pub enum Subject {
@@ -88,7 +67,7 @@ impl Lookup {
 
 /// Decides, always within `budget`: a lookup that fails or runs out of time yields the
 /// rules' `on_error` outcome with `fallback: true`, so Studio always gets a transition.
-pub async fn decide<P: ProfileSource>(
+pub async fn decide<P: Profiles>(
     profiles: &P,
     rules: &RuleSet,
     request: &DecisionRequest,
@@ -122,7 +101,8 @@ pub async fn decide<P: ProfileSource>(
     // The source is told the deadline so it can size its own retries; the timeout here is
     // what guarantees the answer whatever the source does.
     let deadline = Instant::now() + budget;
-    match tokio::time::timeout(budget, profiles.traits(identifier, include, deadline)).await {
+    let query = TraitsQuery::include(include);
+    match tokio::time::timeout(budget, profiles.traits(identifier, &query, deadline)).await {
         Ok(Ok(Some(traits))) => (
             decision(
                 rules.evaluate(&Facts {
@@ -171,48 +151,22 @@ fn decision(verdict: Verdict, fallback: bool, profile_found: bool) -> Decision {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use serde_json::json;
 
     use super::*;
+    use crate::memory::MemoryProfiles;
+    use crate::ports::ProfileError;
     use crate::rules::DEFAULT_RULES;
 
-    /// An in-memory profile store that records what it was asked.
-    enum Store {
-        Answers(Option<Map<String, Value>>),
-        Fails,
-        Hangs,
-    }
+    const PHONE: &str = "phone:+15555550100";
 
-    struct Recording {
-        store: Store,
-        asked: Mutex<Vec<Option<BTreeSet<String>>>>,
-    }
-
-    impl ProfileSource for Recording {
-        type Error = String;
-
-        async fn traits(
-            &self,
-            _: &Identifier,
-            include: Option<&BTreeSet<String>>,
-            _: Instant,
-        ) -> Result<Option<Map<String, Value>>, String> {
-            self.asked.lock().unwrap().push(include.cloned());
-            match &self.store {
-                Store::Answers(traits) => Ok(traits.clone()),
-                Store::Fails => Err("HTTP 500".into()),
-                Store::Hangs => std::future::pending().await,
-            }
-        }
-    }
-
-    fn store(store: Store) -> Recording {
-        Recording {
-            store,
-            asked: Mutex::new(Vec::new()),
-        }
+    /// What the store was asked for, as `include=` values.
+    fn includes(profiles: &MemoryProfiles) -> Vec<Option<String>> {
+        profiles
+            .asked()
+            .iter()
+            .map(|(_, query)| query.included().map(str::to_owned))
+            .collect()
     }
 
     fn customer() -> DecisionRequest {
@@ -224,16 +178,14 @@ mod tests {
         }
     }
 
-    async fn run(profiles: &Recording) -> (Decision, Lookup) {
+    async fn run(profiles: &MemoryProfiles) -> (Decision, Lookup) {
         let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
         decide(profiles, &rules, &customer(), Duration::from_millis(50)).await
     }
 
     #[tokio::test]
     async fn a_docs_reader_goes_to_an_agent_and_only_the_needed_trait_is_asked_for() {
-        let profiles = store(Store::Answers(
-            json!({"docs_last_2_days": 3}).as_object().cloned(),
-        ));
+        let profiles = MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 3}));
         let (decision, lookup) = run(&profiles).await;
         assert_eq!(
             (decision.transition.as_str(), decision.rule.as_str()),
@@ -241,16 +193,12 @@ mod tests {
         );
         assert!(decision.profile_found && !decision.fallback);
         assert_eq!(lookup, Lookup::Found);
-        let asked = profiles.asked.lock().unwrap().clone();
-        assert_eq!(
-            asked,
-            [Some(BTreeSet::from(["docs_last_2_days".to_owned()]))]
-        );
+        assert_eq!(includes(&profiles), [Some("docs_last_2_days".to_owned())]);
     }
 
     #[tokio::test]
     async fn an_unknown_customer_is_decided_by_the_rules_not_as_an_error() {
-        let (decision, lookup) = run(&store(Store::Answers(None))).await;
+        let (decision, lookup) = run(&MemoryProfiles::new()).await;
         assert_eq!(
             (
                 decision.transition.as_str(),
@@ -264,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_or_slow_lookup_falls_back_to_on_error() {
-        let (failed, lookup) = run(&store(Store::Fails)).await;
+        let (failed, lookup) = run(&MemoryProfiles::failing(ProfileError::Status(500))).await;
         assert_eq!(
             (
                 failed.transition.as_str(),
@@ -273,15 +221,18 @@ mod tests {
             ),
             ("agent", "on_error", true)
         );
-        assert_eq!(lookup, Lookup::Failed("HTTP 500".into()));
-        let (slow, lookup) = run(&store(Store::Hangs)).await;
+        assert_eq!(
+            lookup,
+            Lookup::Failed("Segment's Profile API answered HTTP 500".into())
+        );
+        let (slow, lookup) = run(&MemoryProfiles::hanging()).await;
         assert_eq!((slow.transition.as_str(), slow.fallback), ("agent", true));
         assert_eq!(lookup, Lookup::DeadlineExceeded);
     }
 
     #[tokio::test]
     async fn inline_traits_and_trait_free_rules_need_no_lookup() {
-        let profiles = store(Store::Fails);
+        let profiles = MemoryProfiles::failing(ProfileError::Status(500));
         let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
         let inline = DecisionRequest {
             subject: Subject::Traits(json!({"docs_last_2_days": 1}).as_object().cloned().unwrap()),
@@ -306,12 +257,12 @@ mod tests {
             (decision.transition.as_str(), lookup),
             ("agent", Lookup::NotNeeded)
         );
-        assert!(profiles.asked.lock().unwrap().is_empty());
+        assert!(profiles.asked().is_empty());
     }
 
     #[tokio::test]
     async fn a_withheld_caller_is_decided_as_unknown_without_a_lookup() {
-        let profiles = store(Store::Fails);
+        let profiles = MemoryProfiles::failing(ProfileError::Status(500));
         let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
         let request = DecisionRequest {
             subject: Subject::Withheld,
@@ -328,6 +279,6 @@ mod tests {
             ("bot", false, false)
         );
         assert_eq!(lookup, Lookup::Withheld);
-        assert!(profiles.asked.lock().unwrap().is_empty());
+        assert!(profiles.asked().is_empty());
     }
 }

@@ -2,13 +2,15 @@
 
 use tracing::level_filters::LevelFilter;
 
+use crate::environment::Variables;
+
 /// Installs the JSON-lines subscriber on stdout (what CloudWatch Logs ingests line by line).
 /// The level comes from `AWS_LAMBDA_LOG_LEVEL` (set by Lambda's logging controls) or
 /// `LOG_LEVEL`, default `info`.
-pub fn init() {
+pub fn init(vars: &Variables<'_>) {
     let level = ["AWS_LAMBDA_LOG_LEVEL", "LOG_LEVEL"]
         .iter()
-        .find_map(|name| std::env::var(name).ok())
+        .find_map(|name| vars.optional(name))
         .and_then(|value| value.to_ascii_lowercase().parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     // A second init (tests, the sandbox hosting several functions) is harmless: keep the first.

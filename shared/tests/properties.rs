@@ -1,7 +1,6 @@
 //! Property tests on every decoder: whatever arrives, no panic, only the documented errors.
 
-use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -12,8 +11,8 @@ use studio_router::edge::Edge;
 use studio_router::engagement::{Mapped, Mapping, Schema};
 use studio_router::identity::{Customer, Identifier, normalise_email, normalise_phone};
 use studio_router::invocation::Invocation;
+use studio_router::memory::MemoryProfiles;
 use studio_router::operations::route_decision::RouteDecision;
-use studio_router::routing::ProfileSource;
 use studio_router::rules::{DEFAULT_RULES, Facts, RuleSet};
 use studio_router::secrets::{Secret, SecretCell};
 use studio_router::taskrouter::{self, Decoded};
@@ -119,23 +118,7 @@ fn http_event() -> impl Strategy<Value = Value> {
         })
 }
 
-/// A profile store that knows everyone and has no traits: decisions never leave the process.
-struct NoTraits;
-
-impl ProfileSource for NoTraits {
-    type Error = String;
-
-    async fn traits(
-        &self,
-        _: &Identifier,
-        _: Option<&BTreeSet<String>>,
-        _: Instant,
-    ) -> Result<Option<Map<String, Value>>, String> {
-        Ok(Some(Map::new()))
-    }
-}
-
-fn route_decision_edge() -> Edge<RouteDecision<NoTraits>> {
+fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
     let rules = RuleSet::compile(DEFAULT_RULES).expect("default rules");
     let given = |name, value| Secret::new(value).map(|secret| SecretCell::given(name, secret));
     let auth = Authenticator::new(
@@ -146,7 +129,7 @@ fn route_decision_edge() -> Edge<RouteDecision<NoTraits>> {
     );
     Edge::new(
         RouteDecision {
-            profiles: NoTraits,
+            profiles: MemoryProfiles::new(),
             rules,
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),

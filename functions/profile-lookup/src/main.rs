@@ -1,8 +1,7 @@
 //! profile-lookup: a customer's Segment traits for Studio widgets and Twilio Functions.
 
-use studio_router::config::ProcessEnv;
 use studio_router::operations::profile_lookup;
 
 fn main() -> std::process::ExitCode {
-    studio_router::edge::main("profile-lookup", || profile_lookup::load(&ProcessEnv))
+    studio_router::edge::main("profile-lookup", profile_lookup::load)
 }

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use studio_router::config::ProcessEnv;
 use studio_router::operations::route_decision;
 use studio_router::rules::RuleSet;
 
@@ -19,7 +18,7 @@ fn main() -> ExitCode {
         eprintln!("usage: route-decision [--check-rules FILE]");
         return ExitCode::from(2);
     }
-    studio_router::edge::main("route-decision", || route_decision::load(&ProcessEnv))
+    studio_router::edge::main("route-decision", route_decision::load)
 }
 
 /// Compiles the rules as the function would at start, and says what it found.

@@ -1,8 +1,7 @@
 //! wrap-up-ingest: Flex wrap-up and completion events into Segment track events.
 
-use studio_router::config::ProcessEnv;
 use studio_router::operations::wrap_up_ingest;
 
 fn main() -> std::process::ExitCode {
-    studio_router::edge::main("wrap-up-ingest", || wrap_up_ingest::load(&ProcessEnv))
+    studio_router::edge::main("wrap-up-ingest", wrap_up_ingest::load)
 }

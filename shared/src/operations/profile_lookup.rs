@@ -5,36 +5,51 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::config::{ConfigError, Environment};
-use crate::edge::{Answer, Edge, Failure, Invoked, Operation};
+use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
+use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
 use crate::identity::{Customer, Identifier};
 use crate::invocation::Input;
-use crate::operations::{ProfileReading, Setup};
-use crate::segment::{ProfileApi, ProfileError, TraitsQuery};
+use crate::ports::{ProfileError, Profiles, TraitsQuery};
+use crate::segment::ProfileApi;
 
 /// Studio parses at most 64 kB of response; stay under it with room for the envelope.
 pub const STUDIO_BODY_LIMIT: usize = 64_000;
 
-pub struct ProfileLookup {
-    pub profiles: ProfileApi,
+pub struct ProfileLookup<P> {
+    pub profiles: P,
     pub deadline: Duration,
     pub phone_identifier: String,
 }
 
+/// profile-lookup's configuration.
+pub struct Config {
+    pub profile_api: ProfileApiConfig,
+    /// `DECISION_DEADLINE_MS`.
+    pub deadline: Duration,
+}
+
+impl Config {
+    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
+        let deadline = config::decision_deadline(&setup.vars)?;
+        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension)?;
+        profile_api.warn_if_slower_than(deadline);
+        Ok(Self {
+            profile_api,
+            deadline,
+        })
+    }
+}
+
 /// Reads profile-lookup's configuration and builds its clients. Nothing is fetched: secrets
 /// wait for the first invocation.
-pub fn load(env: &dyn Environment) -> Result<Edge<ProfileLookup>, ConfigError> {
-    let setup = Setup::new(env, Duration::from_secs(1))?;
-    let reading = ProfileReading::load(&setup)?;
-    Ok(Edge::new(
-        ProfileLookup {
-            profiles: reading.profiles,
-            deadline: reading.deadline,
-            phone_identifier: reading.phone_identifier,
-        },
-        setup.authenticator()?,
-    ))
+pub fn load(setup: &Setup<'_>) -> Result<ProfileLookup<ProfileApi>, ConfigError> {
+    let config = Config::read(setup)?;
+    Ok(ProfileLookup {
+        phone_identifier: config.profile_api.phone_identifier.clone(),
+        profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
+        deadline: config.deadline,
+    })
 }
 
 struct LookupRequest {
@@ -43,7 +58,7 @@ struct LookupRequest {
     external_ids: bool,
 }
 
-impl ProfileLookup {
+impl<P: Profiles> ProfileLookup<P> {
     fn request(&self, fields: &Fields) -> Result<LookupRequest, Failure> {
         let customer = Identifier::from_fields(fields, &self.phone_identifier)?;
         let include = fields::text(fields, "include")?.map(|list| {
@@ -83,7 +98,7 @@ impl ProfileLookup {
     ) -> Result<Value, ProfileError> {
         let traits = self
             .profiles
-            .fetch_traits(identifier, &request.query, deadline)
+            .traits(identifier, &request.query, deadline)
             .await?;
         let mut body = json!({
             "found": traits.is_some(),
@@ -94,7 +109,7 @@ impl ProfileLookup {
             let ids = match traits {
                 Some(_) => self
                     .profiles
-                    .fetch_external_ids(identifier, deadline)
+                    .external_ids(identifier, deadline)
                     .await?
                     .unwrap_or_default(),
                 None => Vec::new(),
@@ -105,7 +120,7 @@ impl ProfileLookup {
     }
 }
 
-impl Operation for ProfileLookup {
+impl<P: Profiles> Operation for ProfileLookup<P> {
     const MAX_BODY_BYTES: usize = 16 * 1024;
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {

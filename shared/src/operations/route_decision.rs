@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use crate::config::{self, ConfigError, Environment};
-use crate::edge::{Answer, Edge, Failure, Invoked, Operation};
+use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
+use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
 use crate::identity::{Customer, Identifier};
 use crate::invocation::Input;
-use crate::operations::{ProfileReading, Setup};
-use crate::routing::{DecisionRequest, Lookup, ProfileSource, Subject, decide};
+use crate::ports::Profiles;
+use crate::routing::{DecisionRequest, Lookup, Subject, decide};
 use crate::rules::RuleSet;
 use crate::segment::ProfileApi;
 
@@ -19,21 +19,39 @@ pub struct RouteDecision<P> {
     pub phone_identifier: String,
 }
 
-/// Reads route-decision's configuration (rules first: they are the likeliest to be wrong)
-/// and builds its clients. Nothing is fetched: secrets wait for the first invocation.
-pub fn load(env: &dyn Environment) -> Result<Edge<RouteDecision<ProfileApi>>, ConfigError> {
-    let setup = Setup::new(env, Duration::from_secs(1))?;
-    let rules = config::rules(&setup.vars)?;
-    let reading = ProfileReading::load(&setup)?;
-    Ok(Edge::new(
-        RouteDecision {
-            profiles: reading.profiles,
+/// route-decision's configuration.
+pub struct Config {
+    pub rules: RuleSet,
+    pub profile_api: ProfileApiConfig,
+    /// `DECISION_DEADLINE_MS`.
+    pub deadline: Duration,
+}
+
+impl Config {
+    /// The rules first: they are the likeliest to be wrong.
+    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
+        let rules = config::rules(&setup.vars)?;
+        let deadline = config::decision_deadline(&setup.vars)?;
+        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension)?;
+        profile_api.warn_if_slower_than(deadline);
+        Ok(Self {
             rules,
-            deadline: reading.deadline,
-            phone_identifier: reading.phone_identifier,
-        },
-        setup.authenticator()?,
-    ))
+            profile_api,
+            deadline,
+        })
+    }
+}
+
+/// Reads route-decision's configuration and builds its clients. Nothing is fetched: secrets
+/// wait for the first invocation.
+pub fn load(setup: &Setup<'_>) -> Result<RouteDecision<ProfileApi>, ConfigError> {
+    let config = Config::read(setup)?;
+    Ok(RouteDecision {
+        phone_identifier: config.profile_api.phone_identifier.clone(),
+        profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
+        rules: config.rules,
+        deadline: config.deadline,
+    })
 }
 
 impl<P> RouteDecision<P> {
@@ -50,7 +68,7 @@ impl<P> RouteDecision<P> {
     }
 }
 
-impl<P: ProfileSource + Sync> Operation for RouteDecision<P> {
+impl<P: Profiles> Operation for RouteDecision<P> {
     const MAX_BODY_BYTES: usize = 64 * 1024;
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::{self, ConfigError, Environment, VariableError, Variables};
-use crate::edge::{Answer, Edge, Failure, Invoked, Operation};
+use crate::config::{self, ConfigError, Setup, VariableError, Variables};
+use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::engagement::{Mapped, Mapping, Moment, Schema};
 use crate::invocation::Input;
-use crate::operations::Setup;
+use crate::ports::{EventSink, TrackingError};
 use crate::secrets::{Requirement, SecretCell};
 use crate::segment::message::EncodedMessage;
 use crate::segment::tracking::TrackingApi;
@@ -33,8 +33,8 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// How many skipped events a delivery logs one by one; the rest are counted.
 const LOGGED_SKIPS: usize = 20;
 
-pub struct WrapUpIngest {
-    pub tracking: TrackingApi,
+pub struct WrapUpIngest<S> {
+    pub sink: S,
     pub mapping: Mapping,
     /// The budget for a TaskRouter callback or a direct invoke (`DELIVERY_DEADLINE_MS`).
     pub deadline: Duration,
@@ -42,36 +42,57 @@ pub struct WrapUpIngest {
     pub event_streams_deadline: Duration,
 }
 
-/// Reads wrap-up-ingest's configuration and builds its client. Nothing is fetched: the
-/// write key waits for the first invocation.
-pub fn load(env: &dyn Environment) -> Result<Edge<WrapUpIngest>, ConfigError> {
-    let setup = Setup::new(env, Duration::from_secs(2))?;
-    let vars = &setup.vars;
-    let write_key = SecretCell::required(
-        vars,
-        "SEGMENT_WRITE_KEY",
-        Requirement::Any,
-        &setup.extension,
-    )?;
-    let base_url = vars.url("SEGMENT_TRACKING_API_URL", "https://api.segment.io")?;
-    let deadline = vars.millis("DELIVERY_DEADLINE_MS", DEFAULT_DEADLINE_MS, 500..=14_000)?;
-    let event_streams_deadline = vars
-        .millis(
-            "EVENT_STREAMS_DEADLINE_MS",
-            EVENT_STREAMS_LIMIT_MS,
-            500..=EVENT_STREAMS_LIMIT_MS,
-        )?
-        .min(deadline);
-    let mapping = mapping(vars)?;
-    Ok(Edge::new(
-        WrapUpIngest {
-            tracking: TrackingApi::new(&base_url, write_key, setup.http.clone()),
-            mapping,
+/// wrap-up-ingest's configuration.
+pub struct Config {
+    pub write_key: SecretCell,
+    pub tracking_api_url: String,
+    pub deadline: Duration,
+    pub event_streams_deadline: Duration,
+    pub mapping: Mapping,
+}
+
+impl Config {
+    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
+        let vars = &setup.vars;
+        let write_key = SecretCell::required(
+            vars,
+            "SEGMENT_WRITE_KEY",
+            Requirement::Any,
+            &setup.extension,
+        )?;
+        let tracking_api_url = vars.url("SEGMENT_TRACKING_API_URL", "https://api.segment.io")?;
+        let deadline = vars.millis("DELIVERY_DEADLINE_MS", DEFAULT_DEADLINE_MS, 500..=14_000)?;
+        let event_streams_deadline = vars
+            .millis(
+                "EVENT_STREAMS_DEADLINE_MS",
+                EVENT_STREAMS_LIMIT_MS,
+                500..=EVENT_STREAMS_LIMIT_MS,
+            )?
+            .min(deadline);
+        Ok(Self {
+            write_key,
+            tracking_api_url,
             deadline,
             event_streams_deadline,
-        },
-        setup.authenticator()?,
-    ))
+            mapping: mapping(vars)?,
+        })
+    }
+}
+
+/// Reads wrap-up-ingest's configuration and builds its client. Nothing is fetched: the
+/// write key waits for the first invocation.
+pub fn load(setup: &Setup<'_>) -> Result<WrapUpIngest<TrackingApi>, ConfigError> {
+    let config = Config::read(setup)?;
+    Ok(WrapUpIngest {
+        sink: TrackingApi::new(
+            &config.tracking_api_url,
+            config.write_key,
+            setup.http.clone(),
+        ),
+        mapping: config.mapping,
+        deadline: config.deadline,
+        event_streams_deadline: config.event_streams_deadline,
+    })
 }
 
 /// The schema, event names and attribute paths, each overridable; paths are comma lists of
@@ -150,7 +171,7 @@ impl Tally {
     }
 }
 
-impl WrapUpIngest {
+impl<S: EventSink> WrapUpIngest<S> {
     /// Adds one event to the tally; an event that can never be delivered is the problem's
     /// text (the caller decides whether it fails the delivery or is skipped).
     fn take(
@@ -184,7 +205,9 @@ impl WrapUpIngest {
     }
 }
 
-impl Operation for WrapUpIngest {
+impl<S: EventSink> Operation for WrapUpIngest<S> {
+    /// Segment's Tracking API may take longer than the Profile API to accept a connection.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Lambda's own limit for a synchronous request. Event Streams documents no batch size,
     /// and it discards a delivery answered with a 4xx: a lower limit could lose events. The
     /// events are read one at a time, so the memory this takes stays bounded (see the README).
@@ -252,7 +275,16 @@ impl Operation for WrapUpIngest {
             self.deadline
         };
         let deadline = invoked.deadline(budget);
-        match self.tracking.send(&messages, deadline).await {
+        // The sink is told the deadline; the timeout is what guarantees it, whatever it does.
+        let sent = tokio::time::timeout_at(deadline.into(), self.sink.send(&messages, deadline))
+            .await
+            .unwrap_or_else(|_| {
+                Err(TrackingError::NotAccepted {
+                    attempts: 0,
+                    last_problem: "no answer before the deadline".into(),
+                })
+            });
+        match sent {
             Ok(delivered) => {
                 tracing::info!(
                     received,
@@ -274,6 +306,6 @@ impl Operation for WrapUpIngest {
     }
 
     async fn warm_up(&self) {
-        self.tracking.warm_up().await;
+        self.sink.warm_up().await;
     }
 }

@@ -1,34 +1,56 @@
-//! Segment adapters: the Profile API (reading traits) and the Tracking API (sending events).
+//! Segment adapters: the Profile API (reading traits) and the Tracking API (sending events),
+//! implementing the [`ports`](crate::ports).
 
 pub mod cache;
 pub mod message;
 pub mod profiles;
 pub mod tracking;
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-pub use profiles::{ProfileApi, ProfileError, TraitsQuery};
+pub use crate::ports::{ProfileError, TraitsQuery};
+pub use profiles::ProfileApi;
+pub use tracking::TrackingApi;
 
 use crate::identity::Identifier;
-use crate::routing::ProfileSource;
+use crate::ports::{Delivered, EventSink, Profiles, TrackingError};
+use message::EncodedMessage;
 
-impl ProfileSource for ProfileApi {
-    type Error = ProfileError;
-
+impl Profiles for ProfileApi {
     async fn traits(
         &self,
         identifier: &Identifier,
-        include: Option<&BTreeSet<String>>,
+        query: &TraitsQuery,
         deadline: Instant,
     ) -> Result<Option<Map<String, Value>>, ProfileError> {
-        self.fetch_traits(identifier, &TraitsQuery::include(include), deadline)
-            .await
+        self.fetch_traits(identifier, query, deadline).await
+    }
+
+    async fn external_ids(
+        &self,
+        identifier: &Identifier,
+        deadline: Instant,
+    ) -> Result<Option<Vec<Value>>, ProfileError> {
+        self.fetch_external_ids(identifier, deadline).await
     }
 
     async fn warm_up(&self) {
         ProfileApi::warm_up(self).await;
+    }
+}
+
+impl EventSink for TrackingApi {
+    async fn send(
+        &self,
+        messages: &[EncodedMessage],
+        deadline: Instant,
+    ) -> Result<Delivered, TrackingError> {
+        TrackingApi::send(self, messages, deadline).await
+    }
+
+    async fn warm_up(&self) {
+        TrackingApi::warm_up(self).await;
     }
 }

@@ -1,6 +1,5 @@
 //! Segment's Profile API: a customer's traits by identifier.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,73 +9,12 @@ use serde_json::{Map, Value};
 use crate::config::ProfileApiConfig;
 use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
 use crate::identity::Identifier;
-use crate::secrets::{SecretCell, SecretError};
+use crate::ports::{ProfileError, TraitsQuery};
+use crate::secrets::SecretCell;
 use crate::segment::cache::{self, TtlCache};
 
 /// The least time a retried request is given; a retry with less would only time out.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);
-
-/// Why the Profile API gave no answer. A profile Segment does not know is not an error.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum ProfileError {
-    #[error("Segment's Profile API did not answer within {0} ms")]
-    Timeout(u64),
-    #[error("Segment's Profile API is rate limiting this space (HTTP 429)")]
-    RateLimited { retry_after: Option<Duration> },
-    #[error(
-        "Segment's Profile API refused the access token (HTTP {0}); check SEGMENT_PROFILE_API_TOKEN and SEGMENT_SPACE_ID"
-    )]
-    Unauthorized(u16),
-    #[error("Segment's Profile API answered HTTP {0}")]
-    Status(u16),
-    #[error("Segment's Profile API could not be reached: {0}")]
-    Network(String),
-    #[error("Segment's Profile API answered with something other than the expected JSON: {0}")]
-    InvalidResponse(String),
-    #[error("{0}")]
-    Client(String),
-    /// The access token could not be had (its secret could not be fetched or is unusable).
-    #[error("{0}")]
-    Token(SecretError),
-}
-
-/// Which traits to ask for. Also half of a cache key, so it is kept small: the include list
-/// is held as the `include=` value itself rather than as a set.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct TraitsQuery {
-    /// Only these keys, sorted and comma-separated as `include=` wants them; `None` asks
-    /// for all.
-    include: Option<Box<str>>,
-    /// `audience` or `computed_trait`.
-    class: Option<String>,
-    /// 1..=200. Segment answers only 10 traits unless told otherwise, so we always say.
-    limit: u16,
-}
-
-impl TraitsQuery {
-    pub const MAX_LIMIT: u16 = 200;
-
-    /// Only `keys` (all traits for `None` or an empty set), of `class`, at most `limit`.
-    pub fn new(keys: Option<&BTreeSet<String>>, class: Option<String>, limit: u16) -> Self {
-        let include = keys.filter(|keys| !keys.is_empty()).map(|keys| {
-            keys.iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
-                .into_boxed_str()
-        });
-        Self {
-            include,
-            class,
-            limit,
-        }
-    }
-
-    /// Only `keys`, any class, as many as Segment allows.
-    pub fn include(keys: Option<&BTreeSet<String>>) -> Self {
-        Self::new(keys, None, Self::MAX_LIMIT)
-    }
-}
 
 /// Traits by (identifier, query), cached per warm instance.
 type TraitCache = TtlCache<(Identifier, TraitsQuery), Map<String, Value>>;
@@ -141,12 +79,12 @@ impl ProfileApi {
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
-        let limit = query.limit.to_string();
+        let limit = query.limit().to_string();
         let mut params = vec![("limit", limit.as_str())];
-        if let Some(include) = &query.include {
+        if let Some(include) = query.included() {
             params.push(("include", include));
         }
-        if let Some(class) = &query.class {
+        if let Some(class) = query.class() {
             params.push(("class", class));
         }
         let url = format!("{}{}/traits", self.profiles_url, identifier.path_segment());

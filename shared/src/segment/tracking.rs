@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
 use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
-use crate::secrets::{SecretCell, SecretError};
+use crate::ports::{Delivered, TrackingError};
+use crate::secrets::SecretCell;
 pub use crate::segment::message::{EncodedMessage, MAX_MESSAGE_BYTES};
 use crate::timestamps::Timestamp;
 
@@ -29,42 +30,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Attempts per batch, whatever the deadline and `Retry-After` allow.
 pub const MAX_ATTEMPTS: usize = 8;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TrackingError {
-    #[error(
-        "Segment's Tracking API refused the batch (HTTP {status}); check SEGMENT_TRACKING_API_URL and the messages' size"
-    )]
-    Refused { status: u16 },
-    #[error(
-        "Segment's Tracking API answered with a redirect (HTTP {status}); Segment does not redirect, so SEGMENT_TRACKING_API_URL is wrong"
-    )]
-    Redirected { status: u16 },
-    #[error(
-        "Segment's Tracking API did not accept the batch after {attempts} attempt(s): {last_problem}"
-    )]
-    NotAccepted {
-        attempts: usize,
-        last_problem: String,
-    },
-    #[error("{0}")]
-    WriteKey(SecretError),
-    #[error("{0}")]
-    Client(String),
-}
-
 #[derive(Clone)]
 pub struct TrackingApi {
     http: HttpClient,
     batch_url: String,
     write_key: Arc<SecretCell>,
-}
-
-/// What a successful delivery took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivered {
-    pub messages: usize,
-    pub requests: usize,
-    pub retries: usize,
 }
 
 impl TrackingApi {

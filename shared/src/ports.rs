@@ -1,0 +1,160 @@
+//! The ports: what the operations need from outside, as traits. Segment's APIs implement them
+//! (`segment/`), and so do in-memory adapters (`memory`) for tests and tools; the operations
+//! are generic over them and never see HTTP.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::identity::Identifier;
+use crate::secrets::SecretError;
+use crate::segment::message::EncodedMessage;
+
+/// Where customers' profiles are read: traits, and the identifiers a profile holds.
+pub trait Profiles: Sync {
+    /// The traits `query` asks for, or `None` for a customer the store does not know, giving
+    /// up at `deadline`.
+    fn traits(
+        &self,
+        identifier: &Identifier,
+        query: &TraitsQuery,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Option<Map<String, Value>>, ProfileError>> + Send;
+
+    /// The profile's external ids (`{"type", "id"}`), or `None` for an unknown customer.
+    fn external_ids(
+        &self,
+        identifier: &Identifier,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Option<Vec<Value>>, ProfileError>> + Send;
+
+    /// Gets ready to read profiles (clients, credentials) without reading any: a warm-up.
+    fn warm_up(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Where track messages go.
+pub trait EventSink: Sync {
+    /// Sends every message, accepted or not as a whole, by `deadline`.
+    fn send(
+        &self,
+        messages: &[EncodedMessage],
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Delivered, TrackingError>> + Send;
+
+    /// Gets ready to send (clients, credentials) without sending: a warm-up.
+    fn warm_up(&self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+/// Why the profile could not be read. A profile Segment does not know is not an error.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ProfileError {
+    #[error("Segment's Profile API did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("Segment's Profile API is rate limiting this space (HTTP 429)")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error(
+        "Segment's Profile API refused the access token (HTTP {0}); check SEGMENT_PROFILE_API_TOKEN and SEGMENT_SPACE_ID"
+    )]
+    Unauthorized(u16),
+    #[error("Segment's Profile API answered HTTP {0}")]
+    Status(u16),
+    #[error("Segment's Profile API could not be reached: {0}")]
+    Network(String),
+    #[error("Segment's Profile API answered with something other than the expected JSON: {0}")]
+    InvalidResponse(String),
+    #[error("{0}")]
+    Client(String),
+    /// The access token could not be had (its secret could not be fetched or is unusable).
+    #[error("{0}")]
+    Token(SecretError),
+}
+
+/// Which traits to ask for. Also half of a cache key, so it is kept small: the include list
+/// is held as the `include=` value itself rather than as a set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct TraitsQuery {
+    /// Only these keys, sorted and comma-separated as `include=` wants them; `None` asks
+    /// for all.
+    include: Option<Box<str>>,
+    /// `audience` or `computed_trait`.
+    class: Option<String>,
+    /// 1..=200. Segment answers only 10 traits unless told otherwise, so we always say.
+    limit: u16,
+}
+
+impl TraitsQuery {
+    pub const MAX_LIMIT: u16 = 200;
+
+    /// Only `keys` (all traits for `None` or an empty set), of `class`, at most `limit`.
+    pub fn new(keys: Option<&BTreeSet<String>>, class: Option<String>, limit: u16) -> Self {
+        let include = keys.filter(|keys| !keys.is_empty()).map(|keys| {
+            keys.iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(",")
+                .into_boxed_str()
+        });
+        Self {
+            include,
+            class,
+            limit,
+        }
+    }
+
+    /// Only `keys`, any class, as many as Segment allows.
+    pub fn include(keys: Option<&BTreeSet<String>>) -> Self {
+        Self::new(keys, None, Self::MAX_LIMIT)
+    }
+}
+
+impl TraitsQuery {
+    /// The `include=` value: the keys asked for, comma-separated; `None` for all.
+    pub fn included(&self) -> Option<&str> {
+        self.include.as_deref()
+    }
+
+    pub fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
+    pub fn limit(&self) -> u16 {
+        self.limit
+    }
+}
+
+/// What a successful delivery took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub messages: usize,
+    pub requests: usize,
+    pub retries: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TrackingError {
+    #[error(
+        "Segment's Tracking API refused the batch (HTTP {status}); check SEGMENT_TRACKING_API_URL and the messages' size"
+    )]
+    Refused { status: u16 },
+    #[error(
+        "Segment's Tracking API answered with a redirect (HTTP {status}); Segment does not redirect, so SEGMENT_TRACKING_API_URL is wrong"
+    )]
+    Redirected { status: u16 },
+    #[error(
+        "Segment's Tracking API did not accept the batch after {attempts} attempt(s): {last_problem}"
+    )]
+    NotAccepted {
+        attempts: usize,
+        last_problem: String,
+    },
+    #[error("{0}")]
+    WriteKey(SecretError),
+    #[error("{0}")]
+    Client(String),
+}
