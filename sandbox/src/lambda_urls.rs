@@ -16,8 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use studio_router::edge::{Edge, Operation};
+use studio_router::invocation::FunctionUrlRequest;
 
 type Invoke = Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Value> + Send>> + Send + Sync>;
 
@@ -121,50 +122,31 @@ pub fn payload_v2(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Value {
-    let mut header_map = Map::new();
-    for name in headers.keys() {
-        let joined = headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(",");
-        header_map.insert(name.as_str().to_owned(), Value::String(joined));
-    }
+    let joined = headers
+        .keys()
+        .map(|name| {
+            let values: Vec<&str> = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            (name.as_str().to_owned(), values.join(","))
+        })
+        .collect();
     let domain = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1")
-        .to_owned();
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": raw_path,
-        "rawQueryString": raw_query,
-        "headers": header_map,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "sandbox",
-            "domainName": domain,
-            "domainPrefix": "sandbox",
-            "http": {"method": method.as_str(), "path": raw_path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": ""},
-            "requestId": "sandbox",
-            "routeKey": "$default",
-            "stage": "$default",
-            "timeEpoch": 0
-        },
-        "isBase64Encoded": false
-    });
-    if !body.is_empty() {
-        match std::str::from_utf8(body) {
-            Ok(text) => event["body"] = Value::String(text.to_owned()),
-            Err(_) => {
-                event["body"] = Value::String(STANDARD.encode(body));
-                event["isBase64Encoded"] = Value::Bool(true);
-            }
-        }
+        .unwrap_or("127.0.0.1");
+    FunctionUrlRequest {
+        method: method.as_str(),
+        domain,
+        path: raw_path,
+        query: raw_query,
+        headers: joined,
+        body: (!body.is_empty()).then_some(body),
+        base64: false,
     }
-    event
+    .event()
 }
 
 /// A payload 2.0 response (or, as Function URLs allow, a bare JSON answer) as HTTP.

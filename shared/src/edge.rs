@@ -279,7 +279,33 @@ where
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::memory::MemoryProfiles;
+    use crate::operations::route_decision::RouteDecision;
+    use crate::rules::{DEFAULT_RULES, RuleSet};
+    use crate::testing::{
+        HOST, SHARED_SECRET, authenticator, code, event, signed_form, signed_get, status_and_body,
+    };
+
+    const PHONE: &str = "phone:+15555550100";
+
+    fn edge(shared_secret: bool) -> Edge<RouteDecision<MemoryProfiles>> {
+        Edge::new(
+            RouteDecision {
+                profiles: MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 2})),
+                rules: RuleSet::compile(DEFAULT_RULES).unwrap(),
+                deadline: Duration::from_millis(500),
+                phone_identifier: "phone".into(),
+            },
+            authenticator(shared_secret),
+        )
+    }
+
+    async fn handle(edge: &Edge<RouteDecision<MemoryProfiles>>, event: Value) -> Value {
+        edge.handle(event, None).await
+    }
 
     #[test]
     fn the_answer_is_due_before_the_invocations_deadline() {
@@ -296,5 +322,149 @@ mod tests {
                 "{deadline:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_signed_request_gets_the_operations_answer_as_payload_2_0() {
+        let response = handle(&edge(false), signed_form(&[("From", "+15555550100")])).await;
+        let (status, body) = status_and_body(&response);
+        assert_eq!(status, 200);
+        assert_eq!(response["headers"]["content-type"], "application/json");
+        assert_eq!(
+            (&body["transition"], &body["rule"]),
+            (&json!("agent"), &json!("read-docs-recently"))
+        );
+    }
+
+    #[tokio::test]
+    async fn every_refusal_has_its_status_and_code() {
+        let edge = edge(false);
+        let cases: Vec<(&str, Value, (u64, &str))> = vec![
+            (
+                "PUT",
+                event("PUT", "", &[], None),
+                (405, "method_not_allowed"),
+            ),
+            (
+                "a body over the limit",
+                event("POST", "", &[], Some(&"x".repeat(64 * 1024 + 1))),
+                (413, "body_too_large"),
+            ),
+            (
+                "a query over 16 KiB",
+                event(
+                    "GET",
+                    &format!("From={}", "1".repeat(MAX_QUERY_BYTES)),
+                    &[],
+                    None,
+                ),
+                (414, "query_too_long"),
+            ),
+            (
+                "a query of 257 fields",
+                event("GET", &"a=1&".repeat(MAX_FIELDS + 1), &[], None),
+                (414, "query_too_long"),
+            ),
+            (
+                "a form of 257 fields",
+                event(
+                    "POST",
+                    "",
+                    &[("content-type", "application/x-www-form-urlencoded")],
+                    Some(&"a=1&".repeat(MAX_FIELDS + 1)),
+                ),
+                (413, "too_many_fields"),
+            ),
+            (
+                "no credentials",
+                event("GET", "From=%2B15555550100", &[], None),
+                (401, "unauthorized"),
+            ),
+            (
+                "a signed GET with a body",
+                signed_get(
+                    "From=%2B15555550100",
+                    Some("{\"identifier\": \"email:victim@example.com\"}"),
+                ),
+                (400, "body_not_allowed"),
+            ),
+            (
+                "an HTTP event without its http context",
+                json!({"requestContext": {"domainName": HOST}, "rawPath": "/"}),
+                (400, "invalid_request"),
+            ),
+        ];
+        for (name, event, expected) in cases {
+            let response = handle(&edge, event).await;
+            let (status, code) = code(&response);
+            assert_eq!((status, code.as_str()), expected, "{name}: {response}");
+        }
+        assert!(
+            edge.operation.profiles.asked().is_empty(),
+            "nothing was looked up"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_401_challenges_for_basic_only_when_the_shared_secret_is_configured() {
+        let unsigned = || event("GET", "From=%2B15555550100", &[], None);
+        let challenged = handle(&edge(true), unsigned()).await;
+        assert_eq!(challenged["statusCode"], 401);
+        assert_eq!(
+            challenged["headers"]["www-authenticate"],
+            "Basic realm=\"studio-router\""
+        );
+        let plain = handle(&edge(false), unsigned()).await;
+        assert_eq!(plain["statusCode"], 401);
+        assert!(plain["headers"].get("www-authenticate").is_none());
+        // The same body either way: it says nothing about which check failed.
+        assert_eq!(status_and_body(&challenged).1, status_and_body(&plain).1);
+        // And the credentials the challenge asks for are accepted.
+        let basic = format!(
+            "Basic {}",
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                format!("studio:{SHARED_SECRET}")
+            )
+        );
+        let answer = handle(
+            &edge(true),
+            event(
+                "GET",
+                "From=%2B15555550100",
+                &[("authorization", &basic)],
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(answer["statusCode"], 200);
+    }
+
+    #[tokio::test]
+    async fn a_warm_up_answers_warm_and_reads_no_profile() {
+        let edge = edge(true);
+        for warm_up in [
+            json!({"warmup": true}),
+            json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        ] {
+            assert_eq!(handle(&edge, warm_up).await, json!({"warm": true}));
+        }
+        assert!(edge.operation.profiles.asked().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_direct_invoke_gets_bare_json_and_errors_without_a_status() {
+        let edge = edge(false);
+        let decision = handle(&edge, json!({"From": "+15555550100"})).await;
+        assert_eq!(decision["transition"], "agent");
+        assert!(decision.get("statusCode").is_none());
+        let error = handle(&edge, json!({"From": "client:alice"})).await;
+        assert_eq!(error["error"]["code"], "invalid_identifier");
+        let list = handle(&edge, json!([{"From": "+15555550100"}])).await;
+        assert_eq!(list["error"]["code"], "invalid_body");
+        assert_eq!(
+            handle(&edge, json!("text")).await["error"]["code"],
+            "invalid_request"
+        );
     }
 }

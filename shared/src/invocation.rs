@@ -311,6 +311,62 @@ fn form_fields(bytes: &[u8]) -> Fields {
     fields
 }
 
+/// A Function URL request, as the payload 2.0 event Lambda delivers for it: how the sandbox
+/// turns HTTP into an event, and how tests build one.
+#[derive(Debug, Clone, Default)]
+pub struct FunctionUrlRequest<'a> {
+    pub method: &'a str,
+    /// The host the caller called (`<id>.lambda-url.<region>.on.aws`).
+    pub domain: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// Lowercase names; a name sent twice joined with commas, as Lambda does.
+    pub headers: Vec<(String, String)>,
+    pub body: Option<&'a [u8]>,
+    /// Deliver the body base64-encoded, as Lambda does for a binary body (and often a form).
+    pub base64: bool,
+}
+
+impl FunctionUrlRequest<'_> {
+    pub fn event(&self) -> Value {
+        let mut headers = Map::new();
+        headers.insert("host".into(), Value::String(self.domain.to_owned()));
+        for (name, value) in &self.headers {
+            headers.insert(name.to_ascii_lowercase(), Value::String(value.clone()));
+        }
+        let prefix = self.domain.split('.').next().unwrap_or_default();
+        let mut event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": self.path,
+            "rawQueryString": self.query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "anonymous",
+                "apiId": prefix,
+                "domainName": self.domain,
+                "domainPrefix": prefix,
+                "http": {"method": self.method, "path": self.path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": ""},
+                "requestId": "local",
+                "routeKey": "$default",
+                "stage": "$default",
+                "timeEpoch": 0
+            },
+            "isBase64Encoded": false
+        });
+        if let Some(body) = self.body {
+            match std::str::from_utf8(body) {
+                Ok(text) if !self.base64 => event["body"] = Value::String(text.to_owned()),
+                _ => {
+                    event["body"] = Value::String(STANDARD.encode(body));
+                    event["isBase64Encoded"] = Value::Bool(true);
+                }
+            }
+        }
+        event
+    }
+}
+
 /// A payload 2.0 response with a JSON body (or none, for 204) and any extra headers.
 pub fn http_response(status: u16, body: Option<&Value>, headers: &[(HeaderName, &str)]) -> Value {
     let mut response = ApiGatewayV2httpResponse::default();

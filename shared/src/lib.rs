@@ -25,3 +25,6 @@ pub mod segment;
 pub mod taskrouter;
 pub mod telemetry;
 pub mod timestamps;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -4,9 +4,11 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha1::Sha1;
 use sha2::Digest as _;
+
+use studio_router::invocation::FunctionUrlRequest;
 
 use crate::TWILIO_TOKEN;
 
@@ -21,36 +23,19 @@ pub fn http_event(
     body: Option<&str>,
     base64: bool,
 ) -> Value {
-    let mut header_map = serde_json::Map::new();
-    header_map.insert("host".into(), json!(FUNCTION_URL_HOST));
-    for (name, value) in headers {
-        header_map.insert(name.to_ascii_lowercase(), json!(value));
+    FunctionUrlRequest {
+        method,
+        domain: FUNCTION_URL_HOST,
+        path: "/",
+        query,
+        headers: headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect(),
+        body: body.map(str::as_bytes),
+        base64,
     }
-    let mut event = json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": query,
-        "headers": header_map,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abcdefghij",
-            "domainName": FUNCTION_URL_HOST,
-            "domainPrefix": "abcdefghij",
-            "http": {"method": method, "path": "/", "protocol": "HTTP/1.1", "sourceIp": "54.1.2.3", "userAgent": "TwilioProxy/1.1"},
-            "requestId": "r-1", "routeKey": "$default", "stage": "$default",
-            "time": "22/Nov/2026:10:00:00 +0000", "timeEpoch": 1795000000000_u64
-        },
-        "isBase64Encoded": base64,
-    });
-    if let Some(body) = body {
-        event["body"] = json!(if base64 {
-            STANDARD.encode(body)
-        } else {
-            body.to_owned()
-        });
-    }
-    event
+    .event()
 }
 
 /// Twilio's X-Twilio-Signature for a URL and form parameters (written here independently of

@@ -214,6 +214,156 @@ fn fit_within(body: &mut Value, limit: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::edge::Edge;
+    use crate::memory::MemoryProfiles;
+    use crate::secrets::SecretError;
+    use crate::testing::{authenticator, signed_form, status_and_body};
+
+    const PHONE: &str = "phone:+15555550100";
+
+    fn edge(profiles: MemoryProfiles) -> Edge<ProfileLookup<MemoryProfiles>> {
+        Edge::new(
+            ProfileLookup {
+                profiles,
+                deadline: Duration::from_millis(300),
+                phone_identifier: "phone".into(),
+            },
+            authenticator(false),
+        )
+    }
+
+    async fn look_up(
+        edge: &Edge<ProfileLookup<MemoryProfiles>>,
+        fields: &[(&str, &str)],
+    ) -> (u64, Value) {
+        status_and_body(&edge.handle(signed_form(fields), None).await)
+    }
+
+    #[tokio::test]
+    async fn a_known_customer_gets_the_traits_asked_for() {
+        let edge = edge(MemoryProfiles::new().with(
+            PHONE,
+            json!({"docs_last_2_days": 3, "vip": true, "first_name": "Ann"}),
+        ));
+        let (status, body) = look_up(&edge, &[("From", "whatsapp:+15555550100")]).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"found": true, "identifier": PHONE, "traits": {"docs_last_2_days": 3, "vip": true, "first_name": "Ann"}})
+            )
+        );
+        // include, class and limit reach the store as one query
+        let (_, body) = look_up(
+            &edge,
+            &[
+                ("phone", "+15555550100"),
+                ("include", "vip, docs_last_2_days"),
+                ("class", "audience"),
+                ("limit", "5"),
+            ],
+        )
+        .await;
+        assert_eq!(body["traits"], json!({"docs_last_2_days": 3, "vip": true}));
+        let (_, query) = edge.operation.profiles.asked().pop().unwrap();
+        assert_eq!(
+            (query.included(), query.class(), query.limit()),
+            (Some("docs_last_2_days,vip"), Some("audience"), 5)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_customer_is_found_false_and_a_withheld_caller_is_not_looked_up() {
+        let edge = edge(MemoryProfiles::new());
+        let (status, body) = look_up(&edge, &[("email", "Ann@Example.com")]).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"found": false, "identifier": "email:ann@example.com", "traits": {}})
+            )
+        );
+        let (status, body) =
+            look_up(&edge, &[("From", "anonymous"), ("external_ids", "true")]).await;
+        assert_eq!(
+            (status, body),
+            (
+                200,
+                json!({"found": false, "identifier": null, "traits": {}, "withheld": true, "external_ids": []})
+            )
+        );
+        assert_eq!(edge.operation.profiles.asked().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn external_ids_come_on_request() {
+        let edge = edge(MemoryProfiles::new().with(PHONE, json!({"vip": true})));
+        let (_, body) = look_up(
+            &edge,
+            &[("phone", "+15555550100"), ("external_ids", "true")],
+        )
+        .await;
+        assert_eq!(
+            body["external_ids"],
+            json!([{"type": "phone", "id": "+15555550100"}])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_fails_or_hangs_is_a_5xx_studio_takes_its_failed_branch_on() {
+        for (profiles, status, code) in [
+            (
+                MemoryProfiles::failing(ProfileError::Status(500)),
+                502,
+                "upstream_error",
+            ),
+            (
+                MemoryProfiles::failing(ProfileError::RateLimited { retry_after: None }),
+                502,
+                "rate_limited",
+            ),
+            (
+                MemoryProfiles::failing(ProfileError::Unauthorized(401)),
+                502,
+                "upstream_auth",
+            ),
+            (
+                MemoryProfiles::failing(ProfileError::Token(SecretError::Unavailable {
+                    name: "SEGMENT_PROFILE_API_TOKEN",
+                    problem: "down".into(),
+                })),
+                503,
+                "secrets_unavailable",
+            ),
+            (MemoryProfiles::hanging(), 504, "upstream_timeout"),
+        ] {
+            let (got, body) = look_up(&edge(profiles), &[("phone", "+15555550100")]).await;
+            assert_eq!(
+                (got, body["error"]["code"].as_str()),
+                (status, Some(code)),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_fields_are_400s() {
+        let edge = edge(MemoryProfiles::new());
+        for fields in [
+            vec![("phone", "+15555550100"), ("class", "everything")],
+            vec![("phone", "+15555550100"), ("limit", "0")],
+            vec![("phone", "+15555550100"), ("limit", "201")],
+            vec![("phone", "+15555550100"), ("external_ids", "maybe")],
+        ] {
+            let (status, body) = look_up(&edge, &fields).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some("invalid_field")),
+                "{fields:?}"
+            );
+        }
+        assert!(edge.operation.profiles.asked().is_empty());
+    }
 
     #[test]
     fn a_small_body_is_left_alone() {

@@ -109,3 +109,216 @@ impl<P: Profiles> Operation for RouteDecision<P> {
         self.profiles.warm_up().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::edge::Edge;
+    use crate::memory::MemoryProfiles;
+    use crate::ports::ProfileError;
+    use crate::rules::DEFAULT_RULES;
+    use crate::testing::{authenticator, signed_form, status_and_body};
+
+    const PHONE: &str = "phone:+15555550100";
+    const RULES: &str = r#"{"rules": [
+        {"name": "known-agent", "when": "has(traits.last_known_service_agent) && traits.total_inbounds >= 2",
+         "transition": "agent", "attributes": {"known_worker_sid": "traits.last_known_service_agent", "priority": "10"}},
+        {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 0", "transition": "agent"}],
+        "default": "bot", "on_error": "agent"}"#;
+
+    fn operation(profiles: MemoryProfiles, rules: &str) -> RouteDecision<MemoryProfiles> {
+        RouteDecision {
+            profiles,
+            rules: RuleSet::compile(rules).unwrap(),
+            deadline: Duration::from_millis(300),
+            phone_identifier: "phone".into(),
+        }
+    }
+
+    /// The decision for a signed Studio form with these fields.
+    async fn decide(
+        operation: RouteDecision<MemoryProfiles>,
+        fields: &[(&str, &str)],
+    ) -> (Value, MemoryProfiles) {
+        let edge = Edge::new(operation, authenticator(false));
+        let (status, body) = status_and_body(&edge.handle(signed_form(fields), None).await);
+        assert_eq!(status, 200, "{body}");
+        (body, edge.operation.profiles)
+    }
+
+    fn outcome(body: &Value) -> (&str, &str, bool, bool) {
+        (
+            body["transition"].as_str().unwrap_or_default(),
+            body["rule"].as_str().unwrap_or_default(),
+            body["fallback"] == true,
+            body["profile_found"] == true,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_customer_who_read_the_docs_goes_to_an_agent_and_only_that_trait_is_read() {
+        // GIVEN a customer whose profile counts two docs page views
+        let profiles =
+            MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 2, "vip": true}));
+        // WHEN Studio asks for their WhatsApp message
+        let (body, profiles) = decide(
+            operation(profiles, DEFAULT_RULES),
+            &[("From", "whatsapp:+15555550100")],
+        )
+        .await;
+        // THEN an agent, from the recipe's rule, with only the trait it reads asked for
+        assert_eq!(outcome(&body), ("agent", "read-docs-recently", false, true));
+        assert_eq!(body["attributes"], json!({}));
+        let asked = profiles.asked();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(
+            (asked[0].0.as_str(), asked[0].1.included()),
+            (PHONE, Some("docs_last_2_days"))
+        );
+    }
+
+    #[tokio::test]
+    async fn rules_hand_flex_the_attributes_they_compute() {
+        let profiles = MemoryProfiles::new().with(
+            PHONE,
+            json!({"last_known_service_agent": "WK0000000000000000000000000000aa01", "total_inbounds": 3}),
+        );
+        let (body, _) = decide(operation(profiles, RULES), &[("From", "+15555550100")]).await;
+        assert_eq!(outcome(&body), ("agent", "known-agent", false, true));
+        assert_eq!(
+            body["attributes"],
+            json!({"known_worker_sid": "WK0000000000000000000000000000aa01", "priority": 10})
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_customer_and_a_withheld_caller_go_by_the_default() {
+        let (body, _) = decide(
+            operation(MemoryProfiles::new(), DEFAULT_RULES),
+            &[("From", "+15555550100")],
+        )
+        .await;
+        assert_eq!(outcome(&body), ("bot", "default", false, false));
+        let (body, profiles) = decide(
+            operation(MemoryProfiles::new(), DEFAULT_RULES),
+            &[("From", "+266696687")],
+        )
+        .await;
+        assert_eq!(outcome(&body), ("bot", "default", false, false));
+        assert!(
+            profiles.asked().is_empty(),
+            "a withheld caller is never looked up"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_fails_or_hangs_gives_on_error_within_the_deadline() {
+        for profiles in [
+            MemoryProfiles::failing(ProfileError::Status(503)),
+            MemoryProfiles::failing(ProfileError::RateLimited { retry_after: None }),
+            MemoryProfiles::hanging(),
+        ] {
+            let started = tokio::time::Instant::now();
+            let (body, _) = decide(
+                operation(profiles, DEFAULT_RULES),
+                &[("From", "+15555550100")],
+            )
+            .await;
+            assert_eq!(outcome(&body), ("agent", "on_error", true, false));
+            assert!(
+                started.elapsed() <= Duration::from_millis(300),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn inline_traits_are_decided_without_a_lookup() {
+        let (body, profiles) = decide(
+            operation(
+                MemoryProfiles::failing(ProfileError::Status(500)),
+                DEFAULT_RULES,
+            ),
+            &[("traits", r#"{"docs_last_2_days": 1}"#), ("channel", "sms")],
+        )
+        .await;
+        assert_eq!(
+            outcome(&body),
+            ("agent", "read-docs-recently", false, false)
+        );
+        assert!(profiles.asked().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unusable_fields_are_400s_that_say_what_was_wrong() {
+        let edge = Edge::new(
+            operation(MemoryProfiles::new(), DEFAULT_RULES),
+            authenticator(false),
+        );
+        for (fields, code, words) in [
+            (
+                vec![("Body", "hi")],
+                "invalid_identifier",
+                "no usable identifier",
+            ),
+            (
+                vec![("From", "07700 900123")],
+                "invalid_identifier",
+                "From is neither a phone number",
+            ),
+            (
+                vec![("phone", "(555) 555-0100")],
+                "invalid_identifier",
+                "not a phone number in international format",
+            ),
+            (
+                vec![("traits", "[1]")],
+                "invalid_field",
+                "traits: must be a JSON object",
+            ),
+        ] {
+            let (status, body) = status_and_body(&edge.handle(signed_form(&fields), None).await);
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some(code)),
+                "{fields:?}: {body}"
+            );
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains(words)),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_budget_ends_with_the_invocations_own_deadline() {
+        // GIVEN a store that never answers and an invocation with 50 ms left
+        let operation = operation(MemoryProfiles::hanging(), DEFAULT_RULES);
+        let invoked = Invoked {
+            at: Instant::now(),
+            answer_by: Instant::now() + Duration::from_millis(50),
+        };
+        let input = Input::Fields(
+            json!({"From": "+15555550100"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        // THEN on_error answers when the invocation's time is up, not the configured 300 ms
+        let started = Instant::now();
+        let answer = operation.call(input, invoked).await.unwrap();
+        assert!(matches!(answer, Answer::Json(ref body) if body["rule"] == "on_error"));
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}

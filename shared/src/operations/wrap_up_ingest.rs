@@ -309,3 +309,230 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
         self.sink.warm_up().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::edge::Edge;
+    use crate::memory::MemorySink;
+    use crate::secrets::SecretError;
+    use crate::testing::{self, authenticator, event, signed_form};
+
+    fn fixture(path: &str) -> Value {
+        let full = format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(full).unwrap()).unwrap()
+    }
+
+    fn edge(sink: MemorySink) -> Edge<WrapUpIngest<MemorySink>> {
+        Edge::new(
+            WrapUpIngest {
+                sink,
+                mapping: Mapping::default(),
+                deadline: Duration::from_secs(10),
+                event_streams_deadline: Duration::from_millis(4_500),
+            },
+            authenticator(false),
+        )
+    }
+
+    /// A TaskRouter callback with the fixture's fields, signed as TaskRouter signs it.
+    fn callback(name: &str) -> Value {
+        let fields = fixture(&format!("taskrouter/{name}.json"));
+        let pairs: Vec<(String, String)> = fields
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let borrowed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        signed_form(&borrowed)
+    }
+
+    #[tokio::test]
+    async fn a_wrap_up_callback_sends_its_one_message() {
+        let edge = edge(MemorySink::new());
+        let response = edge
+            .handle(callback("voice-inbound-reservation-wrapup"), None)
+            .await;
+        assert_eq!(response["statusCode"], 204);
+        let sent = edge.operation.sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0]["event"], "Flex - Engagement Completed");
+        assert_eq!(
+            sent[0]["messageId"],
+            "flex-wrapup-WT0000000000000000000000000000vo01"
+        );
+        assert_eq!(
+            sent[0]["properties"]["lastKnownAgentWorkerSid"],
+            "WK0000000000000000000000000000aa01"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_sends_what_it_can_and_skips_what_it_cannot() {
+        // GIVEN an Event Streams batch of a wrap-up and a completion, a task.created, a
+        // web-chat wrap-up without an identity, and more events that can never be delivered
+        let Value::Array(mut items) = fixture("eventstreams/batch.json") else {
+            panic!("a list")
+        };
+        items.push(json!({"specversion": "1.0", "type": "com.twilio.taskrouter.reservation.wrapup", "data": {"payload": {"task_sid": "no sid!"}}}));
+        items.push(json!("not an event"));
+        items.push(json!({"EventType": "task.completed", "TaskSid": "WT1", "TaskAttributes": {"pad": "x".repeat(MAX_EVENT_BYTES)}}));
+        let edge = edge(MemorySink::new());
+        let answer = edge
+            .operation
+            .call(Input::from(Value::Array(items)), invoked())
+            .await;
+        // THEN it is acknowledged, and only the deliverable events went out, in order
+        assert_eq!(answer, Ok(Answer::Accepted));
+        let ids: Vec<String> = edge
+            .operation
+            .sink
+            .sent()
+            .iter()
+            .map(|m| m["messageId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "flex-wrapup-WT0000000000000000000000000000es01",
+                "flex-completed-WT0000000000000000000000000000es01"
+            ]
+        );
+    }
+
+    fn invoked() -> Invoked {
+        let now = std::time::Instant::now();
+        Invoked {
+            at: now,
+            answer_by: now + Duration::from_secs(60),
+        }
+    }
+
+    #[tokio::test]
+    async fn other_event_types_are_acknowledged_and_send_nothing() {
+        let edge = edge(MemorySink::new());
+        for event in [
+            json!({"EventType": "task.created", "TaskSid": "WT1"}),
+            json!({"EventType": "worker.activity.update"}),
+            json!({"EventType": "task.wrapup", "TaskSid": "WT1"}),
+        ] {
+            assert_eq!(
+                edge.operation
+                    .call(Input::from(event.clone()), invoked())
+                    .await,
+                Ok(Answer::Accepted),
+                "{event}"
+            );
+        }
+        assert!(edge.operation.sink.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_single_unusable_event_is_a_400_and_a_too_large_delivery_a_413() {
+        let edge = edge(MemorySink::new());
+        let (status, code) = testing::code(
+            &edge
+                .handle(callback("missing-attributes-reservation-wrapup"), None)
+                .await,
+        );
+        assert_eq!((status, code.as_str()), (400, "invalid_event"));
+        let many = Value::Array((0..=MAX_EVENTS).map(|_| json!({})).collect());
+        let failure = edge
+            .operation
+            .call(Input::from(many), invoked())
+            .await
+            .unwrap_err();
+        assert_eq!((failure.status, failure.code), (413, "too_many_events"));
+        let big = format!(
+            "{{\"EventType\": \"task.completed\", \"pad\": \"{}\"}}",
+            "x".repeat(MAX_EVENT_BYTES)
+        );
+        let (status, code) = testing::code(
+            &edge
+                .handle(
+                    event(
+                        "POST",
+                        "",
+                        &[("content-type", "application/json")],
+                        Some(&big),
+                    ),
+                    None,
+                )
+                .await,
+        );
+        assert_eq!(
+            (status, code.as_str()),
+            (401, "unauthorized"),
+            "refused before it is read"
+        );
+        assert!(edge.operation.sink.sent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn what_the_sink_does_not_accept_is_not_acknowledged() {
+        for (sink, status, code) in [
+            (
+                MemorySink::failing(TrackingError::NotAccepted {
+                    attempts: 8,
+                    last_problem: "HTTP 503".into(),
+                }),
+                502,
+                "delivery_failed",
+            ),
+            (
+                MemorySink::failing(TrackingError::Redirected { status: 302 }),
+                502,
+                "delivery_failed",
+            ),
+            (
+                MemorySink::failing(TrackingError::WriteKey(SecretError::Unavailable {
+                    name: "SEGMENT_WRITE_KEY",
+                    problem: "down".into(),
+                })),
+                503,
+                "secrets_unavailable",
+            ),
+        ] {
+            let (got, got_code) = testing::code(
+                &edge(sink)
+                    .handle(callback("voice-inbound-reservation-wrapup"), None)
+                    .await,
+            );
+            assert_eq!((got, got_code.as_str()), (status, code));
+        }
+    }
+
+    /// How long a delivery of `input` waits for a sink that never answers (virtual time).
+    async fn waited_for_a_sink_that_hangs(input: Input) -> Duration {
+        let edge = edge(MemorySink::hanging());
+        let started = tokio::time::Instant::now();
+        let failure = edge.operation.call(input, invoked()).await.unwrap_err();
+        assert_eq!(failure.code, "delivery_failed");
+        started.elapsed()
+    }
+
+    fn about(elapsed: Duration, budget: Duration) -> bool {
+        elapsed >= budget - Duration::from_millis(50)
+            && elapsed <= budget + Duration::from_millis(10)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn event_streams_gets_its_answer_within_4_5_s() {
+        let cloud_events = Input::from(json!([fixture("eventstreams/reservation-wrapup.json")]));
+        let waited = waited_for_a_sink_that_hangs(cloud_events).await;
+        assert!(about(waited, Duration::from_millis(4_500)), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_taskrouter_callback_waits_its_own_deadline() {
+        let callback = Input::from(fixture("taskrouter/voice-inbound-reservation-wrapup.json"));
+        let waited = waited_for_a_sink_that_hangs(callback).await;
+        assert!(about(waited, Duration::from_secs(10)), "{waited:?}");
+    }
+}
