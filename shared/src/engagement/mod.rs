@@ -1,14 +1,20 @@
 //! Flex engagements into Segment track events: a task's wrap-up and its completion each
 //! become one track event, so the computed traits routing reads (total inbounds, frequent
-//! channel, last agent, last topic, sentiment) stay current. Which names and properties
-//! those events carry is the [`Schema`]'s choice.
+//! channel, last agent, last topic, sentiment) stay current.
+//!
+//! Which event a moment becomes, and its properties, is the [`Schema`]'s choice
+//! (`schema.rs`); who the customer is comes from the task's attributes (`customer.rs`); the
+//! message itself is Segment's [`TrackMessage`].
+
+mod customer;
+mod schema;
 
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::identity::{is_withheld, normalise_email, normalise_phone};
 use crate::segment::message::{ExternalId, MessageContext, TrackKind, TrackMessage};
-use crate::timestamps::Timestamp;
+pub use schema::Schema;
+
+use customer::{Customer, anonymous_id, direction, text_at};
 
 /// A TaskRouter event, whatever shape it arrived in.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,44 +69,6 @@ impl Moment {
         match self {
             Self::WrapUp => "wrapup",
             Self::Completed => "completed",
-        }
-    }
-}
-
-/// Which event names and properties go to Segment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Schema {
-    /// The Unified Profiles setup guide this product comes from: "Flex - Engagement
-    /// Completed" at wrap-up (`direction`, `channelType`, `lastKnownAgentWorkerSid`,
-    /// `duration`, `taskSid`), "Flex - Wrap Up Completed" at completion (`topic`,
-    /// `sentiment`, `dispositionCode`, `taskSid`).
-    Seed,
-    /// Twilio's current enrichment page ("Enrich profiles with Flex interaction data"):
-    /// "Flex - Engagement Initiated" at wrap-up (`customerStartTime`, `Duration`,
-    /// `lastKnownAgentWorkerSid`, `interactionSid`, `channelSid`, `channelType`,
-    /// `Direction`), "Flex - Engagement Completed" at completion (`channelSid`,
-    /// `interactionSid`, `codes` {`dispositionCode`, `topic`}, `sentiment`).
-    Current,
-}
-
-impl Schema {
-    pub const NAMES: [&'static str; 2] = ["seed", "current"];
-
-    pub fn named(name: &str) -> Option<Self> {
-        match name {
-            "seed" => Some(Self::Seed),
-            "current" => Some(Self::Current),
-            _ => None,
-        }
-    }
-
-    /// The event each moment becomes, unless configured otherwise.
-    pub fn event_name(self, moment: Moment) -> &'static str {
-        match (self, moment) {
-            (Self::Seed, Moment::WrapUp) => "Flex - Engagement Completed",
-            (Self::Seed, Moment::Completed) => "Flex - Wrap Up Completed",
-            (Self::Current, Moment::WrapUp) => "Flex - Engagement Initiated",
-            (Self::Current, Moment::Completed) => "Flex - Engagement Completed",
         }
     }
 }
@@ -183,14 +151,6 @@ pub enum MappingError {
     NoCustomerIdentity { task_sid: String },
 }
 
-/// Who the customer is, as Segment will resolve them.
-enum Customer {
-    Phone(String),
-    Email(String),
-    /// Only a withheld caller id: no identity to give Segment.
-    Withheld,
-}
-
 impl Mapping {
     pub fn map(&self, event: &TaskEvent) -> Result<Mapped, MappingError> {
         let Some(moment) = Moment::of(&event.event_type) else {
@@ -253,174 +213,16 @@ impl Mapping {
             context,
         })))
     }
+}
 
-    fn wrap_up(&self, event: &TaskEvent, direction: Option<&'static str>) -> Map<String, Value> {
-        let attributes = &event.attributes;
-        let channel = text_at(attributes, "channelType").or_else(|| event.channel.clone());
-        let mut properties = Map::new();
-        let mut put = |name: &str, value: Option<Value>| {
-            if let Some(value) = value {
-                properties.insert(name.into(), value);
-            }
-        };
-        match self.schema {
-            Schema::Seed => {
-                put("direction", direction.map(Value::from));
-                put("channelType", channel.map(Value::from));
-                put(
-                    "lastKnownAgentWorkerSid",
-                    event.worker_sid.clone().map(Value::from),
-                );
-                put("duration", event.age_seconds.map(Value::from));
-                put("taskSid", Some(json!(event.task_sid)));
-            }
-            Schema::Current => {
-                put(
-                    "customerStartTime",
-                    customer_start_time(event).map(Value::from),
-                );
-                put("Duration", event.age_seconds.map(Value::from));
-                put(
-                    "lastKnownAgentWorkerSid",
-                    event.worker_sid.clone().map(Value::from),
-                );
-                put(
-                    "interactionSid",
-                    text_at(attributes, "flexInteractionSid").map(Value::from),
-                );
-                put(
-                    "channelSid",
-                    text_at(attributes, "flexInteractionChannelSid").map(Value::from),
-                );
-                put("channelType", channel.map(Value::from));
-                put("Direction", direction.map(Value::from));
-            }
-        }
-        properties
-    }
-
-    fn completed(&self, event: &TaskEvent) -> Map<String, Value> {
-        let attributes = &event.attributes;
-        let topic = self.first(&self.topic_paths, attributes);
-        let sentiment = self.first(&self.sentiment_paths, attributes);
-        let disposition = self.first(&self.disposition_code_paths, attributes);
-        let mut properties = Map::new();
-        match self.schema {
-            Schema::Seed => {
-                for (name, value) in [
-                    ("topic", topic),
-                    ("sentiment", sentiment),
-                    ("dispositionCode", disposition),
-                ] {
-                    if let Some(value) = value {
-                        properties.insert(name.into(), json!(value));
-                    }
-                }
-                properties.insert("taskSid".into(), json!(event.task_sid));
-            }
-            Schema::Current => {
-                for (name, path) in [
-                    ("channelSid", "flexInteractionChannelSid"),
-                    ("interactionSid", "flexInteractionSid"),
-                ] {
-                    if let Some(value) = text_at(attributes, path) {
-                        properties.insert(name.into(), json!(value));
-                    }
-                }
-                let mut codes = Map::new();
-                if let Some(disposition) = disposition {
-                    codes.insert("dispositionCode".into(), json!(disposition));
-                }
-                if let Some(topic) = topic {
-                    codes.insert("topic".into(), json!(topic));
-                }
-                if !codes.is_empty() {
-                    properties.insert("codes".into(), Value::Object(codes));
-                }
-                if let Some(sentiment) = sentiment {
-                    properties.insert("sentiment".into(), json!(sentiment));
-                }
-            }
-        }
-        properties
-    }
-
-    fn first(&self, paths: &[String], attributes: &Map<String, Value>) -> Option<String> {
+impl Mapping {
+    pub(crate) fn first(
+        &self,
+        paths: &[String],
+        attributes: &Map<String, Value>,
+    ) -> Option<String> {
         paths.iter().find_map(|path| text_at(attributes, path))
     }
-
-    fn customer(
-        &self,
-        attributes: &Map<String, Value>,
-        direction: Option<&str>,
-    ) -> Option<Customer> {
-        let address_paths = if direction == Some("Outbound") {
-            &self.outbound_address_paths
-        } else {
-            &self.inbound_address_paths
-        };
-        let addresses: Vec<String> = address_paths
-            .iter()
-            .filter_map(|p| text_at(attributes, p))
-            .collect();
-        let (withheld, addresses): (Vec<String>, Vec<String>) =
-            addresses.into_iter().partition(|a| is_withheld(a));
-        if let Some(phone) = addresses.iter().find_map(|a| normalise_phone(a)) {
-            return Some(Customer::Phone(phone));
-        }
-        let email = self
-            .email_paths
-            .iter()
-            .filter_map(|p| text_at(attributes, p))
-            .chain(addresses)
-            .find_map(|candidate| normalise_email(&candidate))
-            .map(Customer::Email);
-        email.or_else(|| (!withheld.is_empty()).then_some(Customer::Withheld))
-    }
-}
-
-/// `Inbound` / `Outbound` from the task's `direction` or Flex Insights' `conversations.direction`.
-fn direction(attributes: &Map<String, Value>) -> Option<&'static str> {
-    let raw = text_at(attributes, "direction")
-        .or_else(|| text_at(attributes, "conversations.direction"))?;
-    match raw.to_ascii_lowercase().as_str() {
-        "inbound" => Some("Inbound"),
-        "outbound" | "outbound-api" | "outbound-dial" => Some("Outbound"),
-        _ => None,
-    }
-}
-
-/// When the task was created: the event's time less the task's age.
-fn customer_start_time(event: &TaskEvent) -> Option<String> {
-    let at = Timestamp::parse_rfc3339(event.occurred_at.as_deref()?)?;
-    let start = at.checked_sub(std::time::Duration::from_secs(event.age_seconds?))?;
-    Some(start.to_rfc3339())
-}
-
-/// A non-blank string (or number) at a dotted path.
-fn text_at(attributes: &Map<String, Value>, path: &str) -> Option<String> {
-    let mut segments = path.split('.');
-    let mut current = attributes.get(segments.next()?)?;
-    for segment in segments {
-        current = current.as_object()?.get(segment)?;
-    }
-    match current {
-        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// Stable per customer, and not the phone number itself.
-fn anonymous_id(customer: &Customer) -> Option<String> {
-    let key = match customer {
-        Customer::Phone(phone) => format!("phone:{phone}"),
-        Customer::Email(email) => format!("email:{email}"),
-        Customer::Withheld => return None,
-    };
-    let digest = Sha256::digest(key.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    Some(format!("flex-{hex}"))
 }
 
 #[cfg(test)]
