@@ -2,8 +2,10 @@
 //! computed trait is derived exactly as for real traffic.
 
 use serde_json::{Value, json};
+use studio_router::engagement::{Moment, Schema};
+use studio_router::segment::message::{ExternalId, MessageContext, TrackKind, TrackMessage};
 
-use crate::segment::{Segment, now_ms, rfc3339, tracking_api};
+use crate::segment::{Segment, intake, now_ms, rfc3339};
 
 pub const DOCS_READER: &str = "+15555550100";
 pub const NEWCOMER: &str = "+15555550101";
@@ -27,22 +29,54 @@ fn page(id: &str, message_id: String, path: &str, at_ms: i64) -> Value {
     })
 }
 
+/// A wrap-up of one of the returning customer's calls, as wrap-up-ingest sends it.
 fn engagement(phone: &str, n: usize, channel: &str, at_ms: i64) -> Value {
-    json!({
-        "type": "track", "event": "Flex - Engagement Completed", "messageId": format!("demo-engagement-{n}"),
-        "anonymousId": "demo-remy", "timestamp": rfc3339(at_ms),
-        "properties": {"direction": "Inbound", "channelType": channel, "lastKnownAgentWorkerSid": RETURNING_AGENT,
-                       "duration": 240 + n * 60, "taskSid": format!("WTdemo{n:028}")},
-        "context": {"traits": {"phone": phone}, "externalIds": [{"id": phone, "type": "phone", "collection": "users", "encoding": "none"}]}
-    })
+    let properties = json!({"direction": "Inbound", "channelType": channel, "lastKnownAgentWorkerSid": RETURNING_AGENT,
+                            "duration": 240 + n * 60, "taskSid": format!("WTdemo{n:028}")});
+    track(
+        Schema::Seed.event_name(Moment::WrapUp),
+        format!("demo-engagement-{n}"),
+        at_ms,
+        properties,
+        MessageContext {
+            traits: json!({"phone": phone}).as_object().cloned(),
+            external_ids: vec![ExternalId::user("phone", phone)],
+        },
+    )
 }
 
+/// A completion of one of the returning customer's calls, as wrap-up-ingest sends it.
 fn wrap_up(n: usize, topic: &str, sentiment: &str, at_ms: i64) -> Value {
-    json!({
-        "type": "track", "event": "Flex - Wrap Up Completed", "messageId": format!("demo-wrapup-{n}"),
-        "anonymousId": "demo-remy", "timestamp": rfc3339(at_ms),
-        "properties": {"topic": topic, "sentiment": sentiment, "taskSid": format!("WTdemo{n:028}")}
-    })
+    let properties =
+        json!({"topic": topic, "sentiment": sentiment, "taskSid": format!("WTdemo{n:028}")});
+    track(
+        Schema::Seed.event_name(Moment::Completed),
+        format!("demo-wrapup-{n}"),
+        at_ms,
+        properties,
+        MessageContext::default(),
+    )
+}
+
+/// The returning customer's track message, in the shape wrap-up-ingest's messages have.
+fn track(
+    event: &str,
+    message_id: String,
+    at_ms: i64,
+    properties: Value,
+    context: MessageContext,
+) -> Value {
+    let message = TrackMessage {
+        kind: TrackKind::Track,
+        event: event.to_owned(),
+        user_id: None,
+        anonymous_id: Some("demo-remy".into()),
+        message_id,
+        timestamp: Some(rfc3339(at_ms)),
+        properties: properties.as_object().cloned().unwrap_or_default(),
+        context,
+    };
+    serde_json::to_value(message).unwrap_or_default()
 }
 
 /// Seeds the demo customers once per database; on every start, tops up the docs reader's
@@ -50,7 +84,7 @@ fn wrap_up(n: usize, topic: &str, sentiment: &str, at_ms: i64) -> Value {
 pub fn seed(segment: &Segment) -> Result<bool, String> {
     let now = now_ms();
     let day = rfc3339(now).chars().take(10).collect::<String>();
-    tracking_api::accept(
+    intake::accept(
         segment,
         &page(
             "dana",
@@ -112,7 +146,7 @@ pub fn seed(segment: &Segment) -> Result<bool, String> {
         wrap_up(3, "delivery", "positive", now - 24 * HOUR_MS),
     ];
     for message in &messages {
-        tracking_api::accept(segment, message);
+        intake::accept(segment, message);
     }
     segment
         .store

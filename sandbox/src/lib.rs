@@ -4,6 +4,7 @@
 
 pub mod computed;
 pub mod demo;
+pub mod identities;
 pub mod lambda_urls;
 pub mod segment;
 pub mod store;

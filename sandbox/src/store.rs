@@ -152,165 +152,45 @@ impl Store {
     ) -> Result<Ingested, StoreError> {
         let mut connection = self.lock();
         let tx = connection.transaction()?;
-        let seen: Option<i64> = tx
-            .query_row(
-                "SELECT 1 FROM messages WHERE message_id = ?1",
-                [message_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if seen.is_some() {
+        if already_stored(&tx, message_id)? {
             return Ok(Ingested::Duplicate);
         }
         if identifiers.is_empty() && links.is_empty() {
             return Ok(Ingested::NoIdentity);
         }
-
-        // The profiles these identifiers already belong to, oldest first.
-        let mut candidates: Vec<(String, i64)> = Vec::new();
-        let mut add = |profile: String, created: i64| {
-            if !candidates.iter().any(|(p, _)| *p == profile) {
-                candidates.push((profile, created));
-            }
-        };
-        for (kind, value) in identifiers {
-            if let Some(found) = tx
-                .query_row(
-                    "SELECT p.id, p.created_at FROM identities i JOIN profiles p ON p.id = i.profile WHERE i.kind = ?1 AND i.value = ?2",
-                    [kind, value],
-                    |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
-                )
-                .optional()?
-            {
-                add(found.0, found.1);
-            }
-        }
-        for value in links {
-            let mut statement = tx.prepare(
-                "SELECT p.id, p.created_at FROM identities i JOIN profiles p ON p.id = i.profile
-                 WHERE i.kind IN ('user_id', 'anonymous_id') AND i.value = ?1",
-            )?;
-            let rows = statement.query_map([value], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (profile, created) = row?;
-                add(profile, created);
-            }
-        }
-        // Oldest first; ids (a sequence) break ties within a millisecond.
-        candidates.sort_by(|(a, created_a), (b, created_b)| {
-            created_a.cmp(created_b).then_with(|| a.cmp(b))
-        });
-
-        // A profile holds one user_id: profiles whose user_id differs from the message's (or
-        // from the winner's) are not merged, as Segment's identity limits would have it.
+        let candidates = profiles_of(&tx, identifiers, links)?;
         let message_user = identifiers
             .iter()
             .find(|(k, _)| k == "user_id")
             .map(|(_, v)| v.clone());
-        let user_of = |tx: &rusqlite::Transaction<'_>,
-                       profile: &str|
-         -> Result<Option<String>, rusqlite::Error> {
-            tx.query_row(
-                "SELECT value FROM identities WHERE profile = ?1 AND kind = 'user_id'",
-                [profile],
-                |row| row.get(0),
-            )
-            .optional()
-        };
-        let mut compatible = Vec::new();
-        let mut chosen_user = message_user.clone();
-        for (profile, _) in &candidates {
-            let user = user_of(&tx, profile)?;
-            match (&chosen_user, &user) {
-                (Some(a), Some(b)) if a != b => continue,
-                (None, Some(b)) => chosen_user = Some(b.clone()),
-                _ => {}
-            }
-            compatible.push(profile.clone());
-        }
-
+        let (compatible, user) = mergeable(&tx, &candidates, message_user)?;
         let profile = match compatible.first() {
             Some(winner) => winner.clone(),
-            None => {
-                // A sequence, not a row count: merges delete profiles, and a count would hand
-                // out an id still in use.
-                let next: i64 = tx
-                    .query_row(
-                        "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'profile_seq'",
-                        [],
-                        |row| row.get(0),
-                    )
-                    .optional()?
-                    .unwrap_or(0)
-                    + 1;
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('profile_seq', ?1)",
-                    [next.to_string()],
-                )?;
-                let id = format!("prf_{next:08}");
-                tx.execute(
-                    "INSERT INTO profiles (id, created_at, updated_at) VALUES (?1, ?2, ?2)",
-                    params![id, received_ms],
-                )?;
-                id
-            }
+            None => new_profile(&tx, received_ms)?,
         };
         for loser in compatible.iter().skip(1) {
-            tx.execute(
-                "UPDATE identities SET profile = ?1 WHERE profile = ?2",
-                [&profile, loser],
-            )?;
-            tx.execute(
-                "UPDATE messages SET profile = ?1 WHERE profile = ?2",
-                [&profile, loser],
-            )?;
-            // The winner's own traits win a conflict.
-            tx.execute(
-                "INSERT OR IGNORE INTO traits (profile, key, value, updated_at) SELECT ?1, key, value, updated_at FROM traits WHERE profile = ?2",
-                [&profile, loser],
-            )?;
-            tx.execute("DELETE FROM traits WHERE profile = ?1", [loser])?;
-            tx.execute("DELETE FROM profiles WHERE id = ?1", [loser])?;
+            merge(&tx, &profile, loser)?;
         }
-        for (kind, value) in identifiers {
-            if kind == "user_id" && chosen_user.as_deref().is_some_and(|u| u != value) {
-                continue;
-            }
-            tx.execute(
-                "INSERT OR IGNORE INTO identities (kind, value, profile, created_at, first_message_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![kind, value, profile, received_ms, message_id],
-            )?;
-        }
-        let kind = message
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("track");
-        let event = message.get("event").and_then(Value::as_str);
-        tx.execute(
-            "INSERT INTO messages (message_id, profile, kind, event, timestamp_ms, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![message_id, profile, kind, event, timestamp_ms, received_ms, serde_json::to_string(message)?],
+        attach(
+            &tx,
+            &profile,
+            identifiers,
+            user.as_deref(),
+            message_id,
+            received_ms,
         )?;
-        if kind == "identify"
-            && let Some(Value::Object(traits)) = message.get("traits")
-        {
-            for (key, value) in traits {
-                tx.execute(
-                    "INSERT OR REPLACE INTO traits (profile, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![profile, key, serde_json::to_string(value)?, received_ms],
-                )?;
-            }
-        }
-        tx.execute(
-            "UPDATE profiles SET updated_at = MAX(updated_at, ?2) WHERE id = ?1",
-            params![profile, received_ms],
+        record(
+            &tx,
+            &profile,
+            message_id,
+            message,
+            timestamp_ms,
+            received_ms,
         )?;
         tx.commit()?;
         Ok(Ingested::Stored { profile })
     }
 
-    /// The profile an identifier resolves to.
     pub fn resolve(&self, kind: &str, value: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .lock()
@@ -422,6 +302,192 @@ impl Store {
             .lock()
             .query_row("SELECT COUNT(*) FROM profiles", [], |row| row.get(0))?)
     }
+}
+
+// The steps of [`Store::ingest`], each over the one transaction.
+
+type Tx<'a> = rusqlite::Transaction<'a>;
+
+fn already_stored(tx: &Tx<'_>, message_id: &str) -> Result<bool, StoreError> {
+    let seen: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM messages WHERE message_id = ?1",
+            [message_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(seen.is_some())
+}
+
+/// The profiles the message's identifiers (and an alias's previous id) already belong to,
+/// oldest first; ids (a sequence) break ties within a millisecond.
+fn profiles_of(
+    tx: &Tx<'_>,
+    identifiers: &[(String, String)],
+    links: &[String],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut candidates: Vec<(String, i64)> = Vec::new();
+    let mut add = |profile: String, created: i64| {
+        if !candidates.iter().any(|(p, _)| *p == profile) {
+            candidates.push((profile, created));
+        }
+    };
+    for (kind, value) in identifiers {
+        if let Some(found) = tx
+            .query_row(
+                "SELECT p.id, p.created_at FROM identities i JOIN profiles p ON p.id = i.profile WHERE i.kind = ?1 AND i.value = ?2",
+                [kind, value],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+            )
+            .optional()?
+        {
+            add(found.0, found.1);
+        }
+    }
+    for value in links {
+        let mut statement = tx.prepare(
+            "SELECT p.id, p.created_at FROM identities i JOIN profiles p ON p.id = i.profile
+             WHERE i.kind IN ('user_id', 'anonymous_id') AND i.value = ?1",
+        )?;
+        let rows = statement.query_map([value], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (profile, created) = row?;
+            add(profile, created);
+        }
+    }
+    candidates
+        .sort_by(|(a, created_a), (b, created_b)| created_a.cmp(created_b).then_with(|| a.cmp(b)));
+    Ok(candidates)
+}
+
+/// The candidates that may be merged, and the user id the merged profile will hold. A
+/// profile holds one user_id: profiles whose user_id differs from the message's (or from the
+/// winner's) are not merged, as Segment's identity limits would have it.
+fn mergeable(
+    tx: &Tx<'_>,
+    candidates: &[(String, i64)],
+    message_user: Option<String>,
+) -> Result<(Vec<String>, Option<String>), StoreError> {
+    let mut compatible = Vec::new();
+    let mut chosen_user = message_user;
+    for (profile, _) in candidates {
+        let user: Option<String> = tx
+            .query_row(
+                "SELECT value FROM identities WHERE profile = ?1 AND kind = 'user_id'",
+                [profile],
+                |row| row.get(0),
+            )
+            .optional()?;
+        match (&chosen_user, &user) {
+            (Some(a), Some(b)) if a != b => continue,
+            (None, Some(b)) => chosen_user = Some(b.clone()),
+            _ => {}
+        }
+        compatible.push(profile.clone());
+    }
+    Ok((compatible, chosen_user))
+}
+
+/// A new profile's id: a sequence, not a row count (merges delete profiles, and a count
+/// would hand out an id still in use).
+fn new_profile(tx: &Tx<'_>, received_ms: i64) -> Result<String, StoreError> {
+    let next: i64 = tx
+        .query_row(
+            "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'profile_seq'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?
+        .unwrap_or(0)
+        + 1;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('profile_seq', ?1)",
+        [next.to_string()],
+    )?;
+    let id = format!("prf_{next:08}");
+    tx.execute(
+        "INSERT INTO profiles (id, created_at, updated_at) VALUES (?1, ?2, ?2)",
+        params![id, received_ms],
+    )?;
+    Ok(id)
+}
+
+/// Moves `loser`'s identities, messages and traits to `winner`; the winner's own traits win
+/// a conflict.
+fn merge(tx: &Tx<'_>, winner: &str, loser: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE identities SET profile = ?1 WHERE profile = ?2",
+        [winner, loser],
+    )?;
+    tx.execute(
+        "UPDATE messages SET profile = ?1 WHERE profile = ?2",
+        [winner, loser],
+    )?;
+    tx.execute(
+        "INSERT OR IGNORE INTO traits (profile, key, value, updated_at) SELECT ?1, key, value, updated_at FROM traits WHERE profile = ?2",
+        [winner, loser],
+    )?;
+    tx.execute("DELETE FROM traits WHERE profile = ?1", [loser])?;
+    tx.execute("DELETE FROM profiles WHERE id = ?1", [loser])?;
+    Ok(())
+}
+
+/// The message's identifiers onto the profile, but a second user id.
+fn attach(
+    tx: &Tx<'_>,
+    profile: &str,
+    identifiers: &[(String, String)],
+    user: Option<&str>,
+    message_id: &str,
+    received_ms: i64,
+) -> Result<(), StoreError> {
+    for (kind, value) in identifiers {
+        if kind == "user_id" && user.is_some_and(|u| u != value) {
+            continue;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO identities (kind, value, profile, created_at, first_message_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![kind, value, profile, received_ms, message_id],
+        )?;
+    }
+    Ok(())
+}
+
+/// The message itself, an identify's traits, and the profile's last update.
+fn record(
+    tx: &Tx<'_>,
+    profile: &str,
+    message_id: &str,
+    message: &Value,
+    timestamp_ms: i64,
+    received_ms: i64,
+) -> Result<(), StoreError> {
+    let kind = message
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("track");
+    let event = message.get("event").and_then(Value::as_str);
+    tx.execute(
+        "INSERT INTO messages (message_id, profile, kind, event, timestamp_ms, received_ms, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![message_id, profile, kind, event, timestamp_ms, received_ms, serde_json::to_string(message)?],
+    )?;
+    if kind == "identify"
+        && let Some(Value::Object(traits)) = message.get("traits")
+    {
+        for (key, value) in traits {
+            tx.execute(
+                "INSERT OR REPLACE INTO traits (profile, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)",
+                params![profile, key, serde_json::to_string(value)?, received_ms],
+            )?;
+        }
+    }
+    tx.execute(
+        "UPDATE profiles SET updated_at = MAX(updated_at, ?2) WHERE id = ?1",
+        params![profile, received_ms],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! A Segment-compatible server: the HTTP Tracking API (what sources send) and the Profile
 //! API (what route-decision and profile-lookup read), over the sandbox's store.
 
+pub mod intake;
 pub mod profile_api;
 pub mod tracking_api;
 

@@ -3,7 +3,6 @@
 //! for a message that is then dropped), deduplicated by messageId.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::Router;
@@ -14,12 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::{Segment, basic_user, now_ms};
-use crate::store::Ingested;
+use super::intake::{CALLS, accept};
+use super::{Segment, basic_user};
 
 pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 pub const MAX_REQUEST_BYTES: usize = 500 * 1024;
-const CALLS: [&str; 6] = ["track", "identify", "page", "screen", "group", "alias"];
 
 pub fn router() -> Router<Arc<Segment>> {
     Router::new()
@@ -152,141 +150,4 @@ async fn batch(State(segment): State<Arc<Segment>>, headers: HeaderMap, body: By
         accept(&segment, &message);
     }
     answer(StatusCode::OK, None)
-}
-
-/// Stores one message; an invalid one is dropped with a log line (Segment answers 200 anyway).
-pub fn accept(segment: &Segment, message: &Value) {
-    let kind = message
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    if !CALLS.contains(&kind) {
-        tracing::warn!(kind, "message dropped: unknown type");
-        return;
-    }
-    if kind == "track"
-        && message
-            .get("event")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-    {
-        tracing::warn!("track message dropped: no event name");
-        return;
-    }
-    let (identifiers, links) = identifiers(message);
-    if !identifiers
-        .iter()
-        .any(|(k, _)| k == "user_id" || k == "anonymous_id")
-    {
-        tracing::warn!(kind, "message dropped: it needs a userId or an anonymousId");
-        return;
-    }
-    let received = now_ms();
-    let timestamp = ["timestamp", "originalTimestamp"]
-        .iter()
-        .find_map(|field| message.get(*field).and_then(Value::as_str))
-        .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(received, |d| d.as_millis() as i64);
-    let message_id = message
-        .get("messageId")
-        .and_then(Value::as_str)
-        .filter(|id| !id.is_empty())
-        .map_or_else(generated_message_id, str::to_owned);
-    match segment.store.ingest(
-        &message_id,
-        message,
-        &identifiers,
-        &links,
-        timestamp,
-        received,
-    ) {
-        Ok(Ingested::Stored { profile }) => {
-            tracing::debug!(kind, profile = %profile, "message stored")
-        }
-        Ok(Ingested::Duplicate) => {
-            tracing::debug!(message_id = %message_id, "duplicate message ignored")
-        }
-        Ok(Ingested::NoIdentity) => tracing::warn!(kind, "message dropped: no identifier"),
-        Err(error) => tracing::error!(%error, "message could not be stored"),
-    }
-}
-
-/// Without a messageId Segment assigns a fresh one (so a retry counts twice); so do we.
-fn generated_message_id() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "sandbox-{}-{}",
-        now_ms(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// Values Segment blocks as identifiers by default.
-fn blocked(value: &str) -> bool {
-    value.is_empty()
-        || value.chars().all(|c| c == '0' || c == '-')
-        || ["-1", "null", "anonymous", "undefined"].contains(&value.to_ascii_lowercase().as_str())
-}
-
-/// The (type, value) identifiers a message carries: `userId`, `anonymousId`, email and phone
-/// from `context.traits`, `traits` and `properties`, and `context.externalIds`; and, for an
-/// alias, the `previousId` it links.
-pub fn identifiers(message: &Value) -> (Vec<(String, String)>, Vec<String>) {
-    let mut found: Vec<(String, String)> = Vec::new();
-    let mut push = |kind: &str, value: &str| {
-        let value = value.trim();
-        let value = if kind == "email" {
-            value.to_lowercase()
-        } else {
-            value.to_owned()
-        };
-        if !blocked(&value) && !found.iter().any(|(k, v)| k == kind && *v == value) {
-            found.push((kind.to_owned(), value));
-        }
-    };
-    let text = |value: Option<&Value>| -> Option<String> {
-        match value? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    };
-    if let Some(user) = text(message.get("userId")) {
-        push("user_id", &user);
-    }
-    if let Some(anonymous) = text(message.get("anonymousId")) {
-        push("anonymous_id", &anonymous);
-    }
-    for container in [
-        message.pointer("/context/traits"),
-        message.get("traits"),
-        message.get("properties"),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        for kind in ["email", "phone"] {
-            if let Some(value) = text(container.get(kind)) {
-                push(kind, &value);
-            }
-        }
-    }
-    if let Some(Value::Array(external)) = message.pointer("/context/externalIds") {
-        for id in external {
-            if let (Some(kind), Some(value)) =
-                (id.get("type").and_then(Value::as_str), text(id.get("id")))
-            {
-                push(kind, &value);
-            }
-        }
-    }
-    let links = match (
-        message.get("type").and_then(Value::as_str),
-        text(message.get("previousId")),
-    ) {
-        (Some("alias"), Some(previous)) if !blocked(&previous) => vec![previous],
-        _ => Vec::new(),
-    };
-    (found, links)
 }
