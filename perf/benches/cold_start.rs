@@ -14,6 +14,7 @@ use e2e::{
     Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, signed_form_post,
     taskrouter_callback,
 };
+use perf::percentile;
 use serde_json::{Value, json};
 
 struct Case {
@@ -27,11 +28,6 @@ struct Case {
 
 fn http_status(answer: &Value) -> u64 {
     answer["statusCode"].as_u64().unwrap_or(0)
-}
-
-fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn ms(d: Duration) -> f64 {

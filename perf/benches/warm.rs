@@ -15,12 +15,8 @@ use std::time::Duration;
 use e2e::{
     Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, fixture, signed_form_post,
 };
+use perf::percentile;
 use serde_json::{Value, json};
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000_000.0

@@ -20,7 +20,7 @@ pub use events::{
 };
 pub use function_url::FunctionUrl;
 pub use functions::{Function, binary, build_release_binaries};
-pub use runtime_api::{Answer, RuntimeApi, Waiting};
+pub use runtime_api::{Answered, RuntimeApi, Waiting};
 pub use stand_ins::{
     ExtensionStart, Misbehaviour, RawStandIn, Received, Reply, SESSION_TOKEN, SecretsExtension,
     StandIn,

@@ -49,12 +49,12 @@ pub struct RuntimeApi {
 
 /// One invocation's answer, and how long the function took from when the event was queued.
 #[derive(Debug)]
-pub struct Answer {
+pub struct Answered {
     pub payload: Value,
     pub elapsed: Duration,
 }
 
-impl Answer {
+impl Answered {
     /// For HTTP invocations: the payload 2.0 status code.
     pub fn status(&self) -> u64 {
         self.payload["statusCode"].as_u64().unwrap_or(0)
@@ -106,16 +106,16 @@ impl RuntimeApi {
     }
 
     /// Queues an event and waits for the function's answer.
-    pub async fn invoke(&self, event: Value) -> Answer {
+    pub async fn invoke(&self, event: Value) -> Answered {
         self.invoke_within(event, DEFAULT_TIMEOUT).await
     }
 
     /// Like [`Self::invoke`], with the invocation's deadline `timeout` after it is handed out
     /// (what the function's configured timeout gives on Lambda).
-    pub async fn invoke_within(&self, event: Value, timeout: Duration) -> Answer {
+    pub async fn invoke_within(&self, event: Value, timeout: Duration) -> Answered {
         let started = Instant::now();
         let payload = self.queue_within(event, timeout).answer().await;
-        Answer {
+        Answered {
             payload,
             elapsed: started.elapsed(),
         }

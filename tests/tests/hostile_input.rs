@@ -37,7 +37,7 @@ fn kept_by_segment(requests: &[Received]) -> Vec<Value> {
         .collect()
 }
 
-fn assert_error(answer: &e2e::Answer, status: u64, code: &str) {
+fn assert_error(answer: &e2e::Answered, status: u64, code: &str) {
     assert_eq!(answer.status(), status, "{:?}", answer.payload);
     assert_eq!(answer.body()["error"]["code"], code, "{:?}", answer.payload);
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e::{
-    Answer, PROFILE_TOKEN, Reply, StandIn, TWILIO_TOKEN, basic_auth, signed_form_post,
+    Answered, PROFILE_TOKEN, Reply, StandIn, TWILIO_TOKEN, basic_auth, signed_form_post,
     studio_function,
 };
 use serde_json::{Value, json};
@@ -17,7 +17,7 @@ fn lookup(params: &[(&str, &str)]) -> Value {
     signed_form_post(TWILIO_TOKEN, params)
 }
 
-fn assert_error(answer: &Answer, status: u64, code: &str) {
+fn assert_error(answer: &Answered, status: u64, code: &str) {
     assert_eq!(answer.status(), status, "{:#?}", answer.payload);
     assert_eq!(answer.body()["error"]["code"], code, "{}", answer.body());
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use e2e::{
-    Answer, Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth, fixture,
-    http_event, refused_port, signed_form_post, studio_function,
+    Answered, Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth,
+    fixture, http_event, refused_port, signed_form_post, studio_function,
 };
 use serde_json::{Value, json};
 
@@ -33,7 +33,7 @@ fn studio_request(from: &str) -> Value {
 }
 
 fn assert_decision(
-    answer: &Answer,
+    answer: &Answered,
     transition: &str,
     rule: &str,
     fallback: bool,
@@ -54,7 +54,7 @@ fn assert_decision(
 
 /// The answer came within the deadline, with slack for process scheduling on a busy machine,
 /// and well before a stand-in that hangs for seconds would have answered.
-fn assert_within_deadline(answer: &Answer) {
+fn assert_within_deadline(answer: &Answered) {
     let limit = Duration::from_millis(DEADLINE_MS + 400);
     assert!(
         answer.elapsed < limit,

@@ -54,7 +54,7 @@ pub struct Http {
     client: HttpClient,
 }
 
-pub struct Reply {
+pub struct Response {
     pub status: u16,
     pub body: Value,
 }
@@ -66,7 +66,7 @@ impl Http {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Response {
         let response = request
             .timeout(Duration::from_secs(10))
             .send()
@@ -74,14 +74,14 @@ impl Http {
             .expect("request sent");
         let status = response.status().as_u16();
         let bytes = response.bytes().await.expect("body");
-        Reply {
+        Response {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         }
     }
 
     /// A Tracking API call with the write key as Basic auth.
-    pub async fn track(&self, running: &Running, path: &str, body: &Value) -> Reply {
+    pub async fn track(&self, running: &Running, path: &str, body: &Value) -> Response {
         let client = self.client.client().expect("client");
         self.send(
             client
@@ -96,7 +96,7 @@ impl Http {
         .await
     }
 
-    pub async fn post_raw(&self, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+    pub async fn post_raw(&self, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
         let client = self.client.client().expect("client");
         let mut request = client.post(url).body(body);
         for (name, value) in headers {
@@ -106,7 +106,7 @@ impl Http {
     }
 
     /// A Profile API GET of `profiles/{identifier}/{rest}` with the token.
-    pub async fn profile(&self, running: &Running, identifier: &str, rest: &str) -> Reply {
+    pub async fn profile(&self, running: &Running, identifier: &str, rest: &str) -> Response {
         self.profile_as(running, TOKEN, identifier, rest).await
     }
 
@@ -116,7 +116,7 @@ impl Http {
         token: &str,
         identifier: &str,
         rest: &str,
-    ) -> Reply {
+    ) -> Response {
         self.profile_in(running, SPACE, token, identifier, rest)
             .await
     }
@@ -129,7 +129,7 @@ impl Http {
         token: &str,
         identifier: &str,
         rest: &str,
-    ) -> Reply {
+    ) -> Response {
         let client = self.client.client().expect("client");
         let url = format!(
             "{}/v1/spaces/{space}/collections/users/profiles/{identifier}/{rest}",
@@ -150,12 +150,12 @@ impl Http {
     }
 
     /// A form POST to one of the functions' URLs.
-    pub async fn function(&self, running: &Running, name: &str, form: &[(&str, &str)]) -> Reply {
+    pub async fn function(&self, running: &Running, name: &str, form: &[(&str, &str)]) -> Response {
         self.post_form(&running.function_url(name), form).await
     }
 
     /// A form POST, as Studio sends it.
-    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Reply {
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Response {
         let client = self.client.client().expect("client");
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
