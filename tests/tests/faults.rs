@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use e2e::{
-    Function, Misbehaviour, RawStandIn, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, refused_port,
-    signed_form_post, studio_function, taskrouter_callback,
+    Function, Misbehaviour, PROFILE_TOKEN, RawStandIn, Reply, RuntimeApi, StandIn, TWILIO_TOKEN,
+    refused_port, signed_form_post, studio_function, taskrouter_callback,
 };
 use serde_json::{Value, json};
 
@@ -119,7 +119,25 @@ fn profile_faults() -> Vec<(&'static str, Fault, Expected)> {
             Fault::Refused,
             Expected::Failed(502, "upstream_error"),
         ),
+        (
+            "401, a wrong token",
+            Fault::Reply(Reply::json(
+                401,
+                json!({"error": {"code": "authentication_error", "message": "Unauthorized"}}),
+            )),
+            Expected::Failed(502, "upstream_auth"),
+        ),
     ]
+}
+
+/// Nothing secret or personal in any log line: the Profile API token, the customer's number.
+fn assert_clean_logs(name: &str, function: &Function) {
+    for line in function.logs() {
+        assert!(
+            !line.contains(PROFILE_TOKEN) && !line.contains("5555550100"),
+            "{name}: {line}"
+        );
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -139,10 +157,11 @@ fn limits() -> [(&'static str, &'static str); 2] {
 async fn route_decision_always_answers_within_its_deadline() {
     for (name, fault, expected) in profile_faults() {
         let segment = Segment::start(&fault).await;
-        let (runtime, _function) =
+        let (runtime, function) =
             studio_function("route-decision", &segment.url(), &limits()).await;
         let answer = runtime.invoke(studio_request()).await;
         assert_eq!(answer.status(), 200, "{name}: {:#?}", answer.payload);
+        let line = function.log_line("decision").await;
         let body = answer.body();
         match expected {
             Expected::Answered => assert_eq!(
@@ -150,21 +169,31 @@ async fn route_decision_always_answers_within_its_deadline() {
                 (json!("agent"), json!(false)),
                 "{name}: {body}"
             ),
-            Expected::Failed(..) => assert_eq!(
-                (
-                    body["transition"].clone(),
-                    body["rule"].clone(),
-                    body["fallback"].clone()
-                ),
-                (json!("agent"), json!("on_error"), json!(true)),
-                "{name}: {body}"
-            ),
+            Expected::Failed(..) => {
+                assert_eq!(
+                    (
+                        body["transition"].clone(),
+                        body["rule"].clone(),
+                        body["fallback"].clone()
+                    ),
+                    (json!("agent"), json!("on_error"), json!(true)),
+                    "{name}: {body}"
+                );
+                // The log line says it fell back, and why.
+                assert_eq!(line["fallback"], true, "{name}: {line}");
+                assert!(
+                    ["failed", "deadline_exceeded"]
+                        .contains(&line["lookup"].as_str().unwrap_or_default()),
+                    "{name}: {line}"
+                );
+            }
         }
         assert!(
             answer.elapsed < Duration::from_millis(DEADLINE_MS + SLACK_MS),
             "{name}: answered after {:?}",
             answer.elapsed
         );
+        assert_clean_logs(name, &function);
     }
 }
 
@@ -172,7 +201,7 @@ async fn route_decision_always_answers_within_its_deadline() {
 async fn profile_lookup_answers_502_or_504_within_its_deadline() {
     for (name, fault, expected) in profile_faults() {
         let segment = Segment::start(&fault).await;
-        let (runtime, _function) =
+        let (runtime, function) =
             studio_function("profile-lookup", &segment.url(), &limits()).await;
         let answer = runtime.invoke(studio_request()).await;
         match expected {
@@ -188,8 +217,15 @@ async fn profile_lookup_answers_502_or_504_within_its_deadline() {
                     "{name}: {}",
                     answer.body()
                 );
+                let raw = answer.payload.to_string();
+                assert!(
+                    !raw.contains(PROFILE_TOKEN),
+                    "{name}: the token leaked: {raw}"
+                );
+                function.log_line("lookup failed").await;
             }
         }
+        assert_clean_logs(name, &function);
         assert!(
             answer.elapsed < Duration::from_millis(DEADLINE_MS + SLACK_MS),
             "{name}: answered after {:?}",
@@ -211,6 +247,8 @@ async fn a_dead_pooled_connection_is_retried_once_not_failed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wrap_up_ingest_acknowledges_only_what_segment_accepted() {
     let accepted = || Reply::json(200, json!({"success": true}));
+    // (name, fault, acknowledged): a 5xx or a failure before an answer is retried until the
+    // deadline, a 4xx is not (repeating it cannot help).
     let faults: Vec<(&str, Fault, bool)> = vec![
         ("accepted", Fault::Reply(accepted()), true),
         (
@@ -257,7 +295,7 @@ async fn wrap_up_ingest_acknowledges_only_what_segment_accepted() {
             ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
             ("DELIVERY_DEADLINE_MS", DEADLINE_MS.to_string()),
         ];
-        let _function = Function::start("wrap-up-ingest", &runtime, &env).await;
+        let function = Function::start("wrap-up-ingest", &runtime, &env).await;
         let answer = runtime
             .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
             .await;
@@ -266,6 +304,15 @@ async fn wrap_up_ingest_acknowledges_only_what_segment_accepted() {
         } else {
             assert_eq!(answer.status(), 502, "{name}: {:#?}", answer.payload);
             assert_eq!(answer.body()["error"]["code"], "delivery_failed", "{name}");
+            function.log_line("wrap-up delivery not accepted").await;
+        }
+        if let Segment::Http(stand_in) = &segment {
+            let attempts = stand_in.count();
+            match name {
+                "500" => assert!(attempts >= 2, "{name}: retried, {attempts} attempt(s)"),
+                "400 (refused)" => assert_eq!(attempts, 1, "{name}: not retried"),
+                _ => {}
+            }
         }
         // Each attempt is capped at 3 s; with the deadline that bounds the answer.
         assert!(

@@ -1,11 +1,9 @@
 //! route-decision end to end: the real binary under a Lambda Runtime API on 127.0.0.1,
 //! with a Profile API stand-in on 127.0.0.1.
 
-use std::time::Duration;
-
 use e2e::{
     Answered, Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, basic_auth,
-    fixture, http_event, refused_port, signed_form_post, studio_function,
+    fixture, http_event, signed_form_post, studio_function,
 };
 use serde_json::{Value, json};
 
@@ -50,17 +48,6 @@ fn assert_decision(
     assert_eq!(body["fallback"], fallback, "{body}");
     assert_eq!(body["profile_found"], profile_found, "{body}");
     assert!(body["attributes"].is_object(), "{body}");
-}
-
-/// The answer came within the deadline, with slack for process scheduling on a busy machine,
-/// and well before a stand-in that hangs for seconds would have answered.
-fn assert_within_deadline(answer: &Answered) {
-    let limit = Duration::from_millis(DEADLINE_MS + 400);
-    assert!(
-        answer.elapsed < limit,
-        "answered after {:?}, deadline {DEADLINE_MS} ms",
-        answer.elapsed
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -119,41 +106,6 @@ async fn an_unknown_customer_goes_to_the_bot_without_a_fallback() {
     let (runtime, _function) = route_decision(&segment.url(), &[]).await;
     let answer = runtime.invoke(studio_request(PHONE)).await;
     assert_decision(&answer, "bot", "default", false, false);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn segment_failing_gives_the_on_error_transition_within_the_deadline() {
-    for reply in [
-        Reply::json(
-            500,
-            json!({"error": {"code": "internal", "message": "boom"}}),
-        ),
-        Reply::json(
-            429,
-            json!({"error": {"code": "rate_limit_error", "message": "slow down"}}),
-        )
-        .header("retry-after", "1"),
-        Reply::traits(json!({"docs_last_2_days": 0})).after(Duration::from_secs(5)),
-    ] {
-        let status = reply.status;
-        let segment = StandIn::always(reply).await;
-        let (runtime, function) = route_decision(&segment.url(), &[]).await;
-        let answer = runtime.invoke(studio_request(PHONE)).await;
-        assert_decision(&answer, "agent", "on_error", true, false);
-        assert_within_deadline(&answer);
-        let line = function.log_line("decision").await;
-        assert!(line["fallback"] == true, "status {status}: {line}");
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_refused_connection_gives_the_on_error_transition_within_the_deadline() {
-    let closed = format!("http://127.0.0.1:{}", refused_port().await);
-    let (runtime, function) = route_decision(&closed, &[]).await;
-    let answer = runtime.invoke(studio_request(PHONE)).await;
-    assert_decision(&answer, "agent", "on_error", true, false);
-    assert_within_deadline(&answer);
-    assert_eq!(function.log_line("decision").await["lookup"], "failed");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use e2e::{
-    Received, Reply, StandIn, WRITE_KEY, basic_auth, event_streams_delivery, fixture, refused_port,
+    Received, Reply, StandIn, WRITE_KEY, basic_auth, event_streams_delivery, fixture,
     taskrouter_callback, wrap_up_function,
 };
 use serde_json::{Value, json};
@@ -176,38 +176,6 @@ async fn a_segment_500_then_200_is_retried_and_acknowledged() {
         "Retry-After was honoured"
     );
     assert_eq!(function.log_line("wrap-up delivery").await["retries"], 2);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_segment_outage_is_a_5xx_so_the_sender_redelivers() {
-    let down = StandIn::always(Reply::json(503, json!({}))).await;
-    let closed = format!("http://127.0.0.1:{}", refused_port().await);
-    for url in [down.url(), closed] {
-        let (runtime, function) = wrap_up_function(&url, &[("DELIVERY_DEADLINE_MS", "800")]).await;
-        let answer = runtime
-            .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
-            .await;
-        assert_eq!(answer.status(), 502, "{url}");
-        assert_eq!(answer.body()["error"]["code"], "delivery_failed");
-        assert!(
-            answer.elapsed < Duration::from_secs(3),
-            "gave up at the deadline: {:?}",
-            answer.elapsed
-        );
-        function.log_line("wrap-up delivery not accepted").await;
-    }
-    assert!(down.received().len() >= 2, "retried before giving up");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_refusing_segment_is_not_retried_but_still_not_acknowledged() {
-    let segment = StandIn::always(Reply::json(400, json!({"error": "bad request"}))).await;
-    let (runtime, _function) = wrap_up_function(&segment.url(), &[]).await;
-    let answer = runtime
-        .invoke(taskrouter_callback("voice-inbound-reservation-wrapup"))
-        .await;
-    assert_eq!(answer.status(), 502);
-    assert_eq!(segment.received().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
