@@ -367,6 +367,17 @@ impl FunctionUrlRequest<'_> {
     }
 }
 
+/// The status and JSON body of a payload 2.0 response (`Null` when it has none): how tests
+/// and tools read what [`http_response`] wrote.
+pub fn status_and_body(response: &Value) -> (u64, Value) {
+    let status = response["statusCode"].as_u64().unwrap_or(0);
+    let body = response["body"]
+        .as_str()
+        .and_then(|body| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
+}
+
 /// A payload 2.0 response with a JSON body (or none, for 204) and any extra headers.
 pub fn http_response(status: u16, body: Option<&Value>, headers: &[(HeaderName, &str)]) -> Value {
     let mut response = ApiGatewayV2httpResponse::default();

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::auth::{Authenticator, sign};
 use crate::invocation::FunctionUrlRequest;
+pub use crate::invocation::status_and_body;
 use crate::secrets::{Secret, SecretCell};
 
 pub const TOKEN: &str = "twilio-auth-token";
@@ -62,16 +63,6 @@ pub fn signed_form(params: &[(&str, &str)]) -> Value {
 pub fn signed_get(query: &str, body: Option<&str>) -> Value {
     let signature = sign::<&str, &str>(TOKEN, &format!("https://{HOST}/?{query}"), &[]);
     event("GET", query, &[("x-twilio-signature", &signature)], body)
-}
-
-/// The status and JSON body of a payload 2.0 response.
-pub fn status_and_body(response: &Value) -> (u64, Value) {
-    let status = response["statusCode"].as_u64().unwrap_or(0);
-    let body = response["body"]
-        .as_str()
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or(Value::Null);
-    (status, body)
 }
 
 /// The error code of a payload 2.0 response.

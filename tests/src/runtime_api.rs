@@ -15,6 +15,8 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use studio_router::invocation::status_and_body;
+
 use crate::serve;
 
 /// How long any single invocation may take before the test gives up on the binary.
@@ -57,15 +59,12 @@ pub struct Answered {
 impl Answered {
     /// For HTTP invocations: the payload 2.0 status code.
     pub fn status(&self) -> u64 {
-        self.payload["statusCode"].as_u64().unwrap_or(0)
+        status_and_body(&self.payload).0
     }
 
     /// For HTTP invocations: the JSON body.
     pub fn body(&self) -> Value {
-        self.payload["body"]
-            .as_str()
-            .and_then(|b| serde_json::from_str(b).ok())
-            .unwrap_or(Value::Null)
+        status_and_body(&self.payload).1
     }
 
     /// For HTTP invocations: a response header.
