@@ -8,7 +8,7 @@ use crate::auth::Refusal;
 use crate::fields::FieldError;
 use crate::identity::IdentityError;
 use crate::invocation::{BodyError, InvocationError};
-use crate::ports::{ProfileError, TrackingError};
+use crate::ports::{ProfileError, TrackingError, Undelivered};
 use crate::secrets::SecretError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,5 +140,11 @@ impl From<TrackingError> for Failure {
                 format!("{error}; nothing was acknowledged, redeliver the event"),
             ),
         }
+    }
+}
+
+impl From<Undelivered> for Failure {
+    fn from(undelivered: Undelivered) -> Self {
+        undelivered.error.into()
     }
 }

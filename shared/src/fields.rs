@@ -19,6 +19,10 @@ pub fn fields_of(input: Input) -> Result<Fields, FieldError> {
     match input {
         Input::Fields(fields) => Ok(fields),
         Input::List(_) => Err(problem("body", "must be an object of fields, not a list")),
+        Input::Stream(_) => Err(problem(
+            "body",
+            "must be an object of fields; this function reads no stream",
+        )),
     }
 }
 

@@ -29,6 +29,47 @@ pub enum Invocation {
 pub enum Input {
     Fields(Fields),
     List(JsonList),
+    /// Records of a Kinesis stream, from a Lambda event source mapping.
+    Stream(StreamBatch),
+}
+
+/// A Kinesis event as an event source mapping delivers it, read only by a function that reads
+/// a stream (the others answer that they do not, and never link the decoder).
+#[derive(Debug)]
+pub struct StreamBatch(Value);
+
+/// One Kinesis record: its sequence number (how a partial batch response names it) and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRecord {
+    pub sequence_number: String,
+    pub data: Vec<u8>,
+}
+
+impl StreamBatch {
+    /// The records, in the order the shard holds them.
+    pub fn records(self) -> Result<Vec<StreamRecord>, InvocationError> {
+        let event: aws_lambda_events::kinesis::KinesisEvent = serde_json::from_value(self.0)
+            .map_err(|e| InvocationError::MalformedStream(e.to_string()))?;
+        Ok(event
+            .records
+            .into_iter()
+            .map(|record| StreamRecord {
+                sequence_number: record.kinesis.sequence_number,
+                data: record.kinesis.data.0,
+            })
+            .collect())
+    }
+}
+
+/// `{"Records": [{"eventSource": "aws:kinesis", ...}]}`.
+fn is_kinesis(object: &Map<String, Value>) -> bool {
+    object
+        .get("Records")
+        .and_then(Value::as_array)
+        .and_then(|records| records.first())
+        .and_then(|record| record.get("eventSource"))
+        .and_then(Value::as_str)
+        == Some("aws:kinesis")
 }
 
 /// A JSON list kept as its text and read one item at a time, each item borrowed from the text:
@@ -106,6 +147,8 @@ pub enum InvocationError {
     BadBase64,
     #[error("the body is {bytes} bytes; this function accepts at most {limit}")]
     BodyTooLarge { bytes: usize, limit: usize },
+    #[error("the Kinesis event is malformed: {0}")]
+    MalformedStream(String),
 }
 
 /// What the request body held, once parsed.
@@ -134,6 +177,11 @@ impl Invocation {
         };
         if is_warm_up(&object) {
             return Ok(Self::WarmUp);
+        }
+        if is_kinesis(&object) {
+            return Ok(Self::Direct(Input::Stream(StreamBatch(Value::Object(
+                object,
+            )))));
         }
         if object.contains_key("requestContext") {
             let request: ApiGatewayV2httpRequest = serde_json::from_value(Value::Object(object))
@@ -413,6 +461,7 @@ mod tests {
                 list.for_each(|item| items.push(serde_json::from_str(item.get()).unwrap()));
                 Value::Array(items)
             }
+            Input::Stream(batch) => batch.0,
         }
     }
 
@@ -679,5 +728,37 @@ mod tests {
         let json =
             http(Invocation::decode(post("application/json", "{\"a\":1}", false), LIMIT).unwrap());
         assert_eq!(json.form_field_count(), 0);
+    }
+
+    #[test]
+    fn a_kinesis_event_is_a_stream_of_records() {
+        // GIVEN the Kinesis event aws_lambda_events ships as an example
+        let Ok(Invocation::Direct(Input::Stream(batch))) =
+            Invocation::decode(fixture("example-kinesis-event.json"), LIMIT)
+        else {
+            panic!("a stream");
+        };
+        // THEN its records come out in order, data decoded
+        let records = batch.records().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[0].sequence_number,
+            "49568167373333333333333333333333333333333333333333333333"
+        );
+        assert_eq!(records[0].data, b"Hello World");
+        // AND an event that only looks like one is not
+        assert!(matches!(
+            Invocation::decode(json!({"Records": [{"eventSource": "aws:sqs"}]}), LIMIT),
+            Ok(Invocation::Direct(Input::Fields(_)))
+        ));
+        let broken =
+            json!({"Records": [{"eventSource": "aws:kinesis", "kinesis": {"data": "***"}}]});
+        let Ok(Invocation::Direct(Input::Stream(batch))) = Invocation::decode(broken, LIMIT) else {
+            panic!("a stream");
+        };
+        assert!(matches!(
+            batch.records(),
+            Err(InvocationError::MalformedStream(_))
+        ));
     }
 }

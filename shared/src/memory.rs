@@ -10,7 +10,9 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
-use crate::ports::{Delivered, EventSink, ProfileError, Profiles, TrackingError, TraitsQuery};
+use crate::ports::{
+    Delivered, EventSink, ProfileError, Profiles, TrackingError, TraitsQuery, Undelivered,
+};
 use crate::segment::message::EncodedMessage;
 
 /// How an in-memory adapter answers.
@@ -131,6 +133,8 @@ impl Profiles for MemoryProfiles {
 #[derive(Debug, Default)]
 pub struct MemorySink {
     behaviour: Behaviour<TrackingError>,
+    /// With `Fail`: how many messages of a delivery are accepted before it fails.
+    accepts: usize,
     sent: Mutex<Vec<EncodedMessage>>,
 }
 
@@ -155,6 +159,16 @@ impl MemorySink {
         }
     }
 
+    /// A delivery's first `accepted` messages are accepted, then it fails with `error` (a
+    /// delivery split in batches whose later one was refused).
+    pub fn failing_after(accepted: usize, error: TrackingError) -> Self {
+        Self {
+            behaviour: Behaviour::Fail(error),
+            accepts: accepted,
+            ..Self::default()
+        }
+    }
+
     /// Every message accepted so far, as the JSON Segment would receive.
     pub fn sent(&self) -> Vec<Value> {
         self.sent
@@ -171,16 +185,27 @@ impl EventSink for MemorySink {
         &self,
         messages: &[EncodedMessage],
         _deadline: Instant,
-    ) -> Result<Delivered, TrackingError> {
+    ) -> Result<Delivered, Undelivered> {
+        let mut sent = self
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match &self.behaviour {
             Behaviour::Answer => {}
-            Behaviour::Fail(error) => return Err(error.clone()),
-            Behaviour::Hang => std::future::pending().await,
+            Behaviour::Fail(error) => {
+                let accepted = self.accepts.min(messages.len());
+                sent.extend_from_slice(&messages[..accepted]);
+                return Err(Undelivered {
+                    error: error.clone(),
+                    accepted,
+                });
+            }
+            Behaviour::Hang => {
+                drop(sent);
+                return std::future::pending().await;
+            }
         }
-        self.sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .extend_from_slice(messages);
+        sent.extend_from_slice(messages);
         Ok(Delivered {
             messages: messages.len(),
             requests: 1,

@@ -38,12 +38,13 @@ pub trait Profiles: Sync {
 
 /// Where track messages go.
 pub trait EventSink: Sync {
-    /// Sends every message, accepted or not as a whole, by `deadline`.
+    /// Sends every message, in order, by `deadline`. When not all are accepted, the error
+    /// says how many of the first were.
     fn send(
         &self,
         messages: &[EncodedMessage],
         deadline: Instant,
-    ) -> impl Future<Output = Result<Delivered, TrackingError>> + Send;
+    ) -> impl Future<Output = Result<Delivered, Undelivered>> + Send;
 
     /// Gets ready to send (clients, credentials) without sending: a warm-up.
     fn warm_up(&self) -> impl Future<Output = ()> + Send {
@@ -157,4 +158,13 @@ pub enum TrackingError {
     WriteKey(SecretError),
     #[error("{0}")]
     Client(String),
+}
+
+/// A delivery that was not wholly accepted: why, and how many of its first messages were.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct Undelivered {
+    pub error: TrackingError,
+    /// Messages `0..accepted` were accepted; none after.
+    pub accepted: usize,
 }

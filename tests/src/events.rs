@@ -140,3 +140,30 @@ pub fn signed_json_post(auth_token: &str, query: &str, body: &str) -> Value {
 pub fn event_streams_delivery(body: &Value) -> Value {
     signed_json_post(TWILIO_TOKEN, "", &body.to_string())
 }
+
+/// A Kinesis event as a Lambda event source mapping delivers it (the shape of
+/// `aws_lambda_events`' own `example-kinesis-event.json`): one record per `data`, its
+/// sequence number [`sequence_number`]`(i)`.
+pub fn kinesis_event(data: &[String]) -> Value {
+    let template = crate::fixture("aws/example-kinesis-event.json");
+    let record = template["Records"][0].clone();
+    let records: Vec<Value> = data
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let mut record = record.clone();
+            record["kinesis"]["data"] = Value::String(STANDARD.encode(data));
+            record["kinesis"]["sequenceNumber"] = Value::String(sequence_number(i));
+            record["kinesis"]["partitionKey"] = Value::String(format!("WT{i:032}"));
+            record["eventID"] =
+                Value::String(format!("shardId-000000000000:{}", sequence_number(i)));
+            record
+        })
+        .collect();
+    serde_json::json!({"Records": records})
+}
+
+/// The sequence number of the `i`th record of a [`kinesis_event`].
+pub fn sequence_number(i: usize) -> String {
+    format!("4956816737333333333333333333333333333333333333{i:010}")
+}

@@ -6,13 +6,15 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::streams::KinesisEventResponse;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::config::{self, ConfigError, Setup, VariableError, Variables};
 use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::engagement::{Mapped, Mapping, Moment, Schema};
-use crate::invocation::Input;
-use crate::ports::{EventSink, TrackingError};
+use crate::invocation::{Input, JsonList, StreamBatch};
+use crate::ports::{EventSink, TrackingError, Undelivered};
 use crate::secrets::{Requirement, SecretCell};
 use crate::segment::message::EncodedMessage;
 use crate::segment::tracking::TrackingApi;
@@ -148,6 +150,21 @@ fn mapping(vars: &Variables<'_>) -> Result<Mapping, VariableError> {
     })
 }
 
+fn too_large(bytes: usize) -> String {
+    format!("an event of {bytes} bytes, over the {MAX_EVENT_BYTES} one event may take")
+}
+
+/// A sink that gave no answer before the deadline accepted nothing.
+fn timed_out() -> Undelivered {
+    Undelivered {
+        error: TrackingError::NotAccepted {
+            attempts: 0,
+            last_problem: "no answer before the deadline".into(),
+        },
+        accepted: 0,
+    }
+}
+
 /// One delivery's events, read and mapped one at a time: a large Event Streams batch is
 /// never held as a whole tree of JSON, only as its text and the messages it becomes.
 #[derive(Default)]
@@ -172,6 +189,97 @@ impl Tally {
 }
 
 impl<S: EventSink> WrapUpIngest<S> {
+    /// A batch of Kinesis records (Event Streams' Kinesis sink, through an event source
+    /// mapping): every record's events in one delivery, answered with a partial batch response
+    /// naming the records whose messages Segment did not accept. A record that can never be
+    /// delivered is logged with its sequence number and reported as delivered, so that it
+    /// cannot block the shard.
+    async fn stream(&self, batch: StreamBatch, invoked: Invoked) -> Result<Answer, Failure> {
+        let records = batch.records()?;
+        let mut tally = Tally::default();
+        // The record each message came from, by the message's place in the delivery.
+        let mut record_of: Vec<usize> = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let sent_before = tally.messages.len();
+            let take = |tally: &mut Tally, outcome: Result<(), String>| {
+                if let Err(problem) = outcome {
+                    tally.skip(&format!("record {}: {problem}", record.sequence_number));
+                }
+            };
+            match std::str::from_utf8(&record.data) {
+                Err(_) => take(&mut tally, Err("its data is not UTF-8 text".into())),
+                Ok(text) if text.trim_start().starts_with('[') => {
+                    match JsonList::parse(text.to_owned()) {
+                        Ok(list) => list.for_each(|item| {
+                            let outcome = self.take_item(&mut tally, item);
+                            take(&mut tally, outcome);
+                        }),
+                        Err(error) => {
+                            take(&mut tally, Err(format!("its data is not JSON: {error}")))
+                        }
+                    }
+                }
+                Ok(text) => {
+                    let outcome = if text.len() > MAX_EVENT_BYTES {
+                        Err(too_large(text.len()))
+                    } else {
+                        match serde_json::from_str::<Value>(text) {
+                            Ok(value) => self.take(&mut tally, taskrouter::decode(value)),
+                            Err(error) => Err(format!("its data is not JSON: {error}")),
+                        }
+                    };
+                    take(&mut tally, outcome);
+                }
+            }
+            record_of.extend(std::iter::repeat_n(
+                index,
+                tally.messages.len() - sent_before,
+            ));
+        }
+        let mut response = KinesisEventResponse::default();
+        if !tally.messages.is_empty() {
+            let deadline = invoked.deadline(self.deadline);
+            let sent =
+                tokio::time::timeout_at(deadline.into(), self.sink.send(&tally.messages, deadline))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out()));
+            if let Err(undelivered) = sent {
+                let mut failed: Vec<usize> = record_of[undelivered.accepted..].to_vec();
+                failed.dedup();
+                for index in failed {
+                    response.add_failure(records[index].sequence_number.clone());
+                }
+                tracing::error!(
+                    records = records.len(),
+                    failed = response.batch_item_failures.len(),
+                    error = %undelivered.error,
+                    "stream records not accepted; Lambda retries them"
+                );
+            }
+        }
+        tracing::info!(
+            records = records.len(),
+            received = tally.received,
+            ignored = tally.ignored,
+            skipped = tally.skipped,
+            sent = tally.messages.len(),
+            failed_records = response.batch_item_failures.len(),
+            latency_us = invoked.at.elapsed().as_micros() as u64,
+            "stream delivery"
+        );
+        serde_json::to_value(response)
+            .map(Answer::Json)
+            .map_err(|e| Failure::new(500, "internal_error", e.to_string()))
+    }
+
+    /// One item of a JSON list: skipped when over what one event may take.
+    fn take_item(&self, tally: &mut Tally, item: &RawValue) -> Result<(), String> {
+        if item.get().len() > MAX_EVENT_BYTES {
+            return Err(too_large(item.get().len()));
+        }
+        self.take(tally, taskrouter::decode_raw(item))
+    }
+
     /// Adds one event to the tally; an event that can never be delivered is the problem's
     /// text (the caller decides whether it fails the delivery or is skipped).
     fn take(
@@ -219,6 +327,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
         let started = invoked.at;
         let mut tally = Tally::default();
         match input {
+            Input::Stream(batch) => return self.stream(batch, invoked).await,
             Input::Fields(fields) => {
                 // A single event that cannot be used is the sender's to fix.
                 self.take(&mut tally, taskrouter::decode(Value::Object(fields)))
@@ -237,15 +346,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
                 }
                 tally.messages.reserve(list.len());
                 list.for_each(|item| {
-                    let outcome = if item.get().len() > MAX_EVENT_BYTES {
-                        Err(format!(
-                            "an event of {} bytes, over the {MAX_EVENT_BYTES} one event may take",
-                            item.get().len()
-                        ))
-                    } else {
-                        self.take(&mut tally, taskrouter::decode_raw(item))
-                    };
-                    if let Err(problem) = outcome {
+                    if let Err(problem) = self.take_item(&mut tally, item) {
                         tally.skip(&problem);
                     }
                 });
@@ -278,12 +379,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
         // The sink is told the deadline; the timeout is what guarantees it, whatever it does.
         let sent = tokio::time::timeout_at(deadline.into(), self.sink.send(&messages, deadline))
             .await
-            .unwrap_or_else(|_| {
-                Err(TrackingError::NotAccepted {
-                    attempts: 0,
-                    last_problem: "no answer before the deadline".into(),
-                })
-            });
+            .unwrap_or_else(|_| Err(timed_out()));
         match sent {
             Ok(delivered) => {
                 tracing::info!(
@@ -534,5 +630,72 @@ mod tests {
         let callback = Input::from(fixture("taskrouter/voice-inbound-reservation-wrapup.json"));
         let waited = waited_for_a_sink_that_hangs(callback).await;
         assert!(about(waited, Duration::from_secs(10)), "{waited:?}");
+    }
+
+    /// A Kinesis event of one record per item of `data`, sequence numbers `seq-0`, `seq-1`...
+    fn kinesis(data: &[Value]) -> Input {
+        use base64::Engine as _;
+        let records: Vec<Value> = data
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                json!({"eventSource": "aws:kinesis", "kinesis": {"sequenceNumber": format!("seq-{i}"), "partitionKey": "p",
+                    "approximateArrivalTimestamp": 1795000000.0,
+                    "data": base64::engine::general_purpose::STANDARD.encode(data.to_string())}})
+            })
+            .collect();
+        match crate::invocation::Invocation::decode(json!({"Records": records}), 1 << 20) {
+            Ok(crate::invocation::Invocation::Direct(input)) => input,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn item_failures(answer: Result<Answer, Failure>) -> Vec<String> {
+        let Ok(Answer::Json(body)) = answer else {
+            panic!("{answer:?}")
+        };
+        body["batchItemFailures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f["itemIdentifier"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_stream_batch_reports_exactly_the_records_segment_did_not_accept() {
+        let event = fixture("eventstreams/reservation-wrapup.json");
+        let mut second = event.clone();
+        second["data"]["payload"]["task_sid"] = json!("WT2");
+        let records = [
+            event.clone(),
+            json!([second, "poison"]),
+            json!("not an event"),
+        ];
+        // All accepted: no failures, the poison items logged and reported delivered.
+        let edge = edge(MemorySink::new());
+        assert!(item_failures(edge.operation.call(kinesis(&records), invoked()).await).is_empty());
+        assert_eq!(edge.operation.sink.sent().len(), 2);
+        // The first message accepted, the second not: only the second's record is reported.
+        let error = TrackingError::Refused { status: 400 };
+        let edge = edge_with(MemorySink::failing_after(1, error));
+        assert_eq!(
+            item_failures(edge.operation.call(kinesis(&records), invoked()).await),
+            ["seq-1"]
+        );
+        // Nothing accepted (the write key could not be had): every record with a message.
+        let unavailable = TrackingError::WriteKey(SecretError::Unavailable {
+            name: "SEGMENT_WRITE_KEY",
+            problem: "down".into(),
+        });
+        let edge = edge_with(MemorySink::failing(unavailable));
+        assert_eq!(
+            item_failures(edge.operation.call(kinesis(&records), invoked()).await),
+            ["seq-0", "seq-1"]
+        );
+    }
+
+    fn edge_with(sink: MemorySink) -> Edge<WrapUpIngest<MemorySink>> {
+        edge(sink)
     }
 }

@@ -15,7 +15,7 @@ pub use profiles::ProfileApi;
 pub use tracking::TrackingApi;
 
 use crate::identity::Identifier;
-use crate::ports::{Delivered, EventSink, Profiles, TrackingError};
+use crate::ports::{Delivered, EventSink, Profiles, Undelivered};
 use message::EncodedMessage;
 
 impl Profiles for ProfileApi {
@@ -46,7 +46,7 @@ impl EventSink for TrackingApi {
         &self,
         messages: &[EncodedMessage],
         deadline: Instant,
-    ) -> Result<Delivered, TrackingError> {
+    ) -> Result<Delivered, Undelivered> {
         TrackingApi::send(self, messages, deadline).await
     }
 

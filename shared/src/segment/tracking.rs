@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
 use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
-use crate::ports::{Delivered, TrackingError};
+use crate::ports::{Delivered, TrackingError, Undelivered};
 use crate::secrets::SecretCell;
 pub use crate::segment::message::{EncodedMessage, MAX_MESSAGE_BYTES};
 use crate::timestamps::Timestamp;
@@ -70,22 +70,29 @@ impl TrackingApi {
     /// retried on network errors, timeouts, 5xx and 429 (waiting at least the back-off,
     /// longer when `Retry-After` says so) until `deadline` or [`MAX_ATTEMPTS`]. Retrying is
     /// safe: Segment deduplicates by messageId. `sentAt` is now, so Segment can correct the
-    /// clock skew of the events' own timestamps.
+    /// clock skew of the events' own timestamps. The batches go out in order and the first
+    /// that is not accepted ends the delivery: what came before it was accepted.
     pub async fn send(
         &self,
         messages: &[EncodedMessage],
         deadline: Instant,
-    ) -> Result<Delivered, TrackingError> {
-        let authorization = self.authorization().await?;
+    ) -> Result<Delivered, Undelivered> {
+        let nothing = |error| Undelivered { error, accepted: 0 };
+        let authorization = self.authorization().await.map_err(nothing)?;
         let sent_at = Timestamp::now().map(Timestamp::to_rfc3339);
         let mut delivered = Delivered {
             messages: messages.len(),
             requests: 0,
             retries: 0,
         };
-        for body in batches(messages, sent_at.as_deref()) {
-            delivered.retries += self.post(body, &authorization, deadline).await?;
+        let mut accepted = 0;
+        for batch in batches(messages, sent_at.as_deref()) {
+            delivered.retries += self
+                .post(batch.body, &authorization, deadline)
+                .await
+                .map_err(|error| Undelivered { error, accepted })?;
             delivered.requests += 1;
+            accepted += batch.messages;
         }
         Ok(delivered)
     }
@@ -162,11 +169,17 @@ impl TrackingApi {
     }
 }
 
+/// One `/v1/batch` request's body, and how many messages it carries.
+pub struct Batch {
+    pub body: Vec<u8>,
+    pub messages: usize,
+}
+
 /// Request bodies `{"batch": [...], "sentAt": ...}`, each under the size and count limits.
 /// Every message is already under [`MAX_MESSAGE_BYTES`] ([`TrackMessage::encode`]).
 ///
 /// [`TrackMessage::encode`]: crate::segment::message::TrackMessage::encode
-pub fn batches(messages: &[EncodedMessage], sent_at: Option<&str>) -> Vec<Vec<u8>> {
+pub fn batches(messages: &[EncodedMessage], sent_at: Option<&str>) -> Vec<Batch> {
     let head = br#"{"batch":["#;
     let tail = match sent_at {
         Some(sent_at) => format!(r#"],"sentAt":"{sent_at}"}}"#).into_bytes(),
@@ -183,7 +196,10 @@ pub fn batches(messages: &[EncodedMessage], sent_at: Option<&str>) -> Vec<Vec<u8
             && (envelope + current.len() + separator + encoded.len() > MAX_BATCH_BYTES
                 || count == MAX_BATCH_MESSAGES)
         {
-            bodies.push(finish(head, &current, &tail));
+            bodies.push(Batch {
+                body: finish(head, &current, &tail),
+                messages: count,
+            });
             current.clear();
             count = 0;
         }
@@ -194,7 +210,10 @@ pub fn batches(messages: &[EncodedMessage], sent_at: Option<&str>) -> Vec<Vec<u8
         count += 1;
     }
     if count > 0 {
-        bodies.push(finish(head, &current, &tail));
+        bodies.push(Batch {
+            body: finish(head, &current, &tail),
+            messages: count,
+        });
     }
     bodies
 }
@@ -226,7 +245,8 @@ mod tests {
         let messages: Vec<EncodedMessage> = (0..3).map(|i| message(i, 10)).collect();
         let bodies = batches(&messages, Some("2026-11-22T00:00:00.000Z"));
         assert_eq!(bodies.len(), 1);
-        let body: Value = serde_json::from_slice(&bodies[0]).unwrap();
+        assert_eq!(bodies[0].messages, 3);
+        let body: Value = serde_json::from_slice(&bodies[0].body).unwrap();
         assert_eq!(body["batch"].as_array().unwrap().len(), 3);
         assert_eq!(body["sentAt"], "2026-11-22T00:00:00.000Z");
         assert!(batches(&[], Some("t")).is_empty());
@@ -238,9 +258,11 @@ mod tests {
         let bodies = batches(&messages, Some("2026-11-22T00:00:00.000Z"));
         assert!(bodies.len() >= 4, "{} requests", bodies.len());
         let mut ids = Vec::new();
-        for body in &bodies {
+        for batch in &bodies {
+            let body = &batch.body;
             assert!(body.len() <= MAX_BATCH_BYTES, "{} bytes", body.len());
             let parsed: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(parsed["batch"].as_array().unwrap().len(), batch.messages);
             ids.extend(
                 parsed["batch"]
                     .as_array()
@@ -260,7 +282,7 @@ mod tests {
         let counts: Vec<usize> = bodies
             .iter()
             .map(|b| {
-                serde_json::from_slice::<Value>(b).unwrap()["batch"]
+                serde_json::from_slice::<Value>(&b.body).unwrap()["batch"]
                     .as_array()
                     .unwrap()
                     .len()
