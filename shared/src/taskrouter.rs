@@ -42,6 +42,9 @@ pub enum Decoded {
     /// Any other event type: nothing more is read of it (a `worker.activity.update` has no
     /// task at all).
     Other { event_type: String },
+    /// Event Streams' sink test (`sinks:test:create`): its `test_id` is what
+    /// `sinks:validate:create` asks for to turn the sink on.
+    SinkTest { test_id: String },
 }
 
 impl Decoded {
@@ -49,11 +52,16 @@ impl Decoded {
         match self {
             Self::Task(event) => &event.event_type,
             Self::Other { event_type } => event_type,
+            Self::SinkTest { .. } => SINK_TEST_EVENT,
         }
     }
 }
 
 const CLOUD_EVENT_PREFIX: &str = "com.twilio.taskrouter.";
+/// The event a sink test publishes (Event Streams' Kinesis and webhook quickstarts).
+const SINK_TEST_EVENT: &str = "com.twilio.eventstreams.test-event";
+/// Twilio's test ids are UUIDs; anything longer is not logged.
+const MAX_TEST_ID: usize = 64;
 /// TaskRouter bounds a task's attributes to a few tens of KB; JSON text of more is not one.
 const MAX_TASK_ATTRIBUTES_BYTES: usize = 128 * 1024;
 /// Real task sids are 34 characters (`WT` and 32 hex digits).
@@ -89,14 +97,40 @@ pub fn decode(value: Value) -> (Result<Decoded, DecodeError>, bool) {
         .get("type")
         .and_then(Value::as_str)
         .map(|t| t.trim_start_matches(CLOUD_EVENT_PREFIX).to_owned());
-    let fields = match object.remove("data") {
+    // Webhook sinks send `data` as an object; Twilio's Kinesis samples show it as a string
+    // holding the JSON object (the Event Streams quickstart), so both are read.
+    let data = match object.remove("data") {
+        Some(Value::String(text)) => serde_json::from_str::<Value>(&text).ok(),
+        other => other,
+    };
+    let fields = match data {
         Some(Value::Object(mut data)) => match data.remove("payload") {
             Some(Value::Object(payload)) => payload,
             _ => data,
         },
         _ => Map::new(),
     };
+    if type_name.as_deref() == Some(SINK_TEST_EVENT) {
+        return (sink_test(&fields), true);
+    }
     (from_fields(&fields, type_name, time), true)
+}
+
+/// A sink test names its test id; one without a usable id is an event of no interest.
+fn sink_test(fields: &Map<String, Value>) -> Result<Decoded, DecodeError> {
+    match text(fields, &["test_id"]) {
+        Some(test_id)
+            if test_id.len() <= MAX_TEST_ID
+                && test_id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            Ok(Decoded::SinkTest { test_id })
+        }
+        _ => Ok(Decoded::Other {
+            event_type: SINK_TEST_EVENT.to_owned(),
+        }),
+    }
 }
 
 /// Reads an event from fields under any of the names the three shapes use. The type comes
@@ -282,6 +316,40 @@ mod tests {
             event.occurred_at.as_deref(),
             Some("2026-11-22T10:15:30.250Z")
         );
+    }
+
+    #[test]
+    fn a_cloud_event_whose_data_is_a_json_string_is_read_like_one_whose_data_is_an_object() {
+        // Twilio's Kinesis samples carry `data` as a string holding the JSON object.
+        let mut event = fixture("eventstreams/reservation-wrapup.json");
+        event["data"] = Value::String(event["data"].to_string());
+        let read = one(event);
+        assert_eq!(read.task_sid, "WT0000000000000000000000000000es01");
+        assert_eq!(read.attributes["from"], "+15555550104");
+        // A string that is not JSON is an event without fields, not a panic.
+        let mut broken = fixture("eventstreams/reservation-wrapup.json");
+        broken["data"] = json!("{not json");
+        assert!(matches!(
+            decode(broken).0,
+            Err(DecodeError::NoEventType) | Err(DecodeError::NoTaskSid { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sink_test_gives_its_test_id() {
+        // The quickstart's test event, `data` as the string Kinesis records carry.
+        let test = json!({"specversion": "1.0", "type": "com.twilio.eventstreams.test-event",
+            "source": "Sink", "id": "AC1234567890123456789012",
+            "data": "{\"test_id\":\"95001c1e-5b8e-45f5-830d-f9cbf1d16420\"}"});
+        assert_eq!(
+            decode(test).0,
+            Ok(Decoded::SinkTest {
+                test_id: "95001c1e-5b8e-45f5-830d-f9cbf1d16420".into()
+            })
+        );
+        let hostile = json!({"specversion": "1.0", "type": "com.twilio.eventstreams.test-event",
+            "data": {"test_id": "\n{\"level\":\"ERROR\"}"}});
+        assert!(matches!(decode(hostile).0, Ok(Decoded::Other { .. })));
     }
 
     #[test]

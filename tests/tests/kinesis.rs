@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use e2e::{Received, Reply, StandIn, fixture, kinesis_event, sequence_number, wrap_up_function};
+use e2e::{
+    PROFILE_TOKEN, Received, Reply, StandIn, fixture, kinesis_event, sequence_number,
+    wrap_up_function,
+};
 use serde_json::{Value, json};
 
 fn accepted() -> Reply {
@@ -165,4 +168,83 @@ async fn a_redelivery_of_the_same_records_has_the_same_message_ids() {
         first, second,
         "Segment deduplicates the replay by messageId"
     );
+    // The replay changes nothing in what is sent, so Segment keeps each message once.
+    let timestamps = |r: &[Received]| -> Vec<Value> {
+        r.iter()
+            .flat_map(|r| r.json()["batch"].as_array().cloned().unwrap_or_default())
+            .map(|m| m["timestamp"].clone())
+            .collect()
+    };
+    assert_eq!(timestamps(&requests[..1]), timestamps(&requests[1..]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_into_a_segment_compatible_server_keeps_each_engagement_once() {
+    // The sandbox's Tracking API deduplicates by messageId as Segment does.
+    let sandbox = sandbox::start(sandbox::Options {
+        functions_addr: "127.0.0.1:0".parse().expect("addr"),
+        segment_addr: "127.0.0.1:0".parse().expect("addr"),
+        data: None,
+        token: PROFILE_TOKEN.into(),
+        space_id: "spa_test".into(),
+        seed_demo: false,
+        ..sandbox::Options::default()
+    })
+    .await
+    .expect("sandbox starts");
+    let (runtime, _function) = wrap_up_function(&sandbox.segment_url(), &[]).await;
+    let day: Vec<String> = (0..3).map(|i| cloud_event(i).to_string()).collect();
+    // The live mapping reads the day once; after a fix, a mapping at a timestamp reads it
+    // again, in other batches.
+    let live = runtime.invoke(kinesis_event(&day)).await.payload;
+    let replay_one = runtime.invoke(kinesis_event(&day[..2])).await.payload;
+    let replay_two = runtime.invoke(kinesis_event(&day[1..])).await.payload;
+    for answer in [live, replay_one, replay_two] {
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    let store = &sandbox.segment.store;
+    let profile = store
+        .resolve("phone", "+15555550104")
+        .expect("store")
+        .expect("the customer's profile");
+    let events: Vec<String> = store
+        .events(&profile)
+        .expect("store")
+        .into_iter()
+        .filter(|e| e.kind == "track")
+        .map(|e| e.message_id)
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "flex-wrapup-WT00000000000000000000000000000000",
+            "flex-wrapup-WT00000000000000000000000000000001",
+            "flex-wrapup-WT00000000000000000000000000000002"
+        ],
+        "three engagements, each once"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sinks_test_event_is_acknowledged_and_its_test_id_logged() {
+    // `twilio api:events:v1:sinks:test:create` writes this to the stream; validating the
+    // sink takes its test_id, which the operator finds in the function's log.
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
+    let test = json!({"specversion": "1.0", "type": "com.twilio.eventstreams.test-event",
+        "source": "Sink", "id": "AC1234567890123456789012",
+        "dataschema": "https://events-schemas.twilio.com/EventStreams.TestSink/1.json",
+        "datacontenttype": "application/json", "time": "2020-08-18T21:10:02.113Z",
+        "data": "{\"test_id\":\"95001c1e-5b8e-45f5-830d-f9cbf1d16420\"}"});
+    let answer = runtime
+        .invoke(kinesis_event(&[test.to_string()]))
+        .await
+        .payload;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    assert_eq!(segment.count(), 0, "nothing to send");
+    let line = function
+        .log_line("Event Streams sink test received: validate the sink with this test_id")
+        .await;
+    assert_eq!(line["test_id"], "95001c1e-5b8e-45f5-830d-f9cbf1d16420");
 }

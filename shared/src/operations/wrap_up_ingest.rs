@@ -298,6 +298,14 @@ impl<S: EventSink> WrapUpIngest<S> {
                 }
                 return Ok(());
             }
+            Decoded::SinkTest { test_id } => {
+                tally.ignored += 1;
+                tracing::info!(
+                    test_id = %test_id,
+                    "Event Streams sink test received: validate the sink with this test_id"
+                );
+                return Ok(());
+            }
         };
         match self.mapping.map(&event).map_err(|e| e.to_string())? {
             Mapped::Track(message) => {
