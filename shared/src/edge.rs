@@ -58,6 +58,8 @@ pub enum Answer {
 
 /// A function's own work, behind the shared edge.
 pub trait Operation: Sync {
+    /// The function's name, as deployed and as its log lines say.
+    const NAME: &'static str;
     /// The largest body accepted over HTTP; larger ones get 413.
     const MAX_BODY_BYTES: usize;
     /// The largest JSON object body (a JSON list may take the whole `MAX_BODY_BYTES`).
@@ -140,10 +142,11 @@ impl<O: Operation> Edge<O> {
             Ok(Answer::Json(body)) => http_response(200, Some(&body), &[]),
             Ok(Answer::Accepted) => http_response(204, None, &[]),
             Err(failure) => {
+                // Named: in the local stack, three functions share one log.
                 if failure.status >= 500 {
-                    tracing::error!(status = failure.status, code = failure.code, detail = %failure.message, "request failed");
+                    tracing::error!(function = O::NAME, status = failure.status, code = failure.code, detail = %failure.message, "request failed");
                 } else {
-                    tracing::warn!(status = failure.status, code = failure.code, detail = %failure.message, "request refused");
+                    tracing::warn!(function = O::NAME, status = failure.status, code = failure.code, detail = %failure.message, "request refused");
                 }
                 let challenge: &[_] = if failure.status == 401 && self.auth.challenges() {
                     &[(WWW_AUTHENTICATE, CHALLENGE)]
@@ -220,20 +223,19 @@ fn answer_by(deadline: Option<SystemTime>) -> Instant {
 /// a Lambda instance handles one event at a time and a 128 MB function has a fraction of a
 /// vCPU: a multi-threaded runtime would only cost start-up time.
 pub fn main<O: Operation>(
-    name: &'static str,
     load: fn(&Setup<'_>) -> Result<O, ConfigError>,
 ) -> std::process::ExitCode {
     let result = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime.block_on(run(name, || Edge::load(&ProcessEnv, load))),
+        Ok(runtime) => runtime.block_on(run(|| Edge::load(&ProcessEnv, load))),
         Err(error) => Err(error.into()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("{name}: {error}");
+            eprintln!("{}: {error}", O::NAME);
             std::process::ExitCode::FAILURE
         }
     }
@@ -243,7 +245,7 @@ pub fn main<O: Operation>(
 /// clients, once; nothing that needs the network, which INIT may not have), then the event
 /// loop. A configuration error is logged once with its reason and every invocation answers
 /// 500 `configuration_error`, instead of a crash loop that Studio would only see as timeouts.
-pub async fn run<O, L>(name: &'static str, load: L) -> Result<(), lambda_runtime::Error>
+pub async fn run<O, L>(load: L) -> Result<(), lambda_runtime::Error>
 where
     O: Operation,
     L: FnOnce() -> Result<Edge<O>, ConfigError>,
@@ -260,8 +262,8 @@ where
             .await
         }
         Err(error) => {
-            tracing::error!(function = name, %error, "configuration is invalid; every request will answer 500 until it is fixed");
-            let failure = Failure::configuration(name);
+            tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
+            let failure = Failure::configuration(O::NAME);
             let failure = &failure;
             lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
                 let is_http = event.payload.get("requestContext").is_some();

@@ -251,7 +251,31 @@ pub fn is_withheld(raw: &str) -> bool {
 }
 
 /// Channel prefixes Twilio puts in front of an address.
-const CHANNEL_PREFIXES: [&str; 4] = ["whatsapp:", "sms:", "mms:", "tel:"];
+const CHANNEL_PREFIXES: [&str; 5] = ["whatsapp:", "sms:", "mms:", "rcs:", "tel:"];
+
+/// The channel each address prefix names (Twilio writes a channel's addresses as
+/// `<channel>:<address>`; Voice SDK callers are `client:<identity>`, SIP callers `sip:...`).
+const ADDRESS_CHANNELS: [(&str, &str); 8] = [
+    ("whatsapp", "whatsapp"),
+    ("messenger", "messenger"),
+    ("rcs", "rcs"),
+    ("sms", "sms"),
+    ("mms", "mms"),
+    ("tel", "voice"),
+    ("sip", "voice"),
+    ("client", "voice"),
+];
+
+/// The channel an address came by, when it says: `whatsapp:+15555550100` is `whatsapp`,
+/// `client:alice` is `voice`. A bare number does not say (a message or a call); an email does
+/// not either.
+pub fn channel_of_address(address: &str) -> Option<&'static str> {
+    let (prefix, _) = address.trim().split_once(':')?;
+    ADDRESS_CHANNELS
+        .iter()
+        .find(|(known, _)| known.eq_ignore_ascii_case(prefix.trim()))
+        .map(|(_, channel)| *channel)
+}
 
 /// `" 1555…"` -> `"1555…"`: the digits after a single space that was a `+`.
 fn plus_as_space(s: &str) -> Option<&str> {

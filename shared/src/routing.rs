@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
 use crate::ports::{Profiles, TraitsQuery};
-use crate::rules::{Facts, RuleSet, Verdict};
+use crate::rules::{Facts, RuleSet, RuleTrace, Verdict};
 
 /// Whose decision this is.
 pub enum Subject {
@@ -24,6 +24,8 @@ pub enum Subject {
 pub struct DecisionRequest {
     pub subject: Subject,
     pub channel: Option<String>,
+    /// The caller asked how each rule fared (`explain=true`).
+    pub explain: bool,
 }
 
 /// The answer Studio's Split widget branches on.
@@ -34,6 +36,9 @@ pub struct Decision {
     pub fallback: bool,
     pub profile_found: bool,
     pub attributes: Map<String, Value>,
+    /// How each rule fared, in order, when the caller asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Vec<RuleTrace>>,
 }
 
 /// How the profile was read, for the decision's log line.
@@ -74,78 +79,55 @@ pub async fn decide<P: Profiles>(
     budget: Duration,
 ) -> (Decision, Lookup) {
     let channel = request.channel.as_deref();
+    // The rules on these traits, with their trace when the caller asked for it.
+    let judge = |traits: &Map<String, Value>, profile_found: bool| {
+        let facts = Facts { traits, channel };
+        if request.explain {
+            let (verdict, trace) = rules.explain(&facts);
+            decision(verdict, false, profile_found, Some(trace))
+        } else {
+            decision(rules.evaluate(&facts), false, profile_found, None)
+        }
+    };
+    let fallback = || {
+        let trace = request.explain.then(|| rules.not_evaluated());
+        decision(rules.on_error(channel), true, false, trace)
+    };
     let identifier = match &request.subject {
-        Subject::Traits(traits) => {
-            return (
-                decision(rules.evaluate(&Facts { traits, channel }), false, false),
-                Lookup::Inline,
-            );
-        }
-        Subject::Withheld => {
-            let verdict = rules.evaluate(&Facts {
-                traits: &Map::new(),
-                channel,
-            });
-            return (decision(verdict, false, false), Lookup::Withheld);
-        }
+        Subject::Traits(traits) => return (judge(traits, false), Lookup::Inline),
+        Subject::Withheld => return (judge(&Map::new(), false), Lookup::Withheld),
         Subject::Customer(identifier) => identifier,
     };
     let include = rules.referenced_traits();
     if include.is_some_and(BTreeSet::is_empty) {
-        let verdict = rules.evaluate(&Facts {
-            traits: &Map::new(),
-            channel,
-        });
-        return (decision(verdict, false, false), Lookup::NotNeeded);
+        return (judge(&Map::new(), false), Lookup::NotNeeded);
     }
     // The source is told the deadline so it can size its own retries; the timeout here is
     // what guarantees the answer whatever the source does.
     let deadline = Instant::now() + budget;
     let query = TraitsQuery::include(include);
     match tokio::time::timeout(budget, profiles.traits(identifier, &query, deadline)).await {
-        Ok(Ok(Some(traits))) => (
-            decision(
-                rules.evaluate(&Facts {
-                    traits: &traits,
-                    channel,
-                }),
-                false,
-                true,
-            ),
-            Lookup::Found,
-        ),
-        Ok(Ok(None)) => {
-            // Unknown to Segment is not an error: a customer with no traits.
-            (
-                decision(
-                    rules.evaluate(&Facts {
-                        traits: &Map::new(),
-                        channel,
-                    }),
-                    false,
-                    false,
-                ),
-                Lookup::NotFound,
-            )
-        }
-        Ok(Err(error)) => (
-            decision(rules.on_error(channel), true, false),
-            Lookup::Failed(error.to_string()),
-        ),
-        Err(_) => (
-            decision(rules.on_error(channel), true, false),
-            Lookup::DeadlineExceeded,
-        ),
+        Ok(Ok(Some(traits))) => (judge(&traits, true), Lookup::Found),
+        // Unknown to Segment is not an error: a customer with no traits.
+        Ok(Ok(None)) => (judge(&Map::new(), false), Lookup::NotFound),
+        Ok(Err(error)) => (fallback(), Lookup::Failed(error.to_string())),
+        Err(_) => (fallback(), Lookup::DeadlineExceeded),
     }
 }
 
-fn decision(verdict: Verdict, fallback: bool, profile_found: bool) -> Decision {
+fn decision(
+    verdict: Verdict,
+    fallback: bool,
+    profile_found: bool,
+    explanation: Option<Vec<RuleTrace>>,
+) -> Decision {
     Decision {
         transition: verdict.transition,
         rule: verdict.rule,
         fallback,
         profile_found,
         attributes: verdict.attributes,
+        explanation,
     }
 }
 
@@ -175,6 +157,7 @@ mod tests {
         DecisionRequest {
             subject: Subject::Customer(customer.identifier().unwrap().clone()),
             channel: None,
+            explain: false,
         }
     }
 
@@ -237,6 +220,7 @@ mod tests {
         let inline = DecisionRequest {
             subject: Subject::Traits(json!({"docs_last_2_days": 1}).as_object().cloned().unwrap()),
             channel: None,
+            explain: false,
         };
         let (decision, lookup) =
             decide(&profiles, &rules, &inline, Duration::from_millis(50)).await;
@@ -261,12 +245,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_explanation_is_given_only_when_asked_and_says_when_the_rules_did_not_run() {
+        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let profiles = MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": "3"}));
+        let (plain, _) = decide(&profiles, &rules, &customer(), Duration::from_millis(50)).await;
+        assert_eq!(plain.explanation, None);
+        let asked = DecisionRequest {
+            explain: true,
+            ..customer()
+        };
+        let (explained, _) = decide(&profiles, &rules, &asked, Duration::from_millis(50)).await;
+        // A count sent as a string is why the docs reader went to the bot.
+        assert_eq!(explained.rule, "default");
+        let trace = explained.explanation.unwrap_or_default();
+        assert_eq!(
+            (trace[0].rule.as_str(), trace[0].outcome),
+            ("read-docs-recently", crate::rules::TraceOutcome::WrongType)
+        );
+        let failing = MemoryProfiles::failing(ProfileError::Status(500));
+        let (fallback, _) = decide(&failing, &rules, &asked, Duration::from_millis(50)).await;
+        assert_eq!(
+            fallback.explanation.unwrap_or_default()[0].outcome,
+            crate::rules::TraceOutcome::NotEvaluated
+        );
+    }
+
+    #[tokio::test]
     async fn a_withheld_caller_is_decided_as_unknown_without_a_lookup() {
         let profiles = MemoryProfiles::failing(ProfileError::Status(500));
         let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
         let request = DecisionRequest {
             subject: Subject::Withheld,
             channel: None,
+            explain: false,
         };
         let (decision, lookup) =
             decide(&profiles, &rules, &request, Duration::from_millis(50)).await;

@@ -3,5 +3,5 @@
 use studio_router::operations::profile_lookup;
 
 fn main() -> std::process::ExitCode {
-    studio_router::edge::main("profile-lookup", profile_lookup::load)
+    studio_router::edge::main(profile_lookup::load)
 }

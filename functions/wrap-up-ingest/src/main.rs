@@ -3,5 +3,5 @@
 use studio_router::operations::wrap_up_ingest;
 
 fn main() -> std::process::ExitCode {
-    studio_router::edge::main("wrap-up-ingest", wrap_up_ingest::load)
+    studio_router::edge::main(wrap_up_ingest::load)
 }

@@ -121,6 +121,7 @@ impl<P: Profiles> ProfileLookup<P> {
 }
 
 impl<P: Profiles> Operation for ProfileLookup<P> {
+    const NAME: &'static str = "profile-lookup";
     const MAX_BODY_BYTES: usize = 16 * 1024;
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
 use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
-use crate::identity::{Customer, Identifier};
+use crate::identity::{self, Customer, Identifier, normalise_phone};
 use crate::invocation::Input;
 use crate::ports::Profiles;
 use crate::routing::{DecisionRequest, Lookup, Subject, decide};
@@ -56,7 +56,10 @@ pub fn load(setup: &Setup<'_>) -> Result<RouteDecision<ProfileApi>, ConfigError>
 
 impl<P> RouteDecision<P> {
     fn request(&self, fields: &Fields) -> Result<DecisionRequest, Failure> {
-        let channel = fields::text(fields, "channel")?.map(str::to_lowercase);
+        let channel = match fields::text(fields, "channel")? {
+            Some(channel) => Some(channel.to_lowercase()),
+            None => channel_of_from(fields).map(str::to_owned),
+        };
         let subject = match fields::object(fields, "traits")? {
             Some(traits) => Subject::Traits(traits),
             None => match Identifier::from_fields(fields, &self.phone_identifier)? {
@@ -64,11 +67,32 @@ impl<P> RouteDecision<P> {
                 Customer::Withheld => Subject::Withheld,
             },
         };
-        Ok(DecisionRequest { subject, channel })
+        Ok(DecisionRequest {
+            subject,
+            channel,
+            explain: fields::flag(fields, "explain")?,
+        })
     }
 }
 
+/// With no `channel` field, the channel `From` names: its prefix (`whatsapp:`, `messenger:`,
+/// `client:`, ...), or for a bare phone number `voice` when the request is a call's (Twilio's
+/// voice requests carry `CallSid`) and `sms` otherwise (a message trigger's `From`).
+fn channel_of_from(fields: &Fields) -> Option<&'static str> {
+    let from = fields::text(fields, "From").ok().flatten()?;
+    if let Some(channel) = identity::channel_of_address(from) {
+        return Some(channel);
+    }
+    normalise_phone(from)?;
+    Some(if fields.contains_key("CallSid") {
+        "voice"
+    } else {
+        "sms"
+    })
+}
+
 impl<P: Profiles> Operation for RouteDecision<P> {
+    const NAME: &'static str = "route-decision";
     const MAX_BODY_BYTES: usize = 64 * 1024;
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
@@ -89,6 +113,7 @@ impl<P: Profiles> Operation for RouteDecision<P> {
         };
         tracing::info!(
             customer = %customer,
+            channel = request.channel.as_deref(),
             transition = %decision.transition,
             rule = %decision.rule,
             fallback = decision.fallback,
@@ -179,6 +204,77 @@ mod tests {
             (asked[0].0.as_str(), asked[0].1.included()),
             (PHONE, Some("docs_last_2_days"))
         );
+    }
+
+    #[tokio::test]
+    async fn without_a_channel_field_the_channel_is_the_one_from_names() {
+        let rules = r#"{"rules": [{"name": "by-channel", "when": "true", "transition": "agent",
+            "attributes": {"seen": "channel"}}], "default": "bot", "on_error": "agent"}"#;
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[("From", "whatsapp:+15555550100")], "whatsapp"),
+            // Not a phone: the customer comes from another field, the channel still from From.
+            (
+                &[("From", "messenger:1234567890"), ("user_id", "u-1")],
+                "messenger",
+            ),
+            (&[("From", "client:alice"), ("user_id", "u-1")], "voice"),
+            (&[("From", "+15555550100")], "sms"),
+            (&[("From", "+15555550100"), ("CallSid", "CA1")], "voice"),
+            // A channel field always wins.
+            (
+                &[("From", "whatsapp:+15555550100"), ("channel", "Chat")],
+                "chat",
+            ),
+            (
+                &[
+                    ("From", "+15555550100"),
+                    ("CallSid", "CA1"),
+                    ("channel", "sms"),
+                ],
+                "sms",
+            ),
+        ];
+        for (fields, expected) in cases {
+            let (body, _) = decide(operation(MemoryProfiles::new(), rules), fields).await;
+            assert_eq!(body["attributes"]["seen"], expected, "{fields:?}: {body}");
+        }
+        // An email or a chat identity names no channel: the rules see none.
+        let rules = r#"{"rules": [{"name": "no-channel", "when": "channel == null", "transition": "agent"}],
+            "default": "bot", "on_error": "agent"}"#;
+        let (body, _) = decide(
+            operation(MemoryProfiles::new(), rules),
+            &[("From", "kim@example.com")],
+        )
+        .await;
+        assert_eq!(body["rule"], "no-channel", "{body}");
+    }
+
+    #[tokio::test]
+    async fn explain_true_adds_how_each_rule_fared_and_nothing_else_changes() {
+        let traits = json!({"docs_last_2_days": "2"});
+        let profiles = || MemoryProfiles::new().with(PHONE, traits.clone());
+        let (plain, _) = decide(
+            operation(profiles(), DEFAULT_RULES),
+            &[("From", "+15555550100")],
+        )
+        .await;
+        assert!(
+            plain.get("explanation").is_none(),
+            "never by default: {plain}"
+        );
+        let (explained, _) = decide(
+            operation(profiles(), DEFAULT_RULES),
+            &[("From", "+15555550100"), ("explain", "true")],
+        )
+        .await;
+        assert_eq!(
+            explained["explanation"],
+            json!([{"rule": "read-docs-recently", "outcome": "wrong_type",
+                    "detail": "'>' does not apply to (string, int)"}])
+        );
+        let mut without = explained.clone();
+        without.as_object_mut().map(|o| o.remove("explanation"));
+        assert_eq!(without, plain);
     }
 
     #[tokio::test]

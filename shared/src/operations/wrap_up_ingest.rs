@@ -322,6 +322,7 @@ impl<S: EventSink> WrapUpIngest<S> {
 }
 
 impl<S: EventSink> Operation for WrapUpIngest<S> {
+    const NAME: &'static str = "wrap-up-ingest";
     /// Segment's Tracking API may take longer than the Profile API to accept a connection.
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Lambda's own limit for a synchronous request. Event Streams documents no batch size,

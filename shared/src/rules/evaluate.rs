@@ -8,6 +8,7 @@ use cel::{Context, Value as Cel};
 use serde_json::Map;
 
 use super::compile::Outcome;
+use super::explain::RuleTrace;
 use super::values::{cel_to_json, object_to_cel};
 use super::{Facts, RuleSet, Verdict};
 
@@ -16,6 +17,26 @@ impl RuleSet {
     /// evaluated (a trait the profile lacks, a type mismatch) is false: a customer without
     /// the trait simply does not match that rule.
     pub fn evaluate(&self, facts: &Facts<'_>) -> Verdict {
+        self.run(facts, None)
+    }
+
+    /// [`evaluate`](Self::evaluate), and how each rule fared, in order: for a caller who
+    /// asked why (`explain=true`, `--check-rules` with a traits file).
+    pub fn explain(&self, facts: &Facts<'_>) -> (Verdict, Vec<RuleTrace>) {
+        let mut traces = Vec::with_capacity(self.rules.len());
+        let verdict = self.run(facts, Some(&mut traces));
+        (verdict, traces)
+    }
+
+    /// Every rule that was not evaluated, when the profile could not be read.
+    pub fn not_evaluated(&self) -> Vec<RuleTrace> {
+        self.rules
+            .iter()
+            .map(|rule| RuleTrace::not_evaluated(&rule.name))
+            .collect()
+    }
+
+    fn run(&self, facts: &Facts<'_>, mut traces: Option<&mut Vec<RuleTrace>>) -> Verdict {
         let mut context = Context::with_env(self.env.clone());
         context.add_variable_from_value("traits", object_to_cel(facts.traits));
         context.add_variable_from_value(
@@ -24,22 +45,37 @@ impl RuleSet {
                 .channel
                 .map_or(Cel::Null, |c| Cel::String(Arc::new(c.to_owned()))),
         );
+        let mut decided = None;
         for rule in &self.rules {
-            match Cel::resolve(&rule.condition, &context) {
-                Ok(Cel::Bool(true)) => return rule.outcome.verdict(&rule.name, &context),
-                Ok(Cel::Bool(false)) => {}
+            if decided.is_some() {
+                // Only a caller who asked for the trace reads past the first match.
+                match traces.as_deref_mut() {
+                    Some(traces) => traces.push(RuleTrace::not_reached(&rule.name)),
+                    None => break,
+                }
+                continue;
+            }
+            let result = Cel::resolve(&rule.condition, &context);
+            match &result {
+                Ok(Cel::Bool(true)) => decided = Some(rule),
+                Ok(Cel::Bool(false)) | Err(cel::ExecutionError::NoSuchKey(_)) => {}
                 Ok(other) => tracing::warn!(
                     rule = %rule.name,
                     result_type = %other.type_of(),
                     "rule condition did not evaluate to a boolean; treated as false"
                 ),
-                Err(cel::ExecutionError::NoSuchKey(_)) => {}
                 Err(error) => {
-                    tracing::debug!(rule = %rule.name, error = error_kind(&error), "rule condition treated as false")
+                    tracing::debug!(rule = %rule.name, error = error_kind(error), "rule condition treated as false")
                 }
             }
+            if let Some(traces) = traces.as_deref_mut() {
+                traces.push(RuleTrace::of(&rule.name, &result));
+            }
         }
-        self.default.verdict("default", &context)
+        match decided {
+            Some(rule) => rule.outcome.verdict(&rule.name, &context),
+            None => self.default.verdict("default", &context),
+        }
     }
 
     /// The verdict when the profile could not be read in time; attributes see no traits.
@@ -80,7 +116,7 @@ impl Outcome {
 
 /// What kind of error an evaluation hit. Only the kind is ever logged: cel's messages quote
 /// the values involved, and those are the customer's traits.
-fn error_kind(error: &cel::ExecutionError) -> &'static str {
+pub(super) fn error_kind(error: &cel::ExecutionError) -> &'static str {
     use cel::ExecutionError as E;
     match error {
         E::NoSuchKey(_) => "no such key",

@@ -5,8 +5,10 @@
 //! `references`, which finds the traits the rules read), `evaluate` applies it to a
 //! customer's facts, `values` converts between JSON and CEL values.
 
+pub mod check;
 mod compile;
 mod evaluate;
+mod explain;
 mod file;
 mod references;
 mod values;
@@ -19,6 +21,7 @@ use serde_json::{Map, Value};
 
 pub use compile::parse;
 use compile::{Outcome, Rule};
+pub use explain::{RuleTrace, TraceOutcome};
 
 /// The recipe's rules ("Docs Last 2 Days" > 0 goes to a person), used when none are configured.
 pub const DEFAULT_RULES: &str = r#"{
@@ -119,6 +122,62 @@ mod tests {
       "default": {"transition": "bot", "attributes": {"priority": "1"}},
       "on_error": "agent"
     }"#;
+
+    #[test]
+    fn an_explanation_says_how_each_rule_fared_without_the_values() {
+        let rules = RuleSet::compile(ROUTING).unwrap();
+        // GIVEN a lifetime value sent as a string, no churn score, a known agent
+        let (verdict, traces) = rules.explain(&Facts {
+            traits: &traits(json!({"vip": false, "lifetime_value": "7000",
+                "last_known_service_agent": "WK1", "total_inbounds": 3})),
+            channel: None,
+        });
+        // THEN the decision is the one evaluate gives, and the trace says why
+        assert_eq!(
+            verdict,
+            decide(
+                &rules,
+                json!({"vip": false, "lifetime_value": "7000",
+                "last_known_service_agent": "WK1", "total_inbounds": 3})
+            )
+        );
+        let outcomes: Vec<(&str, TraceOutcome)> = traces
+            .iter()
+            .map(|t| (t.rule.as_str(), t.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("vip", TraceOutcome::WrongType),
+                ("churn-risk", TraceOutcome::MissingTrait),
+                ("known-agent", TraceOutcome::Matched),
+                ("spanish", TraceOutcome::NotReached),
+                ("read-docs-recently", TraceOutcome::NotReached),
+                ("whatsapp-bot", TraceOutcome::NotReached),
+            ]
+        );
+        let wrong = traces[0].detail.as_deref().unwrap_or_default();
+        assert!(wrong.contains("string"), "{wrong}");
+        assert!(!wrong.contains("7000"), "never the value: {wrong}");
+        assert_eq!(
+            traces[1].detail.as_deref(),
+            Some("no \"predicted_churn\" on the profile")
+        );
+        // A false condition and no match at all: every rule is accounted for, then default.
+        let (verdict, traces) = rules.explain(&Facts {
+            traits: &traits(
+                json!({"vip": false, "lifetime_value": 10.0, "predicted_churn": 0.1,
+                "total_inbounds": 0, "language": "en", "docs_last_2_days": 0}),
+            ),
+            channel: Some("sms"),
+        });
+        assert_eq!(verdict.rule, "default");
+        assert!(
+            traces.iter().all(|t| t.outcome == TraceOutcome::False),
+            "{traces:?}"
+        );
+        assert_eq!(traces.len(), 6);
+    }
 
     #[test]
     fn the_default_rules_are_the_recipe() {

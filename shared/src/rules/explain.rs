@@ -1,0 +1,118 @@
+//! Why a rule did or did not decide: for a caller who asks, never in the logs at info level.
+//! A trace names traits and the types of values, never the values: they are the customer's.
+
+use cel::{ExecutionError as E, Value as Cel};
+use serde::Serialize;
+
+use super::evaluate::error_kind;
+
+/// How one rule fared for one customer's facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleTrace {
+    pub rule: String,
+    pub outcome: TraceOutcome,
+    /// What was missing or of the wrong type (a trait's name, the types involved).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceOutcome {
+    /// Its condition held: it decided.
+    Matched,
+    /// Its condition was false.
+    False,
+    /// Its condition read a trait (or a key of one) the profile does not have: false.
+    MissingTrait,
+    /// Its condition compared or combined values of types that do not go together (a trait
+    /// sent as the string `"2000"` compared with a number): false.
+    WrongType,
+    /// Its condition gave something other than true or false: false.
+    NotABoolean,
+    /// Its condition failed otherwise (a division by zero, an overflow): false.
+    Failed,
+    /// An earlier rule decided.
+    NotReached,
+    /// The profile could not be read: `on_error` decided without the rules.
+    NotEvaluated,
+}
+
+impl RuleTrace {
+    pub(super) fn of(rule: &str, result: &Result<Cel, E>) -> Self {
+        let (outcome, detail) = match result {
+            Ok(Cel::Bool(true)) => (TraceOutcome::Matched, None),
+            Ok(Cel::Bool(false)) => (TraceOutcome::False, None),
+            Ok(other) => (
+                TraceOutcome::NotABoolean,
+                Some(format!("the condition gave {}", a(other.type_of()))),
+            ),
+            Err(E::NoSuchKey(key)) => (
+                TraceOutcome::MissingTrait,
+                Some(format!("no \"{key}\" on the profile")),
+            ),
+            Err(E::ValuesNotComparable(left, right)) => (
+                TraceOutcome::WrongType,
+                Some(format!(
+                    "{} cannot be compared with {}",
+                    a(left.type_of()),
+                    a(right.type_of())
+                )),
+            ),
+            Err(E::UnsupportedBinaryOperator(operator, left, right)) => (
+                TraceOutcome::WrongType,
+                Some(format!(
+                    "'{operator}' does not apply to {} and {}",
+                    a(left.type_of()),
+                    a(right.type_of())
+                )),
+            ),
+            Err(E::NoSuchOverload(overload)) => (
+                TraceOutcome::WrongType,
+                Some(format!(
+                    // CEL names its operators `_>=_`; the rule wrote `>=`.
+                    "'{}' does not apply to ({})",
+                    overload.function().trim_matches('_'),
+                    overload.argument_types().join(", ")
+                )),
+            ),
+            Err(E::UnexpectedType { got, want }) => (
+                TraceOutcome::WrongType,
+                Some(format!("got {} where {} was expected", a(got), a(want))),
+            ),
+            Err(error) => (TraceOutcome::Failed, Some(error_kind(error).to_owned())),
+        };
+        Self {
+            rule: rule.to_owned(),
+            outcome,
+            detail,
+        }
+    }
+
+    pub(super) fn not_reached(rule: &str) -> Self {
+        Self::bare(rule, TraceOutcome::NotReached)
+    }
+
+    pub(super) fn not_evaluated(rule: &str) -> Self {
+        Self::bare(rule, TraceOutcome::NotEvaluated)
+    }
+
+    fn bare(rule: &str, outcome: TraceOutcome) -> Self {
+        Self {
+            rule: rule.to_owned(),
+            outcome,
+            detail: None,
+        }
+    }
+}
+
+/// `an int`, `a string`.
+fn a(type_name: impl std::fmt::Display) -> String {
+    let name = type_name.to_string();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
