@@ -5,7 +5,10 @@
 //   ROUTE_DECISION_URL='https://studio:<secret>@<id>.lambda-url.<region>.on.aws/' \
 //   FLEX_WORKFLOW_SID=WW... FLEX_CHAT_CHANNEL_SID=TC... FLEX_VOICE_CHANNEL_SID=TC... \
 //   BOT_GREETING='Hi! Our assistant will help you.' \
-//   node twilio/fill-flow.mjs > flow.json
+//   node twilio/fill-flow.mjs --out flow.json
+//
+// (Without --out it prints the flow; with it, the file is written only when the flow is
+// complete, so a refusal never leaves an empty flow.json behind.)
 //
 // With ROUTE_VIA=function the flow calls the protected Twilio Functions proxy through a Run
 // Function widget (which signs its call) instead of the Function URL:
@@ -13,10 +16,10 @@
 //   ROUTE_VIA=function FUNCTION_SERVICE_SID=ZS... FUNCTION_ENVIRONMENT_SID=ZE... \
 //   FUNCTION_SID=ZH... ROUTE_DECISION_FUNCTION_URL=https://<service>-1234.twil.io/route-decision \
 //   FLEX_WORKFLOW_SID=WW... FLEX_CHAT_CHANNEL_SID=TC... FLEX_VOICE_CHANNEL_SID=TC... \
-//   BOT_GREETING='Hi!' node twilio/fill-flow.mjs > flow.json
+//   BOT_GREETING='Hi!' node twilio/fill-flow.mjs --out flow.json
 //
 // It refuses to print a flow with a placeholder left or a value of the wrong shape.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const COMMON = {
@@ -26,11 +29,30 @@ const COMMON = {
   BOT_GREETING: (v) => v.trim().length > 0 || 'must not be empty',
 };
 
+/**
+ * `true` for an https URL whose host matches `host` (a RegExp), else what is wrong with it,
+ * named: a space (pasted with the URL), the scheme, a missing host.
+ */
+export function checkUrl(value, what, host = /./) {
+  const space = value.search(/\s/);
+  if (space >= 0) return `contains a space or line break at character ${space + 1}: ${what} has none`;
+  if (/^http:\/\//i.test(value)) return `must use https://, not http:// (${what})`;
+  if (!/^https:\/\//i.test(value)) return `must start with https:// (${what})`;
+  let url;
+  try {
+    url = new URL(value);
+  } catch {
+    return `is not a URL (${what})`;
+  }
+  if (!host.test(url.hostname)) return `must be ${what}; its host is ${url.hostname}`;
+  return true;
+}
+
 /** How the flow reaches route-decision, and what each way needs. */
 export const ROUTES = {
   // A Make HTTP Request widget to the Function URL (Basic credentials in the URL, or signed).
   url: {
-    ROUTE_DECISION_URL: (v) => /^https:\/\/\S+$/.test(v) || 'must be an https:// URL (the Function URL)',
+    ROUTE_DECISION_URL: (v) => checkUrl(v, 'the Function URL'),
   },
   // A Run Function widget to the protected Twilio Functions proxy.
   function: {
@@ -38,7 +60,7 @@ export const ROUTES = {
     FUNCTION_ENVIRONMENT_SID: (v) => /^ZE[0-9a-f]{32}$/.test(v) || 'must be a Functions environment SID (ZE + 32 hex)',
     FUNCTION_SID: (v) => /^ZH[0-9a-f]{32}$/.test(v) || 'must be a Function SID (ZH + 32 hex)',
     ROUTE_DECISION_FUNCTION_URL: (v) =>
-      /^https:\/\/[a-z0-9-]+\.twil\.io\/\S+$/.test(v) || 'must be the proxy Function\'s https://<service>.twil.io/... URL',
+      checkUrl(v, "the proxy Function's https://<service>.twil.io/... URL", /^[a-z0-9-]+\.twil\.io$/),
   },
 };
 
@@ -93,10 +115,24 @@ export function fillFlow(template, values) {
   return flow;
 }
 
+/** `[]` or `['--out', FILE]`: where the flow goes; anything else is refused. */
+function outputOf(args) {
+  if (args.length === 0) return null;
+  if (args.length === 2 && args[0] === '--out' && args[1]) return args[1];
+  throw new Error('usage: node twilio/fill-flow.mjs [--out FILE]');
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const template = readFileSync(new URL('./studio-flow.json', import.meta.url), 'utf8');
   try {
-    process.stdout.write(`${JSON.stringify(fillFlow(template, process.env), null, 2)}\n`);
+    const out = outputOf(process.argv.slice(2));
+    const text = `${JSON.stringify(fillFlow(template, process.env), null, 2)}\n`;
+    if (out) {
+      writeFileSync(out, text);
+      process.stderr.write(`fill-flow: wrote ${out}\n`);
+    } else {
+      process.stdout.write(text);
+    }
   } catch (error) {
     process.stderr.write(`fill-flow: ${error.message}\n`);
     process.exit(1);

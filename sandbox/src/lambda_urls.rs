@@ -48,6 +48,12 @@ impl Functions {
         );
     }
 
+    /// Invokes `name` with `event`, as its Function URL would; `None` for an unknown name.
+    pub async fn invoke(&self, name: &str, event: Value) -> Option<Value> {
+        let handler = self.by_name.get(name)?.clone();
+        Some(handler(event).await)
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_name.keys().copied()
     }

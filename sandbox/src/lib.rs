@@ -15,6 +15,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::response::Response;
+use serde_json::Value;
 use studio_router::edge::Edge;
 use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
 use tokio::net::TcpListener;
@@ -77,12 +80,25 @@ impl Default for Options {
     }
 }
 
+/// The routing rules route-decision loaded, for the welcome text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedRules {
+    /// Where they came from: `sandbox/rules.json`, a `ROUTING_RULES_FILE` path, or
+    /// `ROUTING_RULES`.
+    pub source: String,
+    pub names: Vec<String>,
+    /// The demo's own rules (the demo customers' outcomes are what the welcome text shows).
+    pub demo: bool,
+}
+
 /// A running sandbox.
 pub struct Running {
     pub functions_addr: SocketAddr,
     pub segment_addr: SocketAddr,
     pub segment: Arc<Segment>,
     pub seeded_now: bool,
+    pub rules: LoadedRules,
+    functions: Functions,
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
 }
@@ -94,6 +110,36 @@ impl Running {
 
     pub fn segment_url(&self) -> String {
         format!("http://{}", self.segment_addr)
+    }
+
+    /// route-decision's answer for a customer writing from `from`, as its Function URL gives
+    /// it (a form post).
+    pub async fn decide(&self, from: &str) -> Value {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("From", from)
+            .finish();
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let event = lambda_urls::payload_v2(
+            &axum::http::Method::POST,
+            "/",
+            "",
+            &headers,
+            body.as_bytes(),
+        );
+        let answer = self
+            .functions
+            .invoke("route-decision", event)
+            .await
+            .unwrap_or_default();
+        answer
+            .get("body")
+            .and_then(Value::as_str)
+            .and_then(|body| serde_json::from_str(body).ok())
+            .unwrap_or(answer)
     }
 
     /// Stops both servers, letting requests in flight finish.
@@ -130,24 +176,39 @@ pub async fn start(options: Options) -> Result<Running, String> {
         false
     };
 
-    let segment_listener = TcpListener::bind(options.segment_addr)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.segment_addr))?;
+    let segment_listener = TcpListener::bind(options.segment_addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {} for the Segment server: {e} (--segment-port N picks another port)",
+            options.segment_addr
+        )
+    })?;
     let functions_listener = TcpListener::bind(options.functions_addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", options.functions_addr))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} for the Function URLs: {e} (--functions-port N picks another port)",
+                options.functions_addr
+            )
+        })?;
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let functions = functions(&options, segment_addr)?;
+    let (functions, rules) = functions(&options, segment_addr)?;
     let (stop, stopped) = watch::channel(false);
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let segment_server = axum::serve(segment_listener, segment::router(segment.clone()))
-        .with_graceful_shutdown(until_stopped(stopped.clone()));
-    let functions_server = axum::serve(functions_listener, functions.router())
-        .with_graceful_shutdown(until_stopped(stopped));
+    let newline = || axum::middleware::map_response(end_with_newline);
+    let segment_server = axum::serve(
+        segment_listener,
+        segment::router(segment.clone()).layer(newline()),
+    )
+    .with_graceful_shutdown(until_stopped(stopped.clone()));
+    let functions_server = axum::serve(
+        functions_listener,
+        functions.clone().router().layer(newline()),
+    )
+    .with_graceful_shutdown(until_stopped(stopped));
     let servers = tokio::spawn(async move {
         if let Err(error) = tokio::try_join!(segment_server, functions_server) {
             tracing::error!(%error, "sandbox server stopped");
@@ -158,13 +219,35 @@ pub async fn start(options: Options) -> Result<Running, String> {
         segment_addr,
         segment,
         seeded_now,
+        rules,
+        functions,
         stop,
         servers,
     })
 }
 
+/// Every answer ends with a newline, so that after `curl` a terminal's prompt starts on a line
+/// of its own. (The functions' own answers on Lambda are left as they are.)
+async fn end_with_newline(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(_) => return Response::from_parts(parts, Body::empty()),
+    };
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let mut text = bytes.to_vec();
+    text.push(b'\n');
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(text))
+}
+
 /// The three functions, configured as a deployment would be, but against this server.
-fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, String> {
+fn functions(
+    options: &Options,
+    segment_addr: SocketAddr,
+) -> Result<(Functions, LoadedRules), String> {
     let mut env: HashMap<String, String> = HashMap::from([
         ("SEGMENT_SPACE_ID".into(), options.space_id.clone()),
         ("SEGMENT_PROFILE_API_TOKEN".into(), options.token.clone()),
@@ -183,17 +266,30 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, S
         ("PROFILE_CACHE_TTL_SECS".into(), "0".into()),
     ]);
     env.extend(options.function_env.iter().cloned());
-    if !env.contains_key("ROUTING_RULES") && !env.contains_key("ROUTING_RULES_FILE") {
-        env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
-    }
+    let (source, demo) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES")) {
+        (Some(path), _) => (path.clone(), false),
+        (None, Some(_)) => ("ROUTING_RULES".to_owned(), false),
+        (None, None) => {
+            env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
+            ("sandbox/rules.json".to_owned(), true)
+        }
+    };
     let lookup = |name: &str| env.get(name).cloned();
     let mut functions = Functions::default();
     // The timeouts template.yaml gives each function.
-    functions.add(
-        "route-decision",
-        Edge::load(&lookup, route_decision::load).map_err(|e| format!("route-decision: {e}"))?,
-        Duration::from_secs(10),
-    );
+    let decision =
+        Edge::load(&lookup, route_decision::load).map_err(|e| format!("route-decision: {e}"))?;
+    let rules = LoadedRules {
+        source,
+        names: decision
+            .operation
+            .rules
+            .rule_names()
+            .map(str::to_owned)
+            .collect(),
+        demo,
+    };
+    functions.add("route-decision", decision, Duration::from_secs(10));
     functions.add(
         "profile-lookup",
         Edge::load(&lookup, profile_lookup::load).map_err(|e| format!("profile-lookup: {e}"))?,
@@ -204,5 +300,5 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Functions, S
         Edge::load(&lookup, wrap_up_ingest::load).map_err(|e| format!("wrap-up-ingest: {e}"))?,
         Duration::from_secs(15),
     );
-    Ok(functions)
+    Ok((functions, rules))
 }

@@ -21,7 +21,8 @@ const USAGE: &str =
                        dropped, as Segment does with a wrong key (default: any key is kept)
   --no-demo            do not seed the demo customers";
 
-fn options() -> Result<Options, String> {
+/// The options, or `None` when the user asked for help.
+fn options() -> Result<Option<Options>, String> {
     let mut options = Options::default();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -51,7 +52,7 @@ fn options() -> Result<Options, String> {
                     .collect();
             }
             "--no-demo" => options.seed_demo = false,
-            "-h" | "--help" => return Err(USAGE.into()),
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
@@ -60,12 +61,16 @@ fn options() -> Result<Options, String> {
             options.function_env.push((name.into(), value));
         }
     }
-    Ok(options)
+    Ok(Some(options))
 }
 
 fn main() -> ExitCode {
     let options = match options() {
-        Ok(options) => options,
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
             &studio_router::config::ProcessEnv,
         ));
         let data = options.data.clone();
+        let seed_demo = options.seed_demo;
         let running = match sandbox::start(options).await {
             Ok(running) => running,
             Err(message) => {
@@ -93,7 +99,8 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        welcome(&running, data.as_deref());
+        let outcomes = demo_outcomes(&running, seed_demo).await;
+        welcome(&running, data.as_deref(), &outcomes);
         let _ = tokio::signal::ctrl_c().await;
         running.stop().await;
         eprintln!("sandbox stopped");
@@ -101,7 +108,37 @@ fn main() -> ExitCode {
     })
 }
 
-fn welcome(running: &Running, data: Option<&std::path::Path>) {
+/// What route-decision answers each demo customer now (after a restart they may have
+/// changed), with the demo's rules; none with other rules or without the demo customers.
+async fn demo_outcomes(running: &Running, seeded: bool) -> Vec<(&'static str, String)> {
+    if !seeded || !running.rules.demo {
+        return Vec::new();
+    }
+    let mut outcomes = Vec::new();
+    for (from, address) in [
+        (demo::DOCS_READER, "whatsapp:"),
+        (demo::NEWCOMER, ""),
+        (demo::VIP, ""),
+        (demo::RETURNING, ""),
+    ] {
+        let answer = running.decide(&format!("{address}{from}")).await;
+        let mut outcome = format!(
+            "-> {} ({})",
+            answer["transition"].as_str().unwrap_or("?"),
+            answer["rule"].as_str().unwrap_or("?")
+        );
+        if let Some(attributes) = answer["attributes"].as_object().filter(|a| !a.is_empty()) {
+            outcome.push_str(&format!(
+                ", {}",
+                serde_json::Value::Object(attributes.clone())
+            ));
+        }
+        outcomes.push((from, outcome));
+    }
+    outcomes
+}
+
+fn welcome(running: &Running, data: Option<&std::path::Path>, outcomes: &[(&str, String)]) {
     let decision = running.function_url("route-decision");
     let lookup = running.function_url("profile-lookup");
     let ingest = running.function_url("wrap-up-ingest");
@@ -118,6 +155,16 @@ fn welcome(running: &Running, data: Option<&std::path::Path>) {
             }
         )
     });
+    let rules = format!(
+        "{}: {}",
+        running.rules.source,
+        running.rules.names.join(", ")
+    );
+    let keys = if running.segment.write_keys.is_empty() {
+        "any write key".to_owned()
+    } else {
+        format!("write keys {}", running.segment.write_keys.join(", "))
+    };
     eprintln!(
         r#"
 studio-router sandbox is running. Ctrl-C stops it.
@@ -125,16 +172,28 @@ studio-router sandbox is running. Ctrl-C stops it.
   route-decision    {decision}
   profile-lookup    {lookup}
   wrap-up-ingest    {ingest}
-  Segment server    {segment}   Profile API token "{token}", space "{space}", any write key
+  Segment server    {segment}   Profile API token "{token}", space "{space}", {keys}
   data              {storage}
-
-Routing decisions, one per demo customer (rules: sandbox/rules.json):
-
-  curl -s {decision} --data-urlencode 'From=whatsapp:{docs}'   # read the docs -> agent
-  curl -s {decision} --data-urlencode 'From={new}'             # new here -> bot
-  curl -s {decision} --data-urlencode 'From={vip}'             # VIP -> agent, priority 100
-  curl -s {decision} --data-urlencode 'From={ret}'             # returning -> agent, known_worker_sid
-
+  rules             {rules}
+"#
+    );
+    if outcomes.is_empty() {
+        eprintln!(
+            "A routing decision:\n\n  curl -s {decision} --data-urlencode 'From=+15555550100'\n"
+        );
+        return;
+    }
+    eprintln!("Routing decisions, one per demo customer, as they stand now:\n");
+    for (from, outcome) in outcomes {
+        let from = if *from == demo::DOCS_READER {
+            format!("whatsapp:{from}")
+        } else {
+            (*from).to_owned()
+        };
+        eprintln!("  curl -s {decision} --data-urlencode 'From={from}'   # {outcome}");
+    }
+    eprintln!(
+        r#"
 A customer's traits, as a Studio widget would read them:
 
   curl -s {lookup} --data-urlencode 'From={ret}'
@@ -148,11 +207,9 @@ Watch the newcomer's traits change: a Flex wrap-up (as TaskRouter posts it), the
   curl -s {lookup} --data-urlencode 'From={new}'
   curl -s -u anykey: {segment}/v1/page -H 'content-type: application/json' \
     -d '{{"anonymousId":"web-1","properties":{{"path":"/docs/flex"}},"context":{{"traits":{{"phone":"{new}"}}}}}}'
-  curl -s {decision} --data-urlencode 'From={new}'             # now -> agent
+  curl -s {decision} --data-urlencode 'From={new}'             # now -> agent (read-docs-recently)
 "#,
-        docs = demo::DOCS_READER,
         new = demo::NEWCOMER,
-        vip = demo::VIP,
         ret = demo::RETURNING,
         ret_digits = demo::RETURNING.trim_start_matches('+'),
     );

@@ -76,18 +76,25 @@ impl Authenticator {
             )?,
             vars.boolean("ALLOW_UNAUTHENTICATED")?,
         );
-        if !auth.has_any_method() {
-            if auth.allow_unauthenticated {
-                tracing::warn!(
-                    "ALLOW_UNAUTHENTICATED is set and no authentication is configured: any HTTP caller is accepted (local use only)"
-                );
-            } else {
-                tracing::warn!(
-                    "neither TWILIO_AUTH_TOKEN nor PROXY_SHARED_SECRET is set: every HTTP request will be refused with 401 (direct invokes still work)"
-                );
-            }
-        }
         Ok(auth)
+    }
+
+    /// Says once, at start, when `function` accepts any HTTP caller or none.
+    pub fn warn_if_unprotected(&self, function: &str) {
+        if self.has_any_method() {
+            return;
+        }
+        if self.allow_unauthenticated {
+            tracing::warn!(
+                function,
+                "ALLOW_UNAUTHENTICATED is set and no authentication is configured: any HTTP caller is accepted (local use only)"
+            );
+        } else {
+            tracing::warn!(
+                function,
+                "neither TWILIO_AUTH_TOKEN nor PROXY_SHARED_SECRET is set: every HTTP request will be refused with 401 (direct invokes still work)"
+            );
+        }
     }
 
     pub fn has_any_method(&self) -> bool {

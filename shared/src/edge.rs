@@ -102,6 +102,7 @@ impl<O: Operation> Edge<O> {
         let setup = Setup::new(env, O::CONNECT_TIMEOUT)?;
         let operation = load(&setup)?;
         let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
+        auth.warn_if_unprotected(O::NAME);
         Ok(Self::new(operation, auth))
     }
 

@@ -1,6 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { fillFlow, PLACEHOLDERS, ROUTES } from '../fill-flow.mjs';
 
@@ -91,7 +95,16 @@ test('fill-flow replaces every placeholder and escapes values', () => {
 test('fill-flow refuses missing or malformed values, naming them', () => {
   assert.throws(() => fillFlow(template, { ...VALUES, FLEX_WORKFLOW_SID: undefined }), /FLEX_WORKFLOW_SID is not set/);
   assert.throws(() => fillFlow(template, { ...VALUES, FLEX_CHAT_CHANNEL_SID: 'chat' }), /FLEX_CHAT_CHANNEL_SID must be a task channel SID/);
-  assert.throws(() => fillFlow(template, { ...VALUES, ROUTE_DECISION_URL: 'http://insecure/' }), /ROUTE_DECISION_URL must be an https/);
+  assert.throws(() => fillFlow(template, { ...VALUES, ROUTE_DECISION_URL: 'http://insecure/' }), /ROUTE_DECISION_URL must use https:\/\/, not http:\/\//);
+});
+
+test('fill-flow names what is wrong with a URL', () => {
+  const url = (v) => () => fillFlow(template, { ...VALUES, ROUTE_DECISION_URL: v });
+  assert.throws(url('https://abc.lambda-url.us-east-1.on.aws/ '), /ROUTE_DECISION_URL contains a space or line break at character 41/);
+  assert.throws(url(' https://abc.lambda-url.us-east-1.on.aws/'), /at character 1/);
+  assert.throws(url('abc.lambda-url.us-east-1.on.aws'), /ROUTE_DECISION_URL must start with https:\/\//);
+  assert.throws(url('https://'), /ROUTE_DECISION_URL is not a URL/);
+  assert.doesNotThrow(url('https://studio:s3cret@abc.lambda-url.us-east-1.on.aws/'));
 });
 
 const FUNCTION_VALUES = {
@@ -133,7 +146,25 @@ test('fill-flow names what the function flow is missing', () => {
   const { FUNCTION_SID, ...missing } = FUNCTION_VALUES;
   assert.ok(FUNCTION_SID);
   assert.throws(() => fillFlow(template, missing), /FUNCTION_SID is not set/);
-  assert.throws(() => fillFlow(template, { ...FUNCTION_VALUES, ROUTE_DECISION_FUNCTION_URL: 'https://abc.lambda-url.us-east-1.on.aws/' }), /ROUTE_DECISION_FUNCTION_URL must be/);
+  assert.throws(() => fillFlow(template, { ...FUNCTION_VALUES, ROUTE_DECISION_FUNCTION_URL: 'https://abc.lambda-url.us-east-1.on.aws/' }), /ROUTE_DECISION_FUNCTION_URL must be the proxy Function's .*its host is abc.lambda-url/);
   assert.throws(() => fillFlow(template, { ...FUNCTION_VALUES, ROUTE_VIA: 'carrier-pigeon' }), /ROUTE_VIA must be url or function/);
   assert.deepEqual(Object.keys(ROUTES), ['url', 'function']);
+});
+
+test('fill-flow --out writes the file only when the flow is complete', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fill-flow-'));
+  const out = join(dir, 'flow.json');
+  const script = fileURLToPath(new URL('../fill-flow.mjs', import.meta.url));
+  const run = (env) => spawnSync(process.execPath, [script, '--out', out], { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
+  const refused = run({ ...VALUES, FLEX_WORKFLOW_SID: 'WW-nope' });
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /FLEX_WORKFLOW_SID must be a TaskRouter workflow SID/);
+  assert.ok(!existsSync(out), 'no file after a refusal');
+  const written = run(VALUES);
+  assert.equal(written.status, 0, written.stderr);
+  assert.equal(JSON.parse(readFileSync(out, 'utf8')).states.find((s) => s.name === 'route').properties.url, VALUES.ROUTE_DECISION_URL);
+  const usage = spawnSync(process.execPath, [script, '--output', out], { env: { PATH: process.env.PATH, ...VALUES }, encoding: 'utf8' });
+  assert.equal(usage.status, 1);
+  assert.match(usage.stderr, /usage: node twilio\/fill-flow.mjs \[--out FILE\]/);
+  rmSync(dir, { recursive: true, force: true });
 });
