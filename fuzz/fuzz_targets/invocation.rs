@@ -1,5 +1,5 @@
-//! Any Lambda event: classified, and an HTTP one read as far as a request is read (limits,
-//! payload), without a panic.
+//! Any Lambda event: classified, an HTTP one read as far as a request is read (limits,
+//! payload), a Kinesis one down to its records' events, without a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -25,6 +25,16 @@ fuzz_target!(|data: &[u8]| {
             let mut count = 0;
             list.for_each(|_| count += 1);
             assert_eq!(count, list.len());
+        }
+        Ok(Invocation::Direct(Input::Stream(batch))) => {
+            // A Kinesis event: its records, each record's data read as the function reads it.
+            if let Ok(records) = batch.records() {
+                for record in records {
+                    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&record.data) {
+                        let _ = studio_router::taskrouter::decode(value);
+                    }
+                }
+            }
         }
         _ => {}
     }
