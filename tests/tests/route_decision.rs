@@ -83,6 +83,7 @@ async fn a_customer_who_read_the_docs_goes_to_an_agent() {
     assert_eq!(line["customer"], "phone:+1******0100");
     assert_eq!(line["transition"], "agent");
     assert_eq!(line["lookup"], "found");
+    assert_eq!(line["channel"], "whatsapp", "the channel the rules saw");
     assert!(line["latency_us"].as_u64().is_some(), "{line}");
     assert!(
         function
@@ -371,11 +372,19 @@ async fn secrets_are_read_through_the_parameters_and_secrets_extension() {
         ("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT", port),
         ("AWS_SESSION_TOKEN", "session-token".to_owned()),
     ];
-    let _function = Function::start("route-decision", &runtime, &env).await;
+    let function = Function::start("route-decision", &runtime, &env).await;
     let answer = runtime
         .invoke(http_event("GET", "From=%2B15555550100", &[], None, false))
         .await;
     assert_decision(&answer, "agent", "read-docs-recently", false, true);
+    // Open to any caller: said once at start, naming the function.
+    let open: Vec<String> = function
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("ALLOW_UNAUTHENTICATED is set"))
+        .collect();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert!(open[0].contains(r#""function":"route-decision""#), "{}", open[0]);
     let fetched = extension.received();
     assert_eq!(fetched.len(), 1);
     assert_eq!(fetched[0].path, "/secretsmanager/get");
