@@ -279,7 +279,10 @@ with opener.open(url, timeout=10) as response:
         .collect();
     assert_eq!(refused.len(), 1, "{:#?}", function.logs());
     assert_eq!(refused[0]["status"], 401);
-    assert_eq!(refused[0]["function"], "route-decision", "which function refused");
+    assert_eq!(
+        refused[0]["function"], "route-decision",
+        "which function refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -384,7 +384,11 @@ async fn secrets_are_read_through_the_parameters_and_secrets_extension() {
         .filter(|l| l.contains("ALLOW_UNAUTHENTICATED is set"))
         .collect();
     assert_eq!(open.len(), 1, "{open:?}");
-    assert!(open[0].contains(r#""function":"route-decision""#), "{}", open[0]);
+    assert!(
+        open[0].contains(r#""function":"route-decision""#),
+        "{}",
+        open[0]
+    );
     let fetched = extension.received();
     assert_eq!(fetched.len(), 1);
     assert_eq!(fetched[0].path, "/secretsmanager/get");
