@@ -7,11 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::concurrency::{self, Concurrency};
 pub use crate::environment::{Environment, ProcessEnv, VariableError, Variables};
 use crate::http_client::HttpClient;
 use crate::rules::{DEFAULT_RULES, RuleSet, RulesError};
 pub use crate::secrets::Secret;
 use crate::secrets::{Requirement, SecretCell, SecretsExtension};
+use crate::segment::cache;
 
 /// Studio waits 10 s at most; the default leaves room for a proxy's retry and a Flex enqueue.
 const DEFAULT_DECISION_DEADLINE_MS: u64 = 2500;
@@ -20,6 +22,8 @@ const DEFAULT_DECISION_DEADLINE_MS: u64 = 2500;
 /// (built on first need) and the secrets extension (called only once invocations run).
 pub struct Setup<'a> {
     pub vars: Variables<'a>,
+    /// How many invocations this environment serves at once.
+    pub concurrency: Concurrency,
     pub http: HttpClient,
     pub extension: Arc<SecretsExtension>,
 }
@@ -27,10 +31,12 @@ pub struct Setup<'a> {
 impl<'a> Setup<'a> {
     pub fn new(env: &'a dyn Environment, connect_timeout: Duration) -> Result<Self, ConfigError> {
         let vars = Variables::new(env);
+        let concurrency = Concurrency::from_variables(&vars);
         let http = HttpClient::new(connect_timeout);
         let extension = Arc::new(SecretsExtension::from_variables(&vars, http.clone())?);
         Ok(Self {
             vars,
+            concurrency,
             http,
             extension,
         })
@@ -106,7 +112,13 @@ pub struct ProfileApiConfig {
     pub request_timeout: Duration,
     /// How long looked-up traits are reused by a warm instance; zero turns the cache off.
     pub cache_ttl: Duration,
+    /// `PROFILE_CACHE_CAPACITY`: the most entries; by default 256 for each invocation the
+    /// environment serves at once, at most [`MAX_CACHE_CAPACITY`].
+    pub cache_capacity: usize,
 }
+
+/// A cache this size holds about 20 MB of traits of 1 KB each.
+pub const MAX_CACHE_CAPACITY: u64 = 16_384;
 
 impl ProfileApiConfig {
     /// Lookups are cut at the answer's deadline anyway; a longer request timeout is a mistake
@@ -142,8 +154,21 @@ impl ProfileApiConfig {
             phone_identifier: phone_identifier(vars)?,
             request_timeout: vars.millis("PROFILE_TIMEOUT_MS", 1500, 50..=9000)?,
             cache_ttl: Duration::from_secs(vars.number("PROFILE_CACHE_TTL_SECS", 30, 0..=3600)?),
+            cache_capacity: cache_capacity(vars)?,
         })
     }
+}
+
+/// What one environment's concurrent conversations need: each one's repeats, as a classic
+/// instance serving one at a time keeps them in [`cache::DEFAULT_CAPACITY`].
+fn cache_capacity(vars: &Variables<'_>) -> Result<usize, VariableError> {
+    // Parsed quietly here: the edge warns once about a bad value (see `Setup::new`).
+    let concurrency =
+        Concurrency::parse(vars.raw(concurrency::VARIABLE).as_deref()).unwrap_or(Concurrency::ONE);
+    let default =
+        (cache::DEFAULT_CAPACITY as u64 * u64::from(concurrency.get())).min(MAX_CACHE_CAPACITY);
+    let capacity = vars.number("PROFILE_CACHE_CAPACITY", default, 1..=MAX_CACHE_CAPACITY)?;
+    Ok(capacity as usize)
 }
 
 #[cfg(test)]
@@ -206,6 +231,37 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    #[test]
+    fn the_cache_grows_with_the_concurrency_and_stays_configurable() {
+        let base = [
+            ("SEGMENT_SPACE_ID", "spa_1"),
+            ("SEGMENT_PROFILE_API_TOKEN", "tok"),
+        ];
+        let capacity = |extra: &[(&'static str, &'static str)]| {
+            let vars: Vec<_> = base.iter().chain(extra).copied().collect();
+            read(&vars).map(|config| config.cache_capacity)
+        };
+        assert_eq!(capacity(&[]).unwrap(), 256);
+        assert_eq!(
+            capacity(&[("AWS_LAMBDA_MAX_CONCURRENCY", "32")]).unwrap(),
+            8192
+        );
+        assert_eq!(
+            capacity(&[("AWS_LAMBDA_MAX_CONCURRENCY", "1000")]).unwrap(),
+            16_384
+        );
+        assert_eq!(
+            capacity(&[("AWS_LAMBDA_MAX_CONCURRENCY", "many")]).unwrap(),
+            256
+        );
+        let set = [
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "32"),
+            ("PROFILE_CACHE_CAPACITY", "50"),
+        ];
+        assert_eq!(capacity(&set).unwrap(), 50);
+        assert!(capacity(&[("PROFILE_CACHE_CAPACITY", "0")]).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! status here (through [`crate::failure`]) and nowhere else.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::http::header::WWW_AUTHENTICATE;
@@ -11,6 +12,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
+use crate::concurrency::{self, Concurrency};
 use crate::config::{ConfigError, Environment, ProcessEnv, Setup, Variables};
 pub use crate::failure::Failure;
 use crate::invocation::{HttpRequest, Input, Invocation, InvocationError, http_response};
@@ -56,8 +58,9 @@ pub enum Answer {
     Accepted,
 }
 
-/// A function's own work, behind the shared edge.
-pub trait Operation: Sync {
+/// A function's own work, behind the shared edge. One value serves every invocation of the
+/// environment, several at once on Lambda Managed Instances.
+pub trait Operation: Send + Sync + 'static {
     /// The function's name, as deployed and as its log lines say.
     const NAME: &'static str;
     /// The largest body accepted over HTTP; larger ones get 413.
@@ -220,16 +223,21 @@ fn answer_by(deadline: Option<SystemTime>) -> Instant {
     now + remaining
 }
 
-/// A function binary's whole `main`: a one-thread runtime, then [`run`]. One thread because
-/// a Lambda instance handles one event at a time and a 128 MB function has a fraction of a
-/// vCPU: a multi-threaded runtime would only cost start-up time.
+/// A function binary's whole `main`: a Tokio runtime shaped by the concurrency Lambda asks
+/// for, then [`run`]. One invocation at a time (classic Lambda, a fraction of a vCPU at
+/// 128 MB) gets one thread, so the cold start pays for no worker threads; many at once
+/// (Lambda Managed Instances, whole vCPUs) get one worker per core.
 pub fn main<O: Operation>(
     load: fn(&Setup<'_>) -> Result<O, ConfigError>,
 ) -> std::process::ExitCode {
-    let result = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // Quietly here: a bad value is warned about once, after logging starts (`Setup::new`).
+    let concurrency = Concurrency::parse(
+        Variables::new(&ProcessEnv)
+            .raw(concurrency::VARIABLE)
+            .as_deref(),
+    )
+    .unwrap_or(Concurrency::ONE);
+    let result = match concurrency.runtime() {
         Ok(runtime) => runtime.block_on(run(|| Edge::load(&ProcessEnv, load))),
         Err(error) => Err(error.into()),
     };
@@ -244,8 +252,10 @@ pub fn main<O: Operation>(
 
 /// Runs a function under the Lambda Runtime API: telemetry, then `load` (configuration and
 /// clients, once; nothing that needs the network, which INIT may not have), then the event
-/// loop. A configuration error is logged once with its reason and every invocation answers
-/// 500 `configuration_error`, instead of a crash loop that Studio would only see as timeouts.
+/// loop: `run_concurrent`, which polls with `AWS_LAMBDA_MAX_CONCURRENCY` workers when Lambda
+/// sets it above 1 and one at a time otherwise. A configuration error is logged once with
+/// its reason and every invocation answers 500 `configuration_error`, instead of a crash
+/// loop that Studio would only see as timeouts.
 pub async fn run<O, L>(load: L) -> Result<(), lambda_runtime::Error>
 where
     O: Operation,
@@ -254,26 +264,31 @@ where
     crate::telemetry::init(&Variables::new(&ProcessEnv));
     match load() {
         Ok(edge) => {
-            let edge = &edge;
-            lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-                let deadline =
-                    UNIX_EPOCH.checked_add(Duration::from_millis(event.context.deadline));
-                Ok::<Value, lambda_runtime::Error>(edge.handle(event.payload, deadline).await)
+            let edge = Arc::new(edge);
+            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+                let edge = edge.clone();
+                async move {
+                    let deadline =
+                        UNIX_EPOCH.checked_add(Duration::from_millis(event.context.deadline));
+                    Ok::<Value, lambda_runtime::Error>(edge.handle(event.payload, deadline).await)
+                }
             }))
             .await
         }
         Err(error) => {
             tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
-            let failure = Failure::configuration(O::NAME);
-            let failure = &failure;
-            lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-                let is_http = event.payload.get("requestContext").is_some();
-                let body = failure.body();
-                Ok::<Value, lambda_runtime::Error>(if is_http {
-                    http_response(500, Some(&body), &[])
-                } else {
-                    body
-                })
+            let failure = Arc::new(Failure::configuration(O::NAME));
+            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+                let failure = failure.clone();
+                async move {
+                    let is_http = event.payload.get("requestContext").is_some();
+                    let body = failure.body();
+                    Ok::<Value, lambda_runtime::Error>(if is_http {
+                        http_response(500, Some(&body), &[])
+                    } else {
+                        body
+                    })
+                }
             }))
             .await
         }

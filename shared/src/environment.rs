@@ -47,6 +47,11 @@ impl<'a> Variables<'a> {
         Self { env }
     }
 
+    /// The value exactly as set, for a variable another component reads too (Lambda's own).
+    pub fn raw(&self, name: &str) -> Option<String> {
+        self.env.var(name)
+    }
+
     /// The trimmed value; blank counts as unset.
     pub fn optional(&self, name: &str) -> Option<String> {
         self.env

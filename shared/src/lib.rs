@@ -6,6 +6,7 @@
 //! entry point (domain call through adapters) -> answer -> payload 2.0 response ([`edge`]).
 
 pub mod auth;
+pub mod concurrency;
 pub mod config;
 pub mod edge;
 pub mod engagement;

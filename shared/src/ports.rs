@@ -13,7 +13,7 @@ use crate::secrets::SecretError;
 use crate::segment::message::EncodedMessage;
 
 /// Where customers' profiles are read: traits, and the identifiers a profile holds.
-pub trait Profiles: Sync {
+pub trait Profiles: Send + Sync + 'static {
     /// The traits `query` asks for, or `None` for a customer the store does not know, giving
     /// up at `deadline`.
     fn traits(
@@ -37,7 +37,7 @@ pub trait Profiles: Sync {
 }
 
 /// Where track messages go.
-pub trait EventSink: Sync {
+pub trait EventSink: Send + Sync + 'static {
     /// Sends every message, in order, by `deadline`. When not all are accepted, the error
     /// says how many of the first were.
     fn send(
@@ -59,6 +59,11 @@ pub enum ProfileError {
     Timeout(u64),
     #[error("Segment's Profile API is rate limiting this space (HTTP 429)")]
     RateLimited { retry_after: Option<Duration> },
+    /// Not sent: Segment answered 429 recently, and this environment waits out the window.
+    #[error(
+        "Segment's Profile API is rate limiting this space; no lookups from this environment for another {remaining_ms} ms"
+    )]
+    BackingOff { remaining_ms: u64 },
     #[error(
         "Segment's Profile API refused the access token (HTTP {0}); check SEGMENT_PROFILE_API_TOKEN and SEGMENT_SPACE_ID"
     )]
@@ -74,6 +79,24 @@ pub enum ProfileError {
     /// The access token could not be had (its secret could not be fetched or is unusable).
     #[error("{0}")]
     Token(SecretError),
+}
+
+impl ProfileError {
+    /// Why, in one word for logs and metrics: `timeout`, `rate_limited`, `backing_off`,
+    /// `upstream_auth`, `upstream_status`, `network`, `invalid_response`, `client`, `secret`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "timeout",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::BackingOff { .. } => "backing_off",
+            Self::Unauthorized(_) => "upstream_auth",
+            Self::Status(_) => "upstream_status",
+            Self::Network(_) => "network",
+            Self::InvalidResponse(_) => "invalid_response",
+            Self::Client(_) => "client",
+            Self::Token(_) => "secret",
+        }
+    }
 }
 
 /// Which traits to ask for. Also half of a cache key, so it is kept small: the include list

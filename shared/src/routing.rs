@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
-use crate::ports::{Profiles, TraitsQuery};
+use crate::ports::{ProfileError, Profiles, TraitsQuery};
 use crate::rules::{Facts, RuleSet, RuleTrace, Verdict};
 
 /// Whose decision this is.
@@ -52,7 +52,7 @@ pub enum Lookup {
     Withheld,
     Found,
     NotFound,
-    Failed(String),
+    Failed(ProfileError),
     DeadlineExceeded,
 }
 
@@ -66,6 +66,16 @@ impl Lookup {
             Self::NotFound => "not_found",
             Self::Failed(_) => "failed",
             Self::DeadlineExceeded => "deadline_exceeded",
+        }
+    }
+
+    /// Why the decision fell back, in one word (see [`ProfileError::reason`]; `deadline`
+    /// when the decision's own deadline came first); `None` when it did not.
+    pub fn fallback_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Failed(error) => Some(error.reason()),
+            Self::DeadlineExceeded => Some("deadline"),
+            _ => None,
         }
     }
 }
@@ -110,7 +120,7 @@ pub async fn decide<P: Profiles>(
         Ok(Ok(Some(traits))) => (judge(&traits, true), Lookup::Found),
         // Unknown to Segment is not an error: a customer with no traits.
         Ok(Ok(None)) => (judge(&Map::new(), false), Lookup::NotFound),
-        Ok(Err(error)) => (fallback(), Lookup::Failed(error.to_string())),
+        Ok(Err(error)) => (fallback(), Lookup::Failed(error)),
         Err(_) => (fallback(), Lookup::DeadlineExceeded),
     }
 }
@@ -204,10 +214,7 @@ mod tests {
             ),
             ("agent", "on_error", true)
         );
-        assert_eq!(
-            lookup,
-            Lookup::Failed("Segment's Profile API answered HTTP 500".into())
-        );
+        assert_eq!(lookup, Lookup::Failed(ProfileError::Status(500)));
         let (slow, lookup) = run(&MemoryProfiles::hanging()).await;
         assert_eq!((slow.transition.as_str(), slow.fallback), ("agent", true));
         assert_eq!(lookup, Lookup::DeadlineExceeded);

@@ -51,6 +51,14 @@ pub const PROFILE_TOKEN: &str = "profile-token-secret";
 /// wrap-up-ingest's write key in tests.
 pub const WRITE_KEY: &str = "segment-write-key-for-tests";
 
+/// The secrets a [`SecretsExtension`] holds in tests (secret id, value).
+pub const SECRETS: [(&str, &str); 4] = [
+    ("studio-router/profile-token", PROFILE_TOKEN),
+    ("studio-router/auth-token", TWILIO_TOKEN),
+    ("studio-router/proxy-secret", "proxy-secret"),
+    ("studio-router/write-key", WRITE_KEY),
+];
+
 /// A function's environment: a base set, with variables set or removed on top.
 #[derive(Debug, Clone, Default)]
 pub struct Env(Vec<(&'static str, String)>);
@@ -65,6 +73,19 @@ impl Env {
             .set("SEGMENT_PROFILE_API_URL", profile_api)
             .set("TWILIO_AUTH_TOKEN", TWILIO_TOKEN)
             .set("PROFILE_TIMEOUT_MS", "5000")
+    }
+
+    /// [`Self::studio`] with its Profile API token and Auth Token as Secrets Manager ids (in
+    /// [`SECRETS`]).
+    pub fn studio_with_secret_ids(profile_api: &str) -> Self {
+        Self::studio(profile_api)
+            .unset("SEGMENT_PROFILE_API_TOKEN")
+            .unset("TWILIO_AUTH_TOKEN")
+            .set(
+                "SEGMENT_PROFILE_API_TOKEN_SECRET_ID",
+                "studio-router/profile-token",
+            )
+            .set("TWILIO_AUTH_TOKEN_SECRET_ID", "studio-router/auth-token")
     }
 
     /// wrap-up-ingest wired to the Tracking API at `tracking_api`, with Twilio signatures on.

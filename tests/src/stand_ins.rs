@@ -104,25 +104,53 @@ type Responder = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 struct StandInState {
     received: Arc<Mutex<Vec<Received>>>,
     responder: Responder,
+    in_flight: Arc<InFlightCount>,
+}
+
+/// Requests being served now, and the most ever served at once.
+#[derive(Default)]
+struct InFlightCount {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl InFlightCount {
+    fn enter(self: &Arc<Self>) -> Leaving {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        Leaving(self.clone())
+    }
+}
+
+struct Leaving(Arc<InFlightCount>);
+
+impl Drop for Leaving {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// An HTTP server on 127.0.0.1 that records every request and answers as told.
 pub struct StandIn {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    in_flight: Arc<InFlightCount>,
 }
 
 impl StandIn {
     pub async fn start(responder: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Self {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let in_flight: Arc<InFlightCount> = Arc::default();
         let state = StandInState {
             received: received.clone(),
             responder: Arc::new(responder),
+            in_flight: in_flight.clone(),
         };
         let router = Router::new().fallback(stand_in).with_state(state);
         Self {
             addr: serve(router).await,
             received,
+            in_flight,
         }
     }
 
@@ -142,6 +170,11 @@ impl StandIn {
     /// How many requests so far, without copying them.
     pub fn count(&self) -> usize {
         self.received.lock().expect("received").len()
+    }
+
+    /// The most requests it was serving at one moment.
+    pub fn most_in_flight(&self) -> usize {
+        self.in_flight.most.load(Ordering::SeqCst)
     }
 
     /// The stand-in's own service time for the requests after the first `from`.
@@ -164,6 +197,7 @@ async fn stand_in(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
+    let _serving = state.in_flight.enter();
     let mut received = Received {
         method: method.to_string(),
         path: uri.path().to_owned(),

@@ -7,36 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::{
-    Env, ExtensionStart, Function, FunctionUrl, PROFILE_TOKEN, Reply, RuntimeApi, SecretsExtension,
-    StandIn, TWILIO_TOKEN, WRITE_KEY, basic_auth, event_streams_delivery, fixture,
-    function_with_secrets, http_event, secrets_extension, signed_form_post, start_with_secrets,
-    taskrouter_callback, wrap_up_function,
+    Env, ExtensionStart, Function, FunctionUrl, PROFILE_TOKEN, Reply, RuntimeApi, SECRETS,
+    SecretsExtension, StandIn, TWILIO_TOKEN, WRITE_KEY, basic_auth, event_streams_delivery,
+    fixture, function_with_secrets, http_event, secrets_extension, signed_form_post,
+    start_with_secrets, taskrouter_callback, wrap_up_function,
 };
 use serde_json::{Value, json};
 
 const PHONE: &str = "+15555550100";
-const SECRETS: [(&str, &str); 4] = [
-    ("studio-router/profile-token", PROFILE_TOKEN),
-    ("studio-router/auth-token", TWILIO_TOKEN),
-    ("studio-router/proxy-secret", "proxy-secret"),
-    ("studio-router/write-key", WRITE_KEY),
-];
 
 fn studio_request() -> Value {
     signed_form_post(TWILIO_TOKEN, &[("From", PHONE), ("Body", "hello")])
-}
-
-/// route-decision's environment with its Profile API token and Auth Token as Secrets
-/// Manager ids.
-fn studio_env_with_secret_ids(segment: &StandIn) -> Env {
-    Env::studio(&segment.url())
-        .unset("SEGMENT_PROFILE_API_TOKEN")
-        .unset("TWILIO_AUTH_TOKEN")
-        .set(
-            "SEGMENT_PROFILE_API_TOKEN_SECRET_ID",
-            "studio-router/profile-token",
-        )
-        .set("TWILIO_AUTH_TOKEN_SECRET_ID", "studio-router/auth-token")
 }
 
 /// wrap-up-ingest's environment with its write key as a Secrets Manager id.
@@ -46,14 +27,14 @@ fn wrap_up_env_with_secret_id(segment: &StandIn) -> Env {
         .set("SEGMENT_WRITE_KEY_SECRET_ID", "studio-router/write-key")
 }
 
-/// route-decision with [`studio_env_with_secret_ids`] and `extra` on top, its extension
+/// route-decision with [`Env::studio_with_secret_ids`] and `extra` on top, its extension
 /// starting as `start`.
 async fn route_decision_with_secrets(
     start: ExtensionStart,
     segment: &StandIn,
     extra: &[(&'static str, &str)],
 ) -> (RuntimeApi, SecretsExtension, Function) {
-    let env = studio_env_with_secret_ids(segment).with(extra);
+    let env = Env::studio_with_secret_ids(&segment.url()).with(extra);
     function_with_secrets("route-decision", start, &SECRETS, env).await
 }
 
@@ -83,7 +64,7 @@ async fn secrets_are_fetched_during_invoke_never_during_init() {
     let (runtime, extension) =
         secrets_extension(ExtensionStart::ReadyOnlyDuringInvoke, &SECRETS).await;
     let first = runtime.queue(studio_request());
-    let env = studio_env_with_secret_ids(&segment);
+    let env = Env::studio_with_secret_ids(&segment.url());
     let _function = start_with_secrets("route-decision", &runtime, &extension, env).await;
     // THEN the very first request is authenticated and decided on the real profile
     let answer = first.answer().await;

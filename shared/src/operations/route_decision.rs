@@ -108,7 +108,7 @@ impl<P: Profiles> Operation for RouteDecision<P> {
             Subject::Traits(_) => "inline".to_owned(),
         };
         let failure = match &lookup {
-            Lookup::Failed(reason) => Some(reason.as_str()),
+            Lookup::Failed(error) => Some(error.to_string()),
             _ => None,
         };
         tracing::info!(
@@ -120,6 +120,7 @@ impl<P: Profiles> Operation for RouteDecision<P> {
             profile_found = decision.profile_found,
             lookup = lookup.as_str(),
             lookup_error = failure,
+            fallback_reason = lookup.fallback_reason(),
             latency_us = started.elapsed().as_micros() as u64,
             "decision"
         );

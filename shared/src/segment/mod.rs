@@ -1,7 +1,9 @@
 //! Segment adapters: the Profile API (reading traits) and the Tracking API (sending events),
 //! implementing the [`ports`](crate::ports).
 
+pub mod back_off;
 pub mod cache;
+pub mod in_flight;
 pub mod message;
 pub mod profiles;
 pub mod tracking;

@@ -11,13 +11,17 @@ use crate::http_client::{HttpClient, basic_authorization, retry_after, root_caus
 use crate::identity::Identifier;
 use crate::ports::{ProfileError, TraitsQuery};
 use crate::secrets::SecretCell;
-use crate::segment::cache::{self, TtlCache};
+use crate::segment::back_off::BackOff;
+use crate::segment::cache::TtlCache;
+use crate::segment::in_flight::{Flight, InFlight};
 
 /// The least time a retried request is given; a retry with less would only time out.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
-/// Traits by (identifier, query), cached per warm instance.
-type TraitCache = TtlCache<(Identifier, TraitsQuery), Map<String, Value>>;
+type TraitsKey = (Identifier, TraitsQuery);
+type Traits = Option<Map<String, Value>>;
+/// Traits by (identifier, query), cached per execution environment.
+type TraitCache = TtlCache<TraitsKey, Map<String, Value>>;
 
 #[derive(Clone)]
 pub struct ProfileApi {
@@ -26,7 +30,10 @@ pub struct ProfileApi {
     profiles_url: String,
     token: Arc<SecretCell>,
     request_timeout: Duration,
+    /// Shared by every invocation this environment serves at once (Lambda Managed Instances).
     cache: Arc<TraitCache>,
+    lookups: Arc<InFlight<TraitsKey, Result<Traits, ProfileError>>>,
+    back_off: Arc<BackOff>,
 }
 
 /// What one GET came back with.
@@ -45,7 +52,9 @@ impl ProfileApi {
             ),
             token: Arc::new(config.token),
             request_timeout: config.request_timeout,
-            cache: Arc::new(TtlCache::new(config.cache_ttl, cache::DEFAULT_CAPACITY)),
+            cache: Arc::new(TtlCache::new(config.cache_ttl, config.cache_capacity)),
+            lookups: Arc::default(),
+            back_off: Arc::default(),
         }
     }
 
@@ -68,17 +77,61 @@ impl ProfileApi {
     }
 
     /// The customer's traits, or `None` for a profile Segment does not know; from the cache
-    /// when an identical query was answered within the TTL.
+    /// when an identical query was answered within the TTL. Concurrent misses of one query
+    /// share one request, which runs to its own end even when this caller stops waiting.
     pub async fn fetch_traits(
         &self,
         identifier: &Identifier,
         query: &TraitsQuery,
         deadline: Instant,
-    ) -> Result<Option<Map<String, Value>>, ProfileError> {
+    ) -> Result<Traits, ProfileError> {
         let key = (identifier.clone(), query.clone());
         if let Some(hit) = self.cache.get(&key) {
             return Ok(hit);
         }
+        // Refused here rather than inside the shared request: a window that opens while
+        // callers join must not hold them for a request that would be refused anyway.
+        self.backing_off()?;
+        // The shared request is not cut at the first caller's deadline: a later caller may
+        // have more time, and each caller's own timeout bounds its wait.
+        let shared_deadline = deadline.max(Instant::now() + self.request_timeout);
+        let (answer, flight) = self
+            .lookups
+            .get(key.clone(), || {
+                let api = self.clone();
+                async move {
+                    let traits = api.request_traits(&key, shared_deadline).await;
+                    if let Ok(traits) = &traits {
+                        api.cache.put(key, traits.clone());
+                    }
+                    traits
+                }
+            })
+            .await;
+        if flight == Flight::Joined {
+            tracing::debug!(customer = %identifier.masked(), "joined a Profile API request already in flight");
+        }
+        answer.unwrap_or_else(|| {
+            Err(ProfileError::Client(
+                "the shared Profile API request ended without an answer".into(),
+            ))
+        })
+    }
+
+    fn backing_off(&self) -> Result<(), ProfileError> {
+        match self.back_off.waiting(Instant::now()) {
+            Some(wait) => Err(ProfileError::BackingOff {
+                remaining_ms: wait.as_millis() as u64,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn request_traits(
+        &self,
+        (identifier, query): &TraitsKey,
+        deadline: Instant,
+    ) -> Result<Traits, ProfileError> {
         let limit = query.limit().to_string();
         let mut params = vec![("limit", limit.as_str())];
         if let Some(include) = query.included() {
@@ -88,7 +141,7 @@ impl ProfileApi {
             params.push(("class", class));
         }
         let url = format!("{}{}/traits", self.profiles_url, identifier.path_segment());
-        let traits = match self.get(&url, &params, deadline).await? {
+        Ok(match self.get(&url, &params, deadline).await? {
             Outcome::NotFound => None,
             Outcome::Body(body) => match body.get("traits") {
                 Some(Value::Object(traits)) => Some(traits.clone()),
@@ -99,9 +152,7 @@ impl ProfileApi {
                     ));
                 }
             },
-        };
-        self.cache.put(key, traits.clone());
-        Ok(traits)
+        })
     }
 
     /// The profile's external ids (`type`, `id`), or `None` for an unknown profile.
@@ -146,6 +197,7 @@ impl ProfileApi {
             .client()
             .map_err(|e| ProfileError::Client(e.to_string()))?;
         let authorization = self.authorization().await?;
+        self.backing_off()?;
         let url = crate::http_client::with_query(url, params);
         let mut retried_transport = false;
         let mut retried_rate_limit = false;
@@ -178,6 +230,15 @@ impl ProfileApi {
                 .bytes()
                 .await
                 .map_err(|e| self.transport_error(&e, timeout))?;
+            if status == 429 {
+                let window = self.back_off.rate_limited(retry_after, Instant::now());
+                tracing::warn!(
+                    window_ms = window.as_millis() as u64,
+                    "Segment's Profile API answered 429; no lookups from this environment until the window ends"
+                );
+            } else if matches!(status, 200..=299 | 404) {
+                self.back_off.succeeded();
+            }
             return match status {
                 200..=299 => serde_json::from_slice::<Value>(&body)
                     .map(Outcome::Body)
