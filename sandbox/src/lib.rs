@@ -264,6 +264,10 @@ fn functions(
         ("ALLOW_UNAUTHENTICATED".into(), "true".into()),
         // Off, so traits changed by new events show in the very next decision.
         ("PROFILE_CACHE_TTL_SECS".into(), "0".into()),
+        // One process serves every request at once, as one execution environment does on
+        // Lambda Managed Instances: configured as such (concurrent lookups of one customer
+        // share one Profile API request there too).
+        ("AWS_LAMBDA_MAX_CONCURRENCY".into(), "64".into()),
     ]);
     env.extend(options.function_env.iter().cloned());
     let (source, demo) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES")) {
