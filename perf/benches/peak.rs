@@ -1,0 +1,345 @@
+//! A model of a contact center's peak: the release binaries under local Lambda Runtime APIs
+//! that serve concurrent `/invocation/next` long-polls, against a Profile API stand-in that
+//! behaves as Segment documents it: about 150 ms a lookup (Segment's p95 for `/traits` is
+//! under 200 ms) and 100 requests a second per space, answered 429 (without `Retry-After`,
+//! as the Profile API documents it) beyond that.
+//!
+//! 1. Capacity of one route-decision environment at each concurrency: distinct customers,
+//!    queued all at once; decisions a second, the function's own decision latency, Profile
+//!    API requests, 429s, fallbacks and peak RSS; first without Segment's limit (what the
+//!    environment can do), then with it (what Segment lets it do).
+//! 2. The peak: 500 conversations arriving over 10 s, some customers writing twice a few
+//!    seconds apart, each conversation a route-decision then a profile-lookup for the same
+//!    customer; on classic Lambda (an environment per concurrent invocation, started on
+//!    demand, each with its own cache) against Managed Instances (one environment per
+//!    function at concurrency 32).
+//!
+//!   cargo bench -p perf --bench peak
+//!
+//! CONCURRENCIES (default `1,8,32,64`) and DECISIONS (default 500; at most 100 at
+//! concurrency 1, which takes 150 ms a decision) shape part 1.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use e2e::{Answered, Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN};
+use perf::percentile;
+use serde_json::{Value, json};
+
+const LOOKUP: Duration = Duration::from_millis(150);
+const SEGMENT_LIMIT_PER_SECOND: usize = 100;
+const CONVERSATIONS: usize = 500;
+const ARRIVALS_OVER: Duration = Duration::from_secs(10);
+/// Conversations beyond this many come from customers who already wrote in the burst.
+const DISTINCT_CUSTOMERS: usize = 350;
+
+fn phone(i: usize) -> String {
+    format!("+1555{i:07}")
+}
+
+fn studio_request(phone: &str) -> Value {
+    e2e::signed_form_post(TWILIO_TOKEN, &[("From", phone), ("Body", "hi")])
+}
+
+/// The Profile API as Segment documents it, counting what it served and refused.
+struct SegmentLike {
+    stand_in: StandIn,
+    refused: Arc<AtomicUsize>,
+}
+
+impl SegmentLike {
+    async fn start(limited: bool) -> Self {
+        let refused = Arc::new(AtomicUsize::new(0));
+        let accepted: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+        let counter = refused.clone();
+        let stand_in = StandIn::start(move |request| {
+            if limited {
+                let now = Instant::now();
+                let mut window = accepted.lock().expect("window");
+                while window
+                    .front()
+                    .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+                {
+                    window.pop_front();
+                }
+                if window.len() >= SEGMENT_LIMIT_PER_SECOND {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    return Reply::json(
+                        429,
+                        json!({"error": {"code": "rate_limit_error", "message": "Too Many Requests"}}),
+                    );
+                }
+                window.push_back(now);
+            }
+            let customer: usize = request
+                .path
+                .split_once("%2B1555")
+                .and_then(|(_, rest)| rest.get(..7))
+                .and_then(|digits| digits.parse().ok())
+                .unwrap_or(0);
+            Reply::traits(json!({"docs_last_2_days": customer % 2, "vip": false})).after(LOOKUP)
+        })
+        .await;
+        Self { stand_in, refused }
+    }
+
+    fn requests(&self) -> usize {
+        self.stand_in.count() - self.refused()
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+fn function_env(segment: &SegmentLike, concurrency: Option<u32>) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("SEGMENT_SPACE_ID", "spa_peak".to_owned()),
+        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
+        ("SEGMENT_PROFILE_API_URL", segment.stand_in.url()),
+        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
+    ];
+    if let Some(concurrency) = concurrency {
+        env.push(("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string()));
+    }
+    env
+}
+
+/// An execution environment: one process under its own Runtime API. The process is
+/// dropped (killed) before its Runtime API, so it never polls one that is gone.
+struct Environment {
+    function: Function,
+    runtime: RuntimeApi,
+}
+
+impl Environment {
+    async fn start(name: &str, env: &[(&'static str, String)]) -> Self {
+        let runtime = RuntimeApi::start().await;
+        let function = Function::start(name, &runtime, env).await;
+        Self { runtime, function }
+    }
+
+    /// The function's own decision times (its `latency_us` log field).
+    fn logged_latencies(&self) -> Vec<Duration> {
+        self.function
+            .logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["message"] == "decision")
+            .filter_map(|line| line["latency_us"].as_u64())
+            .map(Duration::from_micros)
+            .collect()
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn p50_p99(mut times: Vec<Duration>) -> (f64, f64) {
+    if times.is_empty() {
+        return (0.0, 0.0);
+    }
+    times.sort();
+    (ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)))
+}
+
+/// Part 1: one environment, `decisions` distinct customers queued at once.
+async fn capacity(concurrency: u32, decisions: usize, limited: bool) {
+    let segment = SegmentLike::start(limited).await;
+    let environment = Environment::start(
+        "route-decision",
+        &function_env(&segment, Some(concurrency).filter(|c| *c > 1)),
+    )
+    .await;
+    let started = Instant::now();
+    let waiting: Vec<_> = (0..decisions)
+        .map(|i| environment.runtime.queue(studio_request(&phone(i))))
+        .collect();
+    let mut fallbacks = 0;
+    for answer in waiting {
+        let payload = answer.answer().await;
+        let body = Answered {
+            payload,
+            elapsed: Duration::ZERO,
+        }
+        .body();
+        assert!(body["transition"].is_string(), "{body}");
+        fallbacks += usize::from(body["fallback"] == true);
+    }
+    let elapsed = started.elapsed();
+    let (p50, p99) = p50_p99(environment.logged_latencies());
+    println!(
+        "| {concurrency:>2} | {} | {decisions} | {:>6.1} | {p50:>5.0} | {p99:>5.0} | {:.2} | {} | {fallbacks} | {:.1} |",
+        if limited { "100/s" } else { "none " },
+        decisions as f64 / elapsed.as_secs_f64(),
+        segment.requests() as f64 / decisions as f64,
+        segment.refused(),
+        environment.function.peak_rss_kb() as f64 / 1024.0,
+    );
+}
+
+/// How invocations of one function reach environments.
+enum Deployment {
+    /// Lambda Managed Instances: one environment serves them all, many at once.
+    Managed(Environment),
+    /// Classic Lambda: an idle environment if there is one, else a new one (a cold start).
+    Classic {
+        name: &'static str,
+        env: Vec<(&'static str, String)>,
+        idle: Mutex<Vec<Arc<Environment>>>,
+        all: Mutex<Vec<Arc<Environment>>>,
+    },
+}
+
+impl Deployment {
+    async fn invoke(&self, event: Value) -> Answered {
+        match self {
+            Self::Managed(environment) => environment.runtime.invoke(event).await,
+            Self::Classic {
+                name,
+                env,
+                idle,
+                all,
+            } => {
+                let warm = idle.lock().expect("idle").pop();
+                let environment = match warm {
+                    Some(environment) => environment,
+                    None => {
+                        let environment = Arc::new(Environment::start(name, env).await);
+                        all.lock().expect("all").push(environment.clone());
+                        environment
+                    }
+                };
+                let answer = environment.runtime.invoke(event).await;
+                idle.lock().expect("idle").push(environment);
+                answer
+            }
+        }
+    }
+
+    fn environments(&self) -> Vec<Arc<Environment>> {
+        match self {
+            Self::Managed(_) => Vec::new(),
+            Self::Classic { all, .. } => all.lock().expect("all").clone(),
+        }
+    }
+
+    fn cold_starts(&self) -> usize {
+        match self {
+            Self::Managed(_) => 1,
+            Self::Classic { all, .. } => all.lock().expect("all").len(),
+        }
+    }
+
+    fn rss_mb(&self) -> f64 {
+        let kb: u64 = match self {
+            Self::Managed(environment) => environment.function.peak_rss_kb(),
+            Self::Classic { .. } => self
+                .environments()
+                .iter()
+                .map(|e| e.function.peak_rss_kb())
+                .sum(),
+        };
+        kb as f64 / 1024.0
+    }
+}
+
+async fn deploy(name: &'static str, segment: &SegmentLike, managed: bool) -> Deployment {
+    if managed {
+        Deployment::Managed(Environment::start(name, &function_env(segment, Some(32))).await)
+    } else {
+        Deployment::Classic {
+            name,
+            env: function_env(segment, None),
+            idle: Mutex::default(),
+            all: Mutex::default(),
+        }
+    }
+}
+
+/// Part 2: the peak, on one kind of deployment.
+async fn peak(managed: bool) {
+    let segment = SegmentLike::start(true).await;
+    let decisions = Arc::new(deploy("route-decision", &segment, managed).await);
+    let lookups = Arc::new(deploy("profile-lookup", &segment, managed).await);
+    let gap = ARRIVALS_OVER / CONVERSATIONS as u32;
+    let started = Instant::now();
+    let mut conversations = Vec::new();
+    for k in 0..CONVERSATIONS {
+        tokio::time::sleep_until((started + gap * k as u32).into()).await;
+        let (decisions, lookups) = (decisions.clone(), lookups.clone());
+        conversations.push(tokio::spawn(async move {
+            let customer = phone(k % DISTINCT_CUSTOMERS);
+            let decision = decisions.invoke(studio_request(&customer)).await;
+            let lookup = lookups.invoke(studio_request(&customer)).await;
+            (decision, lookup)
+        }));
+    }
+    let (mut latencies, mut fallbacks, mut failed_lookups) = (Vec::new(), 0, 0);
+    for conversation in conversations {
+        let (decision, lookup) = conversation.await.expect("conversation");
+        latencies.push(decision.elapsed);
+        fallbacks += usize::from(decision.body()["fallback"] == true);
+        failed_lookups += usize::from(lookup.status() != 200);
+    }
+    let (p50, p99) = p50_p99(latencies);
+    println!(
+        "| {} | {} + {} | {} | {:.2} | {} | {fallbacks} | {failed_lookups} | {p50:.0} / {p99:.0} | {:.1} |",
+        if managed {
+            "Managed Instances, 32 a environment"
+        } else {
+            "classic Lambda"
+        },
+        decisions.cold_starts(),
+        lookups.cold_starts(),
+        segment.requests(),
+        segment.requests() as f64 / CONVERSATIONS as f64,
+        segment.refused(),
+        decisions.rss_mb() + lookups.rss_mb(),
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    e2e::build_release_binaries();
+    let concurrencies: Vec<u32> = std::env::var("CONCURRENCIES")
+        .unwrap_or_else(|_| "1,8,32,64".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let decisions: usize = std::env::var("DECISIONS")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(500);
+
+    println!("\n1. One route-decision environment, distinct customers queued at once");
+    println!(
+        "| concurrency | Segment limit | decisions | decisions/s | p50 ms | p99 ms | Profile API requests a decision | 429s | fallbacks | peak RSS MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &concurrency in &concurrencies {
+        let decisions = if concurrency == 1 {
+            decisions.min(100)
+        } else {
+            decisions
+        };
+        for limited in [false, true] {
+            capacity(concurrency, decisions, limited).await;
+        }
+    }
+
+    println!(
+        "\n2. The peak: {CONVERSATIONS} conversations over {} s from {DISTINCT_CUSTOMERS} customers, each a decision then a lookup; Segment limited to {SEGMENT_LIMIT_PER_SECOND}/s",
+        ARRIVALS_OVER.as_secs()
+    );
+    println!(
+        "| deployment | cold starts (decision + lookup) | Profile API requests | a conversation | 429s | fallbacks | lookups failed | decision p50 / p99 ms | RSS MB (all environments) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for managed in [false, true] {
+        peak(managed).await;
+    }
+}
