@@ -289,7 +289,7 @@ async fn peak(managed: bool) {
     println!(
         "| {} | {} + {} | {} | {:.2} | {} | {fallbacks} | {failed_lookups} | {p50:.0} / {p99:.0} | {:.1} |",
         if managed {
-            "Managed Instances, 32 a environment"
+            "Managed Instances, 32 an environment"
         } else {
             "classic Lambda"
         },

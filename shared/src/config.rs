@@ -32,6 +32,14 @@ impl<'a> Setup<'a> {
     pub fn new(env: &'a dyn Environment, connect_timeout: Duration) -> Result<Self, ConfigError> {
         let vars = Variables::new(env);
         let concurrency = Concurrency::from_variables(&vars);
+        if concurrency.is_concurrent() {
+            tracing::info!(
+                concurrency = concurrency.get(),
+                "serving up to {} invocations at once ({})",
+                concurrency.get(),
+                crate::concurrency::VARIABLE
+            );
+        }
         let http = HttpClient::new(connect_timeout);
         let extension = Arc::new(SecretsExtension::from_variables(&vars, http.clone())?);
         Ok(Self {

@@ -238,9 +238,16 @@ async fn one_at_a_time(concurrency: Option<&'static str>) -> (StandIn, Function)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_variable_unset_one_invocation_runs_at_a_time() {
-    let (segment, _function) = one_at_a_time(None).await;
+    let (segment, function) = one_at_a_time(None).await;
     assert_eq!(segment.count(), 8);
     assert_eq!(segment.most_in_flight(), 1);
+    assert!(
+        !function
+            .logs()
+            .iter()
+            .any(|line| line.contains("invocations at once")),
+        "nothing said about concurrency"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
