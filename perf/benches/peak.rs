@@ -8,8 +8,8 @@
 //!    queued all at once; decisions a second, the function's own decision latency, Profile
 //!    API requests, 429s, fallbacks and peak RSS; first without Segment's limit (what the
 //!    environment can do), then with it (what Segment lets it do).
-//! 2. The peak: 500 conversations arriving over 10 s, some customers writing twice a few
-//!    seconds apart, each conversation a route-decision then a profile-lookup for the same
+//! 2. The peak: 500 conversations arriving over 10 s, 75 customers writing three times a
+//!    few seconds apart, each conversation a route-decision then a profile-lookup for the same
 //!    customer; on classic Lambda (an environment per concurrent invocation, started on
 //!    demand, each with its own cache) against Managed Instances (one environment per
 //!    function at concurrency 32).
@@ -32,8 +32,19 @@ const LOOKUP: Duration = Duration::from_millis(150);
 const SEGMENT_LIMIT_PER_SECOND: usize = 100;
 const CONVERSATIONS: usize = 500;
 const ARRIVALS_OVER: Duration = Duration::from_secs(10);
-/// Conversations beyond this many come from customers who already wrote in the burst.
+/// The first this many conversations are each a new customer; the rest come from the first
+/// [`REPEATERS`] of them again, who thus write three times within the 10 s.
 const DISTINCT_CUSTOMERS: usize = 350;
+const REPEATERS: usize = 75;
+
+/// Conversation `k`'s customer.
+fn customer_of(k: usize) -> usize {
+    if k < DISTINCT_CUSTOMERS {
+        k
+    } else {
+        (k - DISTINCT_CUSTOMERS) % REPEATERS
+    }
+}
 
 fn phone(i: usize) -> String {
     format!("+1555{i:07}")
@@ -272,7 +283,7 @@ async fn peak(managed: bool) {
         tokio::time::sleep_until((started + gap * k as u32).into()).await;
         let (decisions, lookups) = (decisions.clone(), lookups.clone());
         conversations.push(tokio::spawn(async move {
-            let customer = phone(k % DISTINCT_CUSTOMERS);
+            let customer = phone(customer_of(k));
             let decision = decisions.invoke(studio_request(&customer)).await;
             let lookup = lookups.invoke(studio_request(&customer)).await;
             (decision, lookup)
@@ -332,7 +343,7 @@ async fn main() {
     }
 
     println!(
-        "\n2. The peak: {CONVERSATIONS} conversations over {} s from {DISTINCT_CUSTOMERS} customers, each a decision then a lookup; Segment limited to {SEGMENT_LIMIT_PER_SECOND}/s",
+        "\n2. The peak: {CONVERSATIONS} conversations over {} s from {DISTINCT_CUSTOMERS} customers ({REPEATERS} of them three times), each a decision then a lookup; Segment limited to {SEGMENT_LIMIT_PER_SECOND}/s",
         ARRIVALS_OVER.as_secs()
     );
     println!(

@@ -90,7 +90,9 @@ pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        // Capped at a day, so adding it to a time can never overflow (any value is the
+        // server's to send); every caller waits only within its own deadline anyway.
+        .map(|seconds| Duration::from_secs(seconds.min(86_400)))
 }
 
 /// The innermost cause: reqwest's own message rarely says what actually went wrong.

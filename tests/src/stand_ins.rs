@@ -324,6 +324,9 @@ pub enum ExtensionStart {
     FailsAfterFirst,
     /// Accepts the request and never answers.
     Hangs,
+    /// Ready during INVOKE, each answer 200 ms late (a cache miss in the extension: it calls
+    /// Secrets Manager), so concurrent first invocations overlap their fetches.
+    Slow,
 }
 
 /// The session token the extension stand-in requires in `X-Aws-Parameters-Secrets-Token`,
@@ -368,7 +371,9 @@ impl SecretsExtension {
             }
             let nth = answered.fetch_add(1, Ordering::SeqCst);
             let fails = match start {
-                ExtensionStart::ReadyOnlyDuringInvoke | ExtensionStart::Hangs => false,
+                ExtensionStart::ReadyOnlyDuringInvoke
+                | ExtensionStart::Hangs
+                | ExtensionStart::Slow => false,
                 ExtensionStart::FailsOnce => nth == 0,
                 ExtensionStart::FailsAfterFirst => nth > 0,
             };
@@ -376,8 +381,15 @@ impl SecretsExtension {
                 return Reply::json(500, json!({"message": "Secrets Manager could not be reached"}));
             }
             let id = request.query_param("secretId").unwrap_or_default();
+            let late = if start == ExtensionStart::Slow {
+                Duration::from_millis(200)
+            } else {
+                Duration::ZERO
+            };
             match secrets.get(&id) {
-                Some(value) => Reply::json(200, json!({"Name": id, "SecretString": value})),
+                Some(value) => {
+                    Reply::json(200, json!({"Name": id, "SecretString": value})).after(late)
+                }
                 None => Reply::json(
                     400,
                     json!({"__type": "ResourceNotFoundException", "message": "Secrets Manager can't find the specified secret."}),

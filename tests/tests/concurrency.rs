@@ -157,17 +157,81 @@ async fn after_a_429_concurrent_decisions_fall_back_at_once_without_calling_segm
         "{} Profile API requests inside the back-off window",
         segment.count()
     );
-    let reasons: Vec<Value> = function
-        .logs()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["message"] == "decision")
-        .map(|line| line["fallback_reason"].clone())
-        .collect();
-    assert_eq!(reasons.len(), 21);
+    let reasons = fallback_reasons(&function, 21).await;
     assert_eq!(reasons[0], "rate_limited");
     let backing_off = reasons.iter().filter(|r| *r == "backing_off").count();
     assert!(backing_off >= 18, "fallback reasons: {reasons:?}");
+}
+
+/// The `fallback_reason` of each decision log line, once there are `expected` of them (the
+/// log is read from a pipe, which may lag the answers).
+async fn fallback_reasons(function: &Function, expected: usize) -> Vec<Value> {
+    let reasons = || -> Vec<Value> {
+        function
+            .logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["message"] == "decision")
+            .map(|line| line["fallback_reason"].clone())
+            .collect()
+    };
+    for _ in 0..250 {
+        if reasons().len() >= expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reasons = reasons();
+    assert_eq!(reasons.len(), expected, "{reasons:?}");
+    reasons
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_shared_lookup_is_not_cached() {
+    let segment = StandIn::always(Reply::json(500, json!({})).after(LOOKUP)).await;
+    let (runtime, function) = studio_function(
+        "route-decision",
+        &segment.url(),
+        &route_decision_at(Some("8")),
+    )
+    .await;
+
+    let answers = all_at_once(&runtime, (0..8).map(|_| studio_request(&phone(3)))).await;
+    for answer in &answers {
+        assert_eq!(body(answer)["fallback"], true);
+    }
+    let shared = segment.count();
+    // Retried once on a 500? No: a 500 is an answer, not a transport failure.
+    assert!(shared <= 2, "{shared} requests for 8 concurrent misses");
+
+    let again = runtime.invoke(studio_request(&phone(3))).await;
+    assert_eq!(again.body()["fallback"], true);
+    assert_eq!(segment.count(), shared + 1, "the failure was not cached");
+    let reasons = fallback_reasons(&function, 9).await;
+    assert!(
+        reasons.iter().all(|r| r == "upstream_status"),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_retry_after_is_survived() {
+    let segment =
+        StandIn::always(Reply::json(429, json!({})).header("retry-after", "18446744073709551615"))
+            .await;
+    let (runtime, function) = studio_function(
+        "route-decision",
+        &segment.url(),
+        &route_decision_at(Some("4")),
+    )
+    .await;
+    let answer = runtime.invoke(studio_request(&phone(1))).await;
+    assert_eq!(answer.body()["fallback"], true);
+    // The 429 itself, not a shared request that ended without an answer.
+    assert_eq!(
+        fallback_reasons(&function, 1).await,
+        [json!("rate_limited")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -191,13 +255,8 @@ async fn profile_lookup_answers_502_inside_the_back_off_window() {
 async fn concurrent_first_invocations_fetch_each_secret_once() {
     let segment = profile_api_by_customer().await;
     let env = Env::studio_with_secret_ids(&segment.url()).set("AWS_LAMBDA_MAX_CONCURRENCY", "16");
-    let (runtime, extension, _function) = function_with_secrets(
-        "route-decision",
-        ExtensionStart::ReadyOnlyDuringInvoke,
-        &SECRETS,
-        env,
-    )
-    .await;
+    let (runtime, extension, _function) =
+        function_with_secrets("route-decision", ExtensionStart::Slow, &SECRETS, env).await;
 
     let answers = all_at_once(&runtime, (0..16).map(|i| studio_request(&phone(i)))).await;
 
@@ -271,11 +330,10 @@ async fn an_unparseable_concurrency_runs_one_at_a_time_with_one_warning() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_concurrent_deliveries_of_one_event_are_both_acknowledged_with_one_message_id() {
-    // Slow enough that the two deliveries overlap at Segment.
-    let segment = StandIn::always(
-        Reply::json(200, json!({"success": true})).after(Duration::from_millis(300)),
-    )
-    .await;
+    // Slow enough that the two deliveries overlap at Segment even on a busy machine.
+    let segment =
+        StandIn::always(Reply::json(200, json!({"success": true})).after(Duration::from_secs(1)))
+            .await;
     let (runtime, _function) =
         wrap_up_function(&segment.url(), &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]).await;
     let event = taskrouter_callback("sms-inbound-task-completed");

@@ -404,7 +404,9 @@ async fn an_event_streams_delivery_is_answered_within_4_5_s_against_a_tracking_a
     assert!(
         answer.body()["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("timed out")),
+            // Either timer may fire first on a busy machine: the attempt's own timeout or the
+            // delivery's deadline around it. Both say the same to the sender.
+            .is_some_and(|m| m.contains("timed out") || m.contains("no answer before the deadline")),
         "{:?}",
         answer.payload
     );

@@ -47,15 +47,25 @@ impl BackOff {
             return until - now;
         }
         let doubled = state.next.unwrap_or(FIRST);
-        let window = retry_after.unwrap_or(doubled).min(LONGEST);
+        // `Retry-After: 0` asks for nothing: the exponential window applies, as without one.
+        let window = retry_after
+            .filter(|wait| !wait.is_zero())
+            .unwrap_or(doubled)
+            .min(LONGEST);
         state.until = Some(now + window);
         state.next = Some((doubled * 2).min(LONGEST));
         window
     }
 
-    /// An answer that was not a 429: the next 429 starts again from [`FIRST`].
-    pub fn succeeded(&self) {
+    /// A 2xx or 404 at `now`: the next 429 starts again from [`FIRST`]. One that arrives
+    /// while a window is open was sent before it opened (nothing is sent inside one), so it
+    /// changes nothing: Segment answers a 429 at once and a lookup in about 150 ms, and the
+    /// lookups it accepted just before must not shut the window it just asked for.
+    pub fn succeeded(&self, now: Instant) {
         let mut state = self.lock();
+        if state.until.is_some_and(|until| now < until) {
+            return;
+        }
         if state.until.is_some() || state.next.is_some() {
             *state = State::default();
         }
@@ -106,13 +116,30 @@ mod tests {
     }
 
     #[test]
-    fn a_success_resets_it() {
+    fn a_success_after_the_window_resets_it() {
         let back_off = BackOff::default();
         let now = Instant::now();
         back_off.rate_limited(None, now);
-        back_off.rate_limited(None, now + SECOND);
-        back_off.succeeded();
-        assert_eq!(back_off.waiting(now + SECOND), None);
+        back_off.rate_limited(None, now + SECOND); // 2 s, until now + 3 s
+        back_off.succeeded(now + 3 * SECOND);
         assert_eq!(back_off.rate_limited(None, now + 5 * SECOND), SECOND);
+    }
+
+    #[test]
+    fn a_success_inside_the_window_was_sent_before_it_and_changes_nothing() {
+        let back_off = BackOff::default();
+        let now = Instant::now();
+        assert_eq!(back_off.rate_limited(None, now), SECOND);
+        back_off.succeeded(now + SECOND / 10);
+        assert_eq!(back_off.waiting(now + SECOND / 2), Some(SECOND / 2));
+        // And the next window still doubles.
+        assert_eq!(back_off.rate_limited(None, now + SECOND), 2 * SECOND);
+    }
+
+    #[test]
+    fn retry_after_zero_gets_the_exponential_window() {
+        let back_off = BackOff::default();
+        let now = Instant::now();
+        assert_eq!(back_off.rate_limited(Some(Duration::ZERO), now), SECOND);
     }
 }

@@ -237,7 +237,7 @@ impl ProfileApi {
                     "Segment's Profile API answered 429; no lookups from this environment until the window ends"
                 );
             } else if matches!(status, 200..=299 | 404) {
-                self.back_off.succeeded();
+                self.back_off.succeeded(Instant::now());
             }
             return match status {
                 200..=299 => serde_json::from_slice::<Value>(&body)
@@ -247,12 +247,17 @@ impl ProfileApi {
                 401 | 403 => Err(ProfileError::Unauthorized(status)),
                 429 => match retry_after {
                     // Worth waiting only if the retry itself still has time to run.
+                    // checked_add: a Retry-After of any size is Segment's to send.
                     Some(wait)
                         if !retried_rate_limit
-                            && Instant::now() + wait + MIN_ATTEMPT < deadline =>
+                            && Instant::now()
+                                .checked_add(wait + MIN_ATTEMPT)
+                                .is_some_and(|retry_done| retry_done < deadline) =>
                     {
                         retried_rate_limit = true;
                         tokio::time::sleep(wait).await;
+                        // Another 429 may have opened a longer window meanwhile.
+                        self.backing_off()?;
                         continue;
                     }
                     _ => Err(ProfileError::RateLimited { retry_after }),
