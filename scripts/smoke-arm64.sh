@@ -27,9 +27,11 @@ if ! command -v qemu-aarch64 >/dev/null || [[ ! -e "$sysroot/lib/ld-linux-aarch6
 fi
 
 bootstrap() {
-  # sam names build folders after the template's logical ids; cargo lambda after the binary.
+  # sam names build folders after the template's logical ids (with "-Shared" when two
+  # functions, here the classic and the Managed Instances one, share a build); cargo lambda
+  # after the binary.
   local logical="$1" binary="$2"
-  for candidate in "$build/$logical/bootstrap" "$build/$binary/bootstrap"; do
+  for candidate in "$build/$logical/bootstrap" "$build/$logical-Shared/bootstrap" "$build/$binary/bootstrap"; do
     [[ -f "$candidate" ]] && { echo "$candidate"; return; }
   done
   echo "no bootstrap for $binary under $build" >&2
