@@ -22,7 +22,7 @@ fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
         Edge::new(
             RouteDecision {
                 profiles: MemoryProfiles::new(),
-                rules: RuleSet::compile(DEFAULT_RULES).expect("rules"),
+                rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).expect("rules").into()),
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),
             },

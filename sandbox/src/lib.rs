@@ -6,6 +6,7 @@ pub mod computed;
 pub mod demo;
 pub mod identities;
 pub mod lambda_urls;
+pub mod rules_reload;
 pub mod segment;
 pub mod store;
 
@@ -20,6 +21,7 @@ use axum::response::Response;
 use serde_json::Value;
 use studio_router::edge::Edge;
 use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
+use studio_router::rules::LiveRules;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -193,8 +195,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (functions, rules) = functions(&options, segment_addr)?;
+    let (functions, rules, followed) = functions(&options, segment_addr)?;
     let (stop, stopped) = watch::channel(false);
+    if let Some((path, live)) = followed {
+        rules_reload::follow(path, live, stopped.clone());
+    }
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -243,11 +248,11 @@ async fn end_with_newline(response: Response) -> Response {
     Response::from_parts(parts, Body::from(text))
 }
 
+/// The three functions, the rules route-decision loaded, and the file those rules follow.
+type Loaded = (Functions, LoadedRules, Option<(PathBuf, Arc<LiveRules>)>);
+
 /// The three functions, configured as a deployment would be, but against this server.
-fn functions(
-    options: &Options,
-    segment_addr: SocketAddr,
-) -> Result<(Functions, LoadedRules), String> {
+fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, String> {
     let mut env: HashMap<String, String> = HashMap::from([
         ("SEGMENT_SPACE_ID".into(), options.space_id.clone()),
         ("SEGMENT_PROFILE_API_TOKEN".into(), options.token.clone()),
@@ -270,12 +275,18 @@ fn functions(
         ("AWS_LAMBDA_MAX_CONCURRENCY".into(), "64".into()),
     ]);
     env.extend(options.function_env.iter().cloned());
-    let (source, demo) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES")) {
-        (Some(path), _) => (path.clone(), false),
-        (None, Some(_)) => ("ROUTING_RULES".to_owned(), false),
+    // The file the rules follow while the sandbox runs (none for inline ROUTING_RULES).
+    let (source, demo, file) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES")) {
+        (Some(path), _) => (path.clone(), false, Some(PathBuf::from(path))),
+        (None, Some(_)) => ("ROUTING_RULES".to_owned(), false, None),
         (None, None) => {
             env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
-            ("sandbox/rules.json".to_owned(), true)
+            let file = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules.json"));
+            (
+                "sandbox/rules.json".to_owned(),
+                true,
+                file.exists().then_some(file),
+            )
         }
     };
     let lookup = |name: &str| env.get(name).cloned();
@@ -283,14 +294,10 @@ fn functions(
     // The timeouts template.yaml gives each function.
     let decision =
         Edge::load(&lookup, route_decision::load).map_err(|e| format!("route-decision: {e}"))?;
+    let live = decision.operation.rules.clone();
     let rules = LoadedRules {
         source,
-        names: decision
-            .operation
-            .rules
-            .rule_names()
-            .map(str::to_owned)
-            .collect(),
+        names: live.current().rule_names().map(str::to_owned).collect(),
         demo,
     };
     functions.add("route-decision", decision, Duration::from_secs(10));
@@ -304,5 +311,5 @@ fn functions(
         Edge::load(&lookup, wrap_up_ingest::load).map_err(|e| format!("wrap-up-ingest: {e}"))?,
         Duration::from_secs(15),
     );
-    Ok((functions, rules))
+    Ok((functions, rules, file.map(|path| (path, live))))
 }

@@ -313,7 +313,7 @@ mod tests {
         Edge::new(
             RouteDecision {
                 profiles: MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 2})),
-                rules: RuleSet::compile(DEFAULT_RULES).unwrap(),
+                rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap().into()),
                 deadline: Duration::from_millis(500),
                 phone_identifier: "phone".into(),
             },

@@ -130,7 +130,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
     Edge::new(
         RouteDecision {
             profiles: MemoryProfiles::new(),
-            rules,
+            rules: std::sync::Arc::new(rules.into()),
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),
         },

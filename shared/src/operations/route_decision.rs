@@ -1,5 +1,6 @@
 //! route-decision: which transition Studio's Split takes for this customer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
@@ -9,12 +10,14 @@ use crate::identity::{self, Customer, Identifier, normalise_phone};
 use crate::invocation::Input;
 use crate::ports::Profiles;
 use crate::routing::{DecisionRequest, Lookup, Subject, decide};
-use crate::rules::RuleSet;
+use crate::rules::{LiveRules, RuleSet};
 use crate::segment::ProfileApi;
 
 pub struct RouteDecision<P> {
     pub profiles: P,
-    pub rules: RuleSet,
+    /// Shared with whoever may replace them while the function runs (the local stack's
+    /// file reload).
+    pub rules: Arc<LiveRules>,
     pub deadline: Duration,
     pub phone_identifier: String,
 }
@@ -49,7 +52,7 @@ pub fn load(setup: &Setup<'_>) -> Result<RouteDecision<ProfileApi>, ConfigError>
     Ok(RouteDecision {
         phone_identifier: config.profile_api.phone_identifier.clone(),
         profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
-        rules: config.rules,
+        rules: Arc::new(config.rules.into()),
         deadline: config.deadline,
     })
 }
@@ -101,7 +104,8 @@ impl<P: Profiles> Operation for RouteDecision<P> {
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
         let budget = invoked.remaining(self.deadline);
-        let (decision, lookup) = decide(&self.profiles, &self.rules, &request, budget).await;
+        let rules = self.rules.current();
+        let (decision, lookup) = decide(&self.profiles, &rules, &request, budget).await;
         let customer = match &request.subject {
             Subject::Customer(identifier) => identifier.masked(),
             Subject::Withheld => "withheld".to_owned(),
@@ -159,7 +163,7 @@ mod tests {
     fn operation(profiles: MemoryProfiles, rules: &str) -> RouteDecision<MemoryProfiles> {
         RouteDecision {
             profiles,
-            rules: RuleSet::compile(rules).unwrap(),
+            rules: Arc::new(RuleSet::compile(rules).unwrap().into()),
             deadline: Duration::from_millis(300),
             phone_identifier: "phone".into(),
         }

@@ -10,6 +10,7 @@ mod compile;
 mod evaluate;
 mod explain;
 mod file;
+mod live;
 mod references;
 mod values;
 
@@ -22,6 +23,7 @@ use serde_json::{Map, Value};
 pub use compile::parse;
 use compile::{Outcome, Rule};
 pub use explain::{RuleTrace, TraceOutcome};
+pub use live::LiveRules;
 
 /// The recipe's rules ("Docs Last 2 Days" > 0 goes to a person), used when none are configured.
 pub const DEFAULT_RULES: &str = r#"{
