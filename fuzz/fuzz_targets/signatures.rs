@@ -23,6 +23,7 @@ fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
             RouteDecision {
                 profiles: MemoryProfiles::new(),
                 rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).expect("rules").into()),
+                rules_source: None,
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),
             },

@@ -5,6 +5,7 @@
 //! Data flows one way: raw Lambda event -> [`invocation`] -> [`auth`] -> an [`operations`]
 //! entry point (domain call through adapters) -> answer -> payload 2.0 response ([`edge`]).
 
+pub mod appconfig;
 pub mod auth;
 pub mod concurrency;
 pub mod config;

@@ -131,6 +131,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
         RouteDecision {
             profiles: MemoryProfiles::new(),
             rules: std::sync::Arc::new(rules.into()),
+            rules_source: None,
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),
         },

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::appconfig::AppConfigRules;
 use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
 use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
@@ -18,6 +19,8 @@ pub struct RouteDecision<P> {
     /// Shared with whoever may replace them while the function runs (the local stack's
     /// file reload).
     pub rules: Arc<LiveRules>,
+    /// Where newer rules come from while the function runs (AWS AppConfig), if anywhere.
+    pub rules_source: Option<Arc<AppConfigRules>>,
     pub deadline: Duration,
     pub phone_identifier: String,
 }
@@ -49,10 +52,16 @@ impl Config {
 /// wait for the first invocation.
 pub fn load(setup: &Setup<'_>) -> Result<RouteDecision<ProfileApi>, ConfigError> {
     let config = Config::read(setup)?;
+    let rules: Arc<LiveRules> = Arc::new(config.rules.into());
     Ok(RouteDecision {
         phone_identifier: config.profile_api.phone_identifier.clone(),
         profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
-        rules: Arc::new(config.rules.into()),
+        rules_source: AppConfigRules::from_variables(
+            &setup.vars,
+            setup.http.clone(),
+            rules.clone(),
+        )?,
+        rules,
         deadline: config.deadline,
     })
 }
@@ -104,6 +113,9 @@ impl<P: Profiles> Operation for RouteDecision<P> {
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
         let budget = invoked.remaining(self.deadline);
+        if let Some(source) = &self.rules_source {
+            source.keep_fresh().await;
+        }
         let rules = self.rules.current();
         let (decision, lookup) = decide(&self.profiles, &rules, &request, budget).await;
         let customer = match &request.subject {
@@ -136,6 +148,9 @@ impl<P: Profiles> Operation for RouteDecision<P> {
     /// Builds the HTTPS client and fetches the token, so the next lookup does neither;
     /// sends nothing to Segment.
     async fn warm_up(&self) {
+        if let Some(source) = &self.rules_source {
+            source.keep_fresh().await;
+        }
         self.profiles.warm_up().await;
     }
 }
@@ -164,6 +179,7 @@ mod tests {
         RouteDecision {
             profiles,
             rules: Arc::new(RuleSet::compile(rules).unwrap().into()),
+            rules_source: None,
             deadline: Duration::from_millis(300),
             phone_identifier: "phone".into(),
         }
