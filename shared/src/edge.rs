@@ -83,7 +83,22 @@ pub trait Operation: Send + Sync + 'static {
     fn warm_up(&self) -> impl Future<Output = ()> + Send {
         async {}
     }
+
+    /// AppConfig's validator: `Ok` with a summary when `content` is a configuration this
+    /// function can use, `Err` with the reason otherwise (AppConfig then refuses to deploy it).
+    fn validate_configuration(&self, _content: &[u8]) -> Result<String, String> {
+        Err(format!(
+            "{} does not validate configurations; point the AppConfig validator at route-decision",
+            Self::NAME
+        ))
+    }
 }
+
+/// A configuration AppConfig must not deploy: the invocation fails, which is how a Lambda
+/// validator says no (AppConfig reads Lambda's `X-Amz-Function-Error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigurationRefused(pub String);
 
 /// A configured function: its operation and who may call it over HTTP.
 pub struct Edge<O> {
@@ -109,6 +124,35 @@ impl<O: Operation> Edge<O> {
         Ok(Self::new(operation, auth))
     }
 
+    /// Handles one Lambda invocation: [`Self::handle`], except that an AppConfig validation
+    /// of a configuration that cannot be used fails the invocation, as AppConfig expects.
+    pub async fn invoke(
+        &self,
+        event: Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, ConfigurationRefused> {
+        if let Some(Invocation::RulesValidation { content, version }) = event
+            .as_object()
+            .and_then(crate::invocation::configuration_validation)
+        {
+            let decoded =
+                base64::Engine::decode(&base64::engine::general_purpose::STANDARD, content.trim())
+                    .map_err(|_| "the content is not base64".to_owned());
+            let version = version.as_deref();
+            return match decoded.and_then(|bytes| self.operation.validate_configuration(&bytes)) {
+                Ok(summary) => {
+                    tracing::info!(function = O::NAME, version, %summary, "configuration validated for AppConfig");
+                    Ok(json!({"valid": true, "summary": summary}))
+                }
+                Err(reason) => {
+                    tracing::warn!(function = O::NAME, version, %reason, "configuration refused for AppConfig");
+                    Err(ConfigurationRefused(reason))
+                }
+            };
+        }
+        Ok(self.handle(event, deadline).await)
+    }
+
     /// Handles one Lambda invocation that must be answered by `deadline` (the invocation's
     /// own, from its context); never fails, every problem is an answer.
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Value {
@@ -117,6 +161,11 @@ impl<O: Operation> Edge<O> {
             answer_by: answer_by(deadline),
         };
         match Invocation::decode(event, O::MAX_BODY_BYTES) {
+            Ok(Invocation::RulesValidation { .. }) => Failure::bad_request(
+                "invalid_request",
+                "a configuration validation is answered by invoke()",
+            )
+            .body(),
             Ok(Invocation::WarmUp) => {
                 self.auth.warm_up().await;
                 self.operation.warm_up().await;
@@ -270,7 +319,9 @@ where
                 async move {
                     let deadline =
                         UNIX_EPOCH.checked_add(Duration::from_millis(event.context.deadline));
-                    Ok::<Value, lambda_runtime::Error>(edge.handle(event.payload, deadline).await)
+                    edge.invoke(event.payload, deadline)
+                        .await
+                        .map_err(lambda_runtime::Error::from)
                 }
             }))
             .await

@@ -155,3 +155,57 @@ async fn without_the_extension_the_functions_own_rules_decide() {
         "{warning}"
     );
 }
+
+/// What AppConfig sends its Lambda validator.
+fn validation_event(content: &str, version: &str) -> Value {
+    use base64::Engine as _;
+    json!({
+        "applicationId": "abc1234",
+        "configurationProfileId": "ur8hx2f",
+        "configurationVersion": version,
+        "content": base64::engine::general_purpose::STANDARD.encode(content),
+        "uri": "hosted"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn route_decision_is_appconfigs_validator_with_the_same_compiler() {
+    let (runtime, function) = studio_function("route-decision", "http://127.0.0.1:9", &[]).await;
+
+    let good = runtime.invoke(validation_event(version(2), "2")).await;
+    assert_eq!(good.payload["valid"], true, "{}", good.payload);
+    assert_eq!(good.payload["summary"], "1 rules: everyone-to-agents");
+
+    // A function error is how a validator says no: the Runtime API gets /error.
+    let bad = runtime.invoke(validation_event(version(3), "3")).await;
+    let message = bad.payload["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("rule \"broken\""), "{}", bad.payload);
+    let refused = function
+        .log_line("configuration refused for AppConfig")
+        .await;
+    assert_eq!(refused["version"], "3");
+
+    let not_base64 = runtime
+        .invoke(json!({"applicationId": "a", "configurationProfileId": "p", "content": "%%%"}))
+        .await;
+    assert!(
+        not_base64.payload["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("base64")),
+        "{}",
+        not_base64.payload
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_function_refuses_to_validate_rather_than_pass_everything() {
+    let (runtime, _function) = studio_function("profile-lookup", "http://127.0.0.1:9", &[]).await;
+    let answer = runtime.invoke(validation_event(version(2), "2")).await;
+    assert!(
+        answer.payload["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("point the AppConfig validator at route-decision")),
+        "{}",
+        answer.payload
+    );
+}

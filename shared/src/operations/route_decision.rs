@@ -145,6 +145,15 @@ impl<P: Profiles> Operation for RouteDecision<P> {
             .map_err(|e| Failure::new(500, "internal_error", e.to_string()))
     }
 
+    /// AppConfig's validator: the same compiler as `--check-rules` and the start.
+    fn validate_configuration(&self, content: &[u8]) -> Result<String, String> {
+        let json =
+            std::str::from_utf8(content).map_err(|_| "the rules are not UTF-8 text".to_owned())?;
+        let rules = RuleSet::compile(json).map_err(|e| e.to_string())?;
+        let names: Vec<&str> = rules.rule_names().collect();
+        Ok(format!("{} rules: {}", names.len(), names.join(", ")))
+    }
+
     /// Builds the HTTPS client and fetches the token, so the next lookup does neither;
     /// sends nothing to Segment.
     async fn warm_up(&self) {
