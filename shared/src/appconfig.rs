@@ -109,13 +109,17 @@ impl AppConfigRules {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Before a decision: the first one waits for the rules (bounded); later ones start a
-    /// background refresh when the rules are older than the max age, and never wait.
-    pub async fn keep_fresh(self: &Arc<Self>) {
+    /// Before a decision: the first one waits for the rules, at most [`FIRST_FETCH`] and
+    /// `within`; later ones start a background refresh when the rules are older than the max
+    /// age, and never wait. The first fetch runs as a task of its own, so a decision that
+    /// stops waiting does not cancel it: the next decisions get what it brings.
+    pub async fn keep_fresh(self: &Arc<Self>, within: Duration) {
         let asked_at = self.state().asked_at;
         match asked_at {
             None => {
-                let _ = tokio::time::timeout(FIRST_FETCH, self.refresh()).await;
+                let source = self.clone();
+                let first = tokio::spawn(async move { source.refresh().await });
+                let _ = tokio::time::timeout(FIRST_FETCH.min(within), first).await;
             }
             Some(at) if at.elapsed() >= self.max_age => {
                 if let Ok(guard) = self.fetching.clone().try_lock_owned() {
@@ -149,14 +153,14 @@ impl AppConfigRules {
             }
         };
         // Without a version header, the content itself tells one version from the next.
-        let seen = Some(version.clone().unwrap_or_else(|| {
+        let seen = version.clone().unwrap_or_else(|| {
             let mut hash = std::collections::hash_map::DefaultHasher::new();
             std::hash::Hash::hash(&json, &mut hash);
             format!("content {:016x}", std::hash::Hasher::finish(&hash))
-        }));
+        });
         {
             let state = self.state();
-            if state.in_use == seen || state.refused == seen {
+            if state.in_use.as_ref() == Some(&seen) || state.refused.as_ref() == Some(&seen) {
                 return;
             }
         }
@@ -165,11 +169,11 @@ impl AppConfigRules {
                 let names: Vec<&str> = rules.rule_names().collect();
                 tracing::info!(source = %self.name, version = version.as_deref(), rules = %names.join(", "), "routing rules updated from AppConfig");
                 self.live.replace(rules);
-                self.state().in_use = seen;
+                self.state().in_use = Some(seen);
             }
             Err(error) => {
                 tracing::warn!(source = %self.name, version = version.as_deref(), %error, "routing rules from AppConfig cannot be used; the rules in use stay");
-                self.state().refused = seen;
+                self.state().refused = Some(seen);
             }
         }
     }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::concurrency::{self, Concurrency};
+use crate::concurrency::Concurrency;
 pub use crate::environment::{Environment, ProcessEnv, VariableError, Variables};
 use crate::http_client::HttpClient;
 use crate::rules::{DEFAULT_RULES, RuleSet, RulesError};
@@ -142,6 +142,7 @@ impl ProfileApiConfig {
     pub fn read(
         vars: &Variables<'_>,
         extension: &Arc<SecretsExtension>,
+        concurrency: Concurrency,
     ) -> Result<Self, VariableError> {
         let space_id = vars.required("SEGMENT_SPACE_ID")?;
         if space_id.contains(['/', '?', '#', ' ']) {
@@ -162,17 +163,14 @@ impl ProfileApiConfig {
             phone_identifier: phone_identifier(vars)?,
             request_timeout: vars.millis("PROFILE_TIMEOUT_MS", 1500, 50..=9000)?,
             cache_ttl: Duration::from_secs(vars.number("PROFILE_CACHE_TTL_SECS", 30, 0..=3600)?),
-            cache_capacity: cache_capacity(vars)?,
+            cache_capacity: cache_capacity(vars, concurrency)?,
         })
     }
 }
 
 /// What one environment's concurrent conversations need: each one's repeats, as a classic
 /// instance serving one at a time keeps them in [`cache::DEFAULT_CAPACITY`].
-fn cache_capacity(vars: &Variables<'_>) -> Result<usize, VariableError> {
-    // Parsed quietly here: the edge warns once about a bad value (see `Setup::new`).
-    let concurrency =
-        Concurrency::parse(vars.raw(concurrency::VARIABLE).as_deref()).unwrap_or(Concurrency::ONE);
+fn cache_capacity(vars: &Variables<'_>, concurrency: Concurrency) -> Result<usize, VariableError> {
     let default =
         (cache::DEFAULT_CAPACITY as u64 * u64::from(concurrency.get())).min(MAX_CACHE_CAPACITY);
     let capacity = vars.number("PROFILE_CACHE_CAPACITY", default, 1..=MAX_CACHE_CAPACITY)?;
@@ -203,7 +201,7 @@ mod tests {
         let map = env_of(vars);
         let env = |name: &str| map.get(name).cloned();
         let vars = Variables::new(&env);
-        ProfileApiConfig::read(&vars, &extension(&vars))
+        ProfileApiConfig::read(&vars, &extension(&vars), Concurrency::from_variables(&vars))
     }
 
     #[test]

@@ -15,7 +15,10 @@ use crate::auth::Authenticator;
 use crate::concurrency::{self, Concurrency};
 use crate::config::{ConfigError, Environment, ProcessEnv, Setup, Variables};
 pub use crate::failure::Failure;
-use crate::invocation::{HttpRequest, Input, Invocation, InvocationError, http_response};
+use crate::invocation::{
+    ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
+    configuration_validation, http_response,
+};
 
 /// The longest query string accepted. Studio's requests carry a few fields; even an
 /// `include=` list of profile-lookup's 200 traits fits.
@@ -131,9 +134,8 @@ impl<O: Operation> Edge<O> {
         event: Value,
         deadline: Option<SystemTime>,
     ) -> Result<Value, ConfigurationRefused> {
-        if let Some(Invocation::RulesValidation { content, version }) = event
-            .as_object()
-            .and_then(crate::invocation::configuration_validation)
+        if let Some(ConfigurationValidation { content, version }) =
+            event.as_object().and_then(configuration_validation)
         {
             let decoded =
                 base64::Engine::decode(&base64::engine::general_purpose::STANDARD, content.trim())
@@ -161,11 +163,6 @@ impl<O: Operation> Edge<O> {
             answer_by: answer_by(deadline),
         };
         match Invocation::decode(event, O::MAX_BODY_BYTES) {
-            Ok(Invocation::RulesValidation { .. }) => Failure::bad_request(
-                "invalid_request",
-                "a configuration validation is answered by invoke()",
-            )
-            .body(),
             Ok(Invocation::WarmUp) => {
                 self.auth.warm_up().await;
                 self.operation.warm_up().await;

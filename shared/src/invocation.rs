@@ -21,12 +21,15 @@ pub enum Invocation {
     /// A direct `Invoke` with what an HTTP body would hold (authorised by IAM): an object of
     /// fields, or a list of events for wrap-up-ingest.
     Direct(Input),
-    /// AWS AppConfig asking its Lambda validator whether a configuration version is good: the
-    /// content, base64 as AppConfig sends it, and the version.
-    RulesValidation {
-        content: String,
-        version: Option<String>,
-    },
+}
+
+/// AWS AppConfig asking its Lambda validator whether a configuration version is good: the
+/// content, base64 as AppConfig sends it, and the version. Recognised only by the edge's
+/// `invoke`, ahead of [`Invocation::decode`]: answering it means failing the invocation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigurationValidation {
+    pub content: String,
+    pub version: Option<String>,
 }
 
 /// What a request carries, once read: the fields of a form, query string or JSON object, or
@@ -189,9 +192,6 @@ impl Invocation {
                 object,
             )))));
         }
-        if let Some(validation) = configuration_validation(&object) {
-            return Ok(validation);
-        }
         if object.contains_key("requestContext") {
             let request: ApiGatewayV2httpRequest = serde_json::from_value(Value::Object(object))
                 .map_err(|e| InvocationError::MalformedHttp(e.to_string()))?;
@@ -225,14 +225,14 @@ impl From<Value> for Input {
 /// AppConfig's Lambda validator event: `applicationId`, `configurationProfileId`,
 /// `configurationVersion`, `content` (base64) and `uri` (AppConfig's "configuration
 /// validators" page).
-pub fn configuration_validation(object: &Map<String, Value>) -> Option<Invocation> {
+pub fn configuration_validation(object: &Map<String, Value>) -> Option<ConfigurationValidation> {
     if !(object.contains_key("configurationProfileId") && object.contains_key("applicationId")) {
         return None;
     }
     let Some(Value::String(content)) = object.get("content") else {
         return None;
     };
-    Some(Invocation::RulesValidation {
+    Some(ConfigurationValidation {
         content: content.clone(),
         version: object
             .get("configurationVersion")

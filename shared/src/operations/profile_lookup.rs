@@ -32,7 +32,7 @@ pub struct Config {
 impl Config {
     pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
         let deadline = config::decision_deadline(&setup.vars)?;
-        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension)?;
+        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension, setup.concurrency)?;
         profile_api.warn_if_slower_than(deadline);
         Ok(Self {
             profile_api,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::appconfig::AppConfigRules;
+use crate::appconfig::{self, AppConfigRules};
 use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
 use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
@@ -38,7 +38,7 @@ impl Config {
     pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
         let rules = config::rules(&setup.vars)?;
         let deadline = config::decision_deadline(&setup.vars)?;
-        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension)?;
+        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension, setup.concurrency)?;
         profile_api.warn_if_slower_than(deadline);
         Ok(Self {
             rules,
@@ -112,10 +112,11 @@ impl<P: Profiles> Operation for RouteDecision<P> {
         let fields =
             fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
-        let budget = invoked.remaining(self.deadline);
+        // Before the budget is read: the first decision's wait for its rules is part of it.
         if let Some(source) = &self.rules_source {
-            source.keep_fresh().await;
+            source.keep_fresh(invoked.remaining(self.deadline)).await;
         }
+        let budget = invoked.remaining(self.deadline);
         let rules = self.rules.current();
         let (decision, lookup) = decide(&self.profiles, &rules, &request, budget).await;
         let customer = match &request.subject {
@@ -158,7 +159,7 @@ impl<P: Profiles> Operation for RouteDecision<P> {
     /// sends nothing to Segment.
     async fn warm_up(&self) {
         if let Some(source) = &self.rules_source {
-            source.keep_fresh().await;
+            source.keep_fresh(appconfig::FIRST_FETCH).await;
         }
         self.profiles.warm_up().await;
     }
