@@ -270,8 +270,8 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
         // Off, so traits changed by new events show in the very next decision.
         ("PROFILE_CACHE_TTL_SECS".into(), "0".into()),
         // One process serves every request at once, as one execution environment does on
-        // Lambda Managed Instances: configured as such (concurrent lookups of one customer
-        // share one Profile API request there too).
+        // Lambda Managed Instances: configured as such (the cache is sized for it and the
+        // start says so; single flight and the back-off hold whatever the value).
         ("AWS_LAMBDA_MAX_CONCURRENCY".into(), "64".into()),
     ]);
     env.extend(options.function_env.iter().cloned());

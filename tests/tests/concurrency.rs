@@ -201,7 +201,7 @@ async fn a_failed_shared_lookup_is_not_cached() {
         assert_eq!(body(answer)["fallback"], true);
     }
     let shared = segment.count();
-    // Retried once on a 500? No: a 500 is an answer, not a transport failure.
+    // A 500 is an answer, not a transport failure: it is not retried, and the waiters share it.
     assert!(shared <= 2, "{shared} requests for 8 concurrent misses");
 
     let again = runtime.invoke(studio_request(&phone(3))).await;
