@@ -16,6 +16,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::environment::{VariableError, Variables};
 use crate::http_client::{HttpClient, root_cause};
+use crate::metrics::{self, Counter};
 use crate::rules::{LiveRules, RuleSet};
 
 /// The extension's own default poll interval is 45 s; reading it more often gains nothing.
@@ -41,6 +42,10 @@ struct State {
     /// The version in use, and the last one refused (each is logged once).
     in_use: Option<String>,
     refused: Option<String>,
+    /// Rule sets applied and refused since the last decision reported them in its metrics
+    /// (refreshes run in the background, outside any invocation).
+    updated: u64,
+    rejected: u64,
 }
 
 /// Where the rules come from in AppConfig, and what was last read.
@@ -134,6 +139,20 @@ impl AppConfigRules {
         }
     }
 
+    /// Counts the rule sets applied and refused since the last report in the current
+    /// invocation's metrics.
+    pub fn report(&self) {
+        let (updated, rejected) = {
+            let mut state = self.state();
+            (
+                std::mem::take(&mut state.updated),
+                std::mem::take(&mut state.rejected),
+            )
+        };
+        metrics::add(Counter::RulesUpdated, updated);
+        metrics::add(Counter::RulesRejected, rejected);
+    }
+
     /// One fetch, unless another has just been made.
     async fn refresh(&self) {
         let _one_at_a_time = self.fetching.lock().await;
@@ -169,11 +188,15 @@ impl AppConfigRules {
                 let names: Vec<&str> = rules.rule_names().collect();
                 tracing::info!(source = %self.name, version = version.as_deref(), rules = %names.join(", "), "routing rules updated from AppConfig");
                 self.live.replace(rules);
-                self.state().in_use = Some(seen);
+                let mut state = self.state();
+                state.in_use = Some(seen);
+                state.updated += 1;
             }
             Err(error) => {
                 tracing::warn!(source = %self.name, version = version.as_deref(), %error, "routing rules from AppConfig cannot be used; the rules in use stay");
-                self.state().refused = Some(seen);
+                let mut state = self.state();
+                state.refused = Some(seen);
+                state.rejected += 1;
             }
         }
     }

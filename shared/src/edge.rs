@@ -19,6 +19,7 @@ use crate::invocation::{
     ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
     configuration_validation, http_response,
 };
+use crate::metrics::{self, Counter, Documents};
 
 /// The longest query string accepted. Studio's requests carry a few fields; even an
 /// `include=` list of profile-lookup's 200 traits fits.
@@ -103,15 +104,20 @@ pub trait Operation: Send + Sync + 'static {
 #[error("{0}")]
 pub struct ConfigurationRefused(pub String);
 
-/// A configured function: its operation and who may call it over HTTP.
+/// A configured function: its operation, who may call it over HTTP, and its metrics.
 pub struct Edge<O> {
     pub operation: O,
     pub auth: Authenticator,
+    pub metrics: Documents,
 }
 
 impl<O: Operation> Edge<O> {
     pub fn new(operation: O, auth: Authenticator) -> Self {
-        Self { operation, auth }
+        Self {
+            operation,
+            auth,
+            metrics: Documents::new(O::NAME),
+        }
     }
 
     /// A function as configured by `env`: its operation, read by `load`, and who may call it.
@@ -128,8 +134,17 @@ impl<O: Operation> Edge<O> {
     }
 
     /// Handles one Lambda invocation: [`Self::handle`], except that an AppConfig validation
-    /// of a configuration that cannot be used fails the invocation, as AppConfig expects.
+    /// of a configuration that cannot be used fails the invocation, as AppConfig expects;
+    /// then writes the invocation's metrics document.
     pub async fn invoke(
+        &self,
+        event: Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, ConfigurationRefused> {
+        self.metrics.measure(self.answer(event, deadline)).await
+    }
+
+    async fn answer(
         &self,
         event: Value,
         deadline: Option<SystemTime>,
@@ -171,7 +186,12 @@ impl<O: Operation> Edge<O> {
             Ok(Invocation::Direct(input)) => match self.operation.call(input, invoked).await {
                 Ok(Answer::Json(body)) => body,
                 Ok(Answer::Accepted) => json!({"accepted": true}),
-                Err(failure) => failure.body(),
+                Err(failure) => {
+                    if failure.status >= 500 {
+                        metrics::add(Counter::ServerErrors, 1);
+                    }
+                    failure.body()
+                }
             },
             Ok(Invocation::Http(request)) => {
                 let outcome = self.http(request, invoked).await;
@@ -194,6 +214,7 @@ impl<O: Operation> Edge<O> {
             Err(failure) => {
                 // Named: in the local stack, three functions share one log.
                 if failure.status >= 500 {
+                    metrics::add(Counter::ServerErrors, 1);
                     tracing::error!(function = O::NAME, status = failure.status, code = failure.code, detail = %failure.message, "request failed");
                 } else {
                     tracing::warn!(function = O::NAME, status = failure.status, code = failure.code, detail = %failure.message, "request refused");
@@ -326,11 +347,15 @@ where
         Err(error) => {
             tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
             let failure = Arc::new(Failure::configuration(O::NAME));
+            let metrics = Arc::new(Documents::new(O::NAME));
             lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
-                let failure = failure.clone();
+                let (failure, metrics) = (failure.clone(), metrics.clone());
                 async move {
                     let is_http = event.payload.get("requestContext").is_some();
                     let body = failure.body();
+                    metrics
+                        .measure(async { metrics::add(Counter::ServerErrors, 1) })
+                        .await;
                     Ok::<Value, lambda_runtime::Error>(if is_http {
                         http_response(500, Some(&body), &[])
                     } else {

@@ -18,6 +18,7 @@ pub mod http_client;
 pub mod identity;
 pub mod invocation;
 pub mod memory;
+pub mod metrics;
 pub mod operations;
 pub mod ports;
 pub mod routing;

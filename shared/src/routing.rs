@@ -69,6 +69,14 @@ impl Lookup {
         }
     }
 
+    /// Whether the decision asked the profile store (whatever it answered).
+    pub fn read_a_profile(&self) -> bool {
+        matches!(
+            self,
+            Self::Found | Self::NotFound | Self::Failed(_) | Self::DeadlineExceeded
+        )
+    }
+
     /// Why the decision fell back, in one word (see [`ProfileError::reason`]; `deadline`
     /// when the decision's own deadline came first); `None` when it did not.
     pub fn fallback_reason(&self) -> Option<&'static str> {

@@ -6,16 +6,38 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::RuntimeApi;
+use crate::{RuntimeApi, emf};
 
 /// A function binary from this workspace's target directory, running under a [`RuntimeApi`].
 pub struct Function {
     _child: Child,
     logs: Arc<Mutex<Vec<String>>>,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+/// The metrics documents a function wrote, and what was wrong with any of them.
+#[derive(Default)]
+struct Metrics {
+    documents: Vec<Map<String, Value>>,
+    problems: Vec<String>,
+}
+
+impl Metrics {
+    fn take(&mut self, line: &str) {
+        if !emf::is_document(line) {
+            return;
+        }
+        match emf::check(line) {
+            Ok(document) => self.documents.push(document),
+            Err(problems) => self
+                .problems
+                .extend(problems.into_iter().map(|p| format!("{p}\n  in {line}"))),
+        }
+    }
 }
 
 /// Where cargo put the workspace's binaries: next to this test's own executable's folder.
@@ -62,11 +84,13 @@ impl Function {
             .kill_on_drop(true);
         let mut child = command.spawn().expect("function binary starts");
         let logs: Arc<Mutex<Vec<String>>> = Arc::default();
+        let metrics: Arc<Mutex<Metrics>> = Arc::default();
         if let Some(stdout) = child.stdout.take() {
-            let sink = logs.clone();
+            let (sink, checked) = (logs.clone(), metrics.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stdout).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
+                    checked.lock().expect("metrics").take(&line);
                     sink.lock().expect("logs").push(line);
                 }
             });
@@ -74,6 +98,7 @@ impl Function {
         Self {
             _child: child,
             logs,
+            metrics,
         }
     }
 
@@ -106,6 +131,18 @@ impl Function {
         );
     }
 
+    /// The metrics documents written so far, once there are at least `expected` (stdout is
+    /// read from a pipe, which may lag the answers).
+    pub async fn metrics(&self, expected: usize) -> Vec<Map<String, Value>> {
+        for _ in 0..250 {
+            if self.metrics.lock().expect("metrics").documents.len() >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.metrics.lock().expect("metrics").documents.clone()
+    }
+
     /// The process's peak resident memory (`VmHWM`), in kB.
     pub fn peak_rss_kb(&self) -> u64 {
         let pid = self.pid().expect("running");
@@ -120,5 +157,21 @@ impl Function {
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self._child.try_wait(), Ok(None))
+    }
+}
+
+/// Every metrics document a test's function wrote must meet the EMF specification: checked
+/// when the function is dropped, at the end of every end-to-end test.
+impl Drop for Function {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let metrics = self.metrics.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            metrics.problems.is_empty(),
+            "metrics documents that break the EMF specification:\n{}",
+            metrics.problems.join("\n")
+        );
     }
 }

@@ -122,6 +122,21 @@ async fn decisions_follow_version_1_then_2_and_stay_on_2_when_3_does_not_compile
         .map(|line| line["version"].clone())
         .collect();
     assert_eq!(updates, [json!("1"), json!("2")]);
+    // And counted: two rule sets applied, one refused (the refused one has an alarm).
+    let decisions = log_lines(&function, "decision").len();
+    let documents = function.metrics(decisions).await;
+    assert_eq!(
+        documents.len(),
+        decisions,
+        "one metrics document per decision"
+    );
+    let total = |name: &str| -> u64 {
+        documents
+            .iter()
+            .filter_map(|document| document.get(name).and_then(Value::as_u64))
+            .sum()
+    };
+    assert_eq!((total("RulesUpdated"), total("RulesRejected")), (2, 1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

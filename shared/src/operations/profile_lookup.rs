@@ -10,6 +10,7 @@ use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
 use crate::identity::{Customer, Identifier};
 use crate::invocation::Input;
+use crate::metrics;
 use crate::ports::{ProfileError, Profiles, TraitsQuery};
 use crate::segment::ProfileApi;
 
@@ -140,7 +141,8 @@ impl<P: Profiles> Operation for ProfileLookup<P> {
             return Ok(Answer::Json(body));
         };
         let budget = invoked.remaining(self.deadline);
-        let deadline = Instant::now() + budget;
+        let looking = Instant::now();
+        let deadline = looking + budget;
         let outcome = match tokio::time::timeout(
             budget,
             self.look_up(identifier, &request, deadline),
@@ -150,6 +152,7 @@ impl<P: Profiles> Operation for ProfileLookup<P> {
             Ok(outcome) => outcome,
             Err(_) => Err(ProfileError::Timeout(budget.as_millis() as u64)),
         };
+        metrics::looked_up(looking.elapsed());
         let customer = identifier.masked();
         let latency_us = started.elapsed().as_micros() as u64;
         let mut body = match outcome {

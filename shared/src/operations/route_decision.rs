@@ -1,7 +1,7 @@
 //! route-decision: which transition Studio's Split takes for this customer.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::appconfig::{self, AppConfigRules};
 use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
@@ -9,6 +9,7 @@ use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::fields::{self, Fields};
 use crate::identity::{self, Customer, Identifier, normalise_phone};
 use crate::invocation::Input;
+use crate::metrics;
 use crate::ports::Profiles;
 use crate::routing::{DecisionRequest, Lookup, Subject, decide};
 use crate::rules::{LiveRules, RuleSet};
@@ -115,10 +116,20 @@ impl<P: Profiles> Operation for RouteDecision<P> {
         // Before the budget is read: the first decision's wait for its rules is part of it.
         if let Some(source) = &self.rules_source {
             source.keep_fresh(invoked.remaining(self.deadline)).await;
+            source.report();
         }
         let budget = invoked.remaining(self.deadline);
         let rules = self.rules.current();
+        let deciding = Instant::now();
         let (decision, lookup) = decide(&self.profiles, &rules, &request, budget).await;
+        if lookup.read_a_profile() {
+            metrics::looked_up(deciding.elapsed());
+        }
+        metrics::decided(
+            &decision.transition,
+            &decision.rule,
+            lookup.fallback_reason(),
+        );
         let customer = match &request.subject {
             Subject::Customer(identifier) => identifier.masked(),
             Subject::Withheld => "withheld".to_owned(),

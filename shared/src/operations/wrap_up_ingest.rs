@@ -14,6 +14,7 @@ use crate::config::{self, ConfigError, Setup, VariableError, Variables};
 use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::engagement::{Mapped, Mapping, Moment, Schema};
 use crate::invocation::{Input, JsonList, StreamBatch};
+use crate::metrics::{self, Counter};
 use crate::ports::{EventSink, TrackingError, Undelivered};
 use crate::secrets::{Requirement, SecretCell};
 use crate::segment::message::EncodedMessage;
@@ -243,6 +244,10 @@ impl<S: EventSink> WrapUpIngest<S> {
                 tokio::time::timeout_at(deadline.into(), self.sink.send(&tally.messages, deadline))
                     .await
                     .unwrap_or_else(|_| Err(timed_out()));
+            let accepted = sent
+                .as_ref()
+                .map_or_else(|u| u.accepted, |_| tally.messages.len());
+            count_delivery(accepted, tally.messages.len() - accepted);
             if let Err(undelivered) = sent {
                 let mut failed: Vec<usize> = record_of[undelivered.accepted..].to_vec();
                 failed.dedup();
@@ -257,6 +262,11 @@ impl<S: EventSink> WrapUpIngest<S> {
                 );
             }
         }
+        metrics::add(Counter::WrapUpsSkipped, tally.skipped as u64);
+        metrics::add(
+            Counter::KinesisRecordsFailed,
+            response.batch_item_failures.len() as u64,
+        );
         tracing::info!(
             records = records.len(),
             received = tally.received,
@@ -321,6 +331,12 @@ impl<S: EventSink> WrapUpIngest<S> {
     }
 }
 
+/// Wrap-ups Segment accepted, and those it did not (their sender delivers them again).
+fn count_delivery(delivered: usize, failed: usize) {
+    metrics::add(Counter::WrapUpsDelivered, delivered as u64);
+    metrics::add(Counter::WrapUpsFailed, failed as u64);
+}
+
 impl<S: EventSink> Operation for WrapUpIngest<S> {
     const NAME: &'static str = "wrap-up-ingest";
     /// Segment's Tracking API may take longer than the Profile API to accept a connection.
@@ -375,6 +391,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
             from_event_streams,
             messages,
         } = tally;
+        metrics::add(Counter::WrapUpsSkipped, skipped as u64);
         if messages.is_empty() {
             tracing::info!(received, ignored, skipped, sent = 0, "wrap-up delivery");
             return Ok(Answer::Accepted);
@@ -389,6 +406,10 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
         let sent = tokio::time::timeout_at(deadline.into(), self.sink.send(&messages, deadline))
             .await
             .unwrap_or_else(|_| Err(timed_out()));
+        let accepted = sent
+            .as_ref()
+            .map_or_else(|u| u.accepted, |_| messages.len());
+        count_delivery(accepted, messages.len() - accepted);
         match sent {
             Ok(delivered) => {
                 tracing::info!(

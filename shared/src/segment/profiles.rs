@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::config::ProfileApiConfig;
 use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
 use crate::identity::Identifier;
+use crate::metrics::{self, Counter};
 use crate::ports::{ProfileError, TraitsQuery};
 use crate::secrets::SecretCell;
 use crate::segment::back_off::BackOff;
@@ -87,8 +88,10 @@ impl ProfileApi {
     ) -> Result<Traits, ProfileError> {
         let key = (identifier.clone(), query.clone());
         if let Some(hit) = self.cache.get(&key) {
+            metrics::add(Counter::CacheHits, 1);
             return Ok(hit);
         }
+        metrics::add(Counter::CacheMisses, 1);
         // Refused here rather than inside the shared request: a window that opens while
         // callers join must not hold them for a request that would be refused anyway.
         self.backing_off()?;
@@ -99,13 +102,14 @@ impl ProfileApi {
             .lookups
             .get(key.clone(), || {
                 let api = self.clone();
-                async move {
+                // Its requests count in the metrics of the invocation that started it.
+                metrics::carry(async move {
                     let traits = api.request_traits(&key, shared_deadline).await;
                     if let Ok(traits) = &traits {
                         api.cache.put(key, traits.clone());
                     }
                     traits
-                }
+                })
             })
             .await;
         if flight == Flight::Joined {
@@ -209,6 +213,7 @@ impl ProfileApi {
                 ));
             }
             let timeout = self.request_timeout.min(remaining);
+            metrics::add(Counter::ProfileApiRequests, 1);
             let sent = client
                 .get(&url)
                 .header(AUTHORIZATION, authorization.clone())

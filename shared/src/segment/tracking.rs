@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
 use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
+use crate::metrics::{self, Counter};
 use crate::ports::{Delivered, TrackingError, Undelivered};
 use crate::secrets::SecretCell;
 pub use crate::segment::message::{EncodedMessage, MAX_MESSAGE_BYTES};
@@ -112,6 +113,10 @@ impl TrackingApi {
         let mut attempts = 0;
         loop {
             attempts += 1;
+            metrics::add(Counter::SegmentBatchRequests, 1);
+            if attempts > 1 {
+                metrics::add(Counter::SegmentBatchRetries, 1);
+            }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let sent = client
                 .post(&self.batch_url)
