@@ -130,7 +130,9 @@ impl<O: Operation> Edge<O> {
         let operation = load(&setup)?;
         let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
         auth.warn_if_unprotected(O::NAME);
-        Ok(Self::new(operation, auth))
+        let mut edge = Self::new(operation, auth);
+        edge.metrics = Documents::new(&metrics::function_name(&setup.vars, O::NAME));
+        Ok(edge)
     }
 
     /// Handles one Lambda invocation: [`Self::handle`], except that an AppConfig validation
@@ -347,7 +349,8 @@ where
         Err(error) => {
             tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
             let failure = Arc::new(Failure::configuration(O::NAME));
-            let metrics = Arc::new(Documents::new(O::NAME));
+            let name = metrics::function_name(&Variables::new(&ProcessEnv), O::NAME);
+            let metrics = Arc::new(Documents::new(&name));
             lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
                 let (failure, metrics) = (failure.clone(), metrics.clone());
                 async move {

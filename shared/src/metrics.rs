@@ -21,6 +21,13 @@ pub const NAMESPACE: &str = "StudioRouter";
 /// The dimension every metric has: the function's name.
 pub const FUNCTION: &str = "function";
 
+/// The `function` dimension: the deployed function's name, or `binary` outside Lambda.
+pub fn function_name(vars: &crate::environment::Variables<'_>, binary: &str) -> String {
+    vars.optional("AWS_LAMBDA_FUNCTION_NAME")
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| binary.to_owned())
+}
+
 /// Something an invocation counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
@@ -181,7 +188,9 @@ enum Output {
 /// One function's metric documents: its formatters, and whether its first invocation (the
 /// cold start) has been.
 pub struct Documents {
-    function: &'static str,
+    /// The deployed function's name (`AWS_LAMBDA_FUNCTION_NAME`): two stacks in one account
+    /// publish apart, and the template's alarms name each function exactly.
+    function: Arc<str>,
     /// For an invocation that made no decision (a refusal, a warm-up, every wrap-up).
     plain: Mutex<Emf>,
     /// For a decision: decisions by transition and by rule, fallbacks by reason as well. A
@@ -193,16 +202,16 @@ pub struct Documents {
 
 impl Documents {
     /// Documents for `function`, written to stdout.
-    pub fn new(function: &'static str) -> Self {
+    pub fn new(function: &str) -> Self {
         Self::to(function, Output::Stdout)
     }
 
     /// Documents kept in memory, for tests: see [`Self::written`].
-    pub fn in_memory(function: &'static str) -> Self {
+    pub fn in_memory(function: &str) -> Self {
         Self::to(function, Output::Memory(Mutex::default()))
     }
 
-    fn to(function: &'static str, output: Output) -> Self {
+    fn to(function: &str, output: Output) -> Self {
         let builder = || Emf::builder(NAMESPACE.to_owned(), vec![vec![FUNCTION.to_owned()]]);
         let count = |name| MetricDefinition {
             name,
@@ -221,7 +230,7 @@ impl Documents {
                 namespace: NAMESPACE,
             });
         Self {
-            function,
+            function: function.into(),
             plain: Mutex::new(builder().build()),
             deciding: Mutex::new(deciding.build()),
             warm: AtomicBool::new(false),
@@ -239,7 +248,7 @@ impl Documents {
 
     fn write(&self, record: Record) {
         let document = Document {
-            function: self.function,
+            function: &self.function,
             cold_start: !self.warm.swap(true, Ordering::Relaxed),
             record,
         };
@@ -254,7 +263,7 @@ impl Documents {
             .unwrap_or_else(PoisonError::into_inner)
             .format(&document, &mut line);
         if let Err(error) = formatted {
-            tracing::warn!(function = self.function, %error, "metrics document could not be written");
+            tracing::warn!(function = %self.function, %error, "metrics document could not be written");
             return;
         }
         if !line.ends_with(b"\n") {
@@ -287,13 +296,13 @@ const DECISIONS: &str = "Decisions";
 const FALLBACKS: &str = "Fallbacks";
 
 /// One invocation's document.
-struct Document {
-    function: &'static str,
+struct Document<'a> {
+    function: &'a str,
     cold_start: bool,
     record: Record,
 }
 
-impl Entry for Document {
+impl Entry for Document<'_> {
     fn write<'a>(&'a self, writer: &mut impl EntryWriter<'a>) {
         writer.timestamp(SystemTime::now());
         writer.value(FUNCTION, self.function);
