@@ -391,6 +391,7 @@ mod tests {
                 profiles: MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 2})),
                 rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap().into()),
                 rules_source: None,
+                emergency: None,
                 deadline: Duration::from_millis(500),
                 phone_identifier: "phone".into(),
             },

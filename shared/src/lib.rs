@@ -5,11 +5,11 @@
 //! Data flows one way: raw Lambda event -> [`invocation`] -> [`auth`] -> an [`operations`]
 //! entry point (domain call through adapters) -> answer -> payload 2.0 response ([`edge`]).
 
-pub mod appconfig;
 pub mod auth;
 pub mod concurrency;
 pub mod config;
 pub mod edge;
+pub mod emergency;
 pub mod engagement;
 pub mod environment;
 pub mod failure;
@@ -21,8 +21,10 @@ pub mod memory;
 pub mod metrics;
 pub mod operations;
 pub mod ports;
+pub mod refresh;
 pub mod routing;
 pub mod rules;
+pub mod rules_source;
 pub mod secrets;
 pub mod segment;
 pub mod taskrouter;

@@ -54,6 +54,8 @@ pub enum Lookup {
     NotFound,
     Failed(ProfileError),
     DeadlineExceeded,
+    /// The emergency override decided: nothing was looked up.
+    Overridden,
 }
 
 impl Lookup {
@@ -66,6 +68,7 @@ impl Lookup {
             Self::NotFound => "not_found",
             Self::Failed(_) => "failed",
             Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Overridden => "overridden",
         }
     }
 
@@ -131,6 +134,19 @@ pub async fn decide<P: Profiles>(
         Ok(Err(error)) => (fallback(), Lookup::Failed(error)),
         Err(_) => (fallback(), Lookup::DeadlineExceeded),
     }
+}
+
+/// The rule name a decision of the emergency override carries.
+pub const OVERRIDE_RULE: &str = "emergency-override";
+
+/// Every customer to `transition`, whatever the rules say: the emergency override.
+pub fn overridden(transition: String) -> (Decision, Lookup) {
+    let verdict = Verdict {
+        transition,
+        rule: OVERRIDE_RULE.to_owned(),
+        attributes: Map::new(),
+    };
+    (decision(verdict, false, false, None), Lookup::Overridden)
 }
 
 fn decision(

@@ -115,39 +115,61 @@ impl SecretsExtension {
         })
     }
 
-    /// `SecretString` of `secret_id`; a JSON object secret gives its `name` key.
-    async fn fetch(&self, name: &'static str, secret_id: &str) -> Result<String, SecretError> {
-        let unavailable = |problem: String| SecretError::Unavailable { name, problem };
-        let unusable = |problem: String| SecretError::Unusable { name, problem };
-        let client = self.http.client().map_err(|e| unavailable(e.to_string()))?;
+    /// A Parameter Store parameter's value and version (`/systemsmanager/parameters/get`,
+    /// answered with GetParameter's own shape). The error says what went wrong.
+    pub async fn parameter(&self, name: &str) -> Result<(Option<String>, String), String> {
+        let body = self
+            .get("/systemsmanager/parameters/get", "name", name)
+            .await?;
+        let parameter = &body["Parameter"];
+        let Some(value) = parameter["Value"].as_str() else {
+            return Err(format!("parameter {name} came without a Value"));
+        };
+        let version = parameter["Version"].as_u64().map(|v| v.to_string());
+        Ok((version, value.to_owned()))
+    }
+
+    /// One JSON answer of the extension for `path?key=value`, with the session token it
+    /// requires.
+    async fn get(&self, path: &str, key: &str, value: &str) -> Result<Value, String> {
+        let client = self.http.client().map_err(|e| e.to_string())?;
         let mut request = client
             .get(with_query(
-                &format!("{}/secretsmanager/get", self.base_url),
-                &[("secretId", secret_id)],
+                &format!("{}{path}", self.base_url),
+                &[(key, value)],
             ))
             .timeout(FETCH_TIMEOUT);
         if let Some(token) = &self.session_token {
             request = request.header("X-Aws-Parameters-Secrets-Token", token);
         }
         let response = request.send().await.map_err(|e| {
-            unavailable(format!(
+            format!(
                 "the extension did not answer ({}); is its layer attached?",
                 root_cause(&e)
-            ))
+            )
         })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(unavailable(format!(
-                "the extension answered HTTP {}; check the id and the function's permission to read it",
+            return Err(format!(
+                "the extension answered HTTP {} for {value}; check the name and the function's permission to read it",
                 status.as_u16()
-            )));
+            ));
         }
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| unavailable(format!("the answer was cut short: {}", root_cause(&e))))?;
-        let body: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| unavailable(format!("unexpected answer: {e}")))?;
+            .map_err(|e| format!("the answer was cut short: {}", root_cause(&e)))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("unexpected answer: {e}"))
+    }
+
+    /// `SecretString` of `secret_id`; a JSON object secret gives its `name` key.
+    async fn fetch(&self, name: &'static str, secret_id: &str) -> Result<String, SecretError> {
+        let unavailable = |problem: String| SecretError::Unavailable { name, problem };
+        let unusable = |problem: String| SecretError::Unusable { name, problem };
+        let body = self
+            .get("/secretsmanager/get", "secretId", secret_id)
+            .await
+            .map_err(unavailable)?;
         let Some(text) = body.get("SecretString").and_then(Value::as_str) else {
             return Err(unusable("the secret has no SecretString".into()));
         };

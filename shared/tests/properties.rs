@@ -132,6 +132,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
             profiles: MemoryProfiles::new(),
             rules: std::sync::Arc::new(rules.into()),
             rules_source: None,
+            emergency: None,
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),
         },

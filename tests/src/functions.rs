@@ -112,6 +112,15 @@ impl Function {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// Every JSON log line so far whose message is `message`.
+    pub fn log_lines(&self, message: &str) -> Vec<Value> {
+        self.logs()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["message"] == message)
+            .collect()
+    }
+
     /// The first JSON log line whose message is `message`, waiting briefly for it to arrive.
     pub async fn log_line(&self, message: &str) -> Value {
         for _ in 0..100 {

@@ -333,10 +333,23 @@ pub enum ExtensionStart {
 /// as the real one requires Lambda's `AWS_SESSION_TOKEN`.
 pub const SESSION_TOKEN: &str = "session-token";
 
+/// A Parameter Store parameter as the stand-in holds it, and what its cache last served.
+#[derive(Default)]
+struct Parameter {
+    value: String,
+    version: u64,
+    /// When the extension last fetched it from Parameter Store, and what it got then.
+    cached: Option<(Instant, String, u64)>,
+}
+
 /// The Parameters and Secrets extension, serving `GET /secretsmanager/get?secretId=...`
-/// with `{"SecretString": ...}`.
+/// with `{"SecretString": ...}` and `GET /systemsmanager/parameters/get?name=...` with
+/// GetParameter's `{"Parameter": {"Name", "Value", "Version", ...}}`. Like the real one it
+/// caches a parameter for `SSM_PARAMETER_STORE_TTL` (AWS's Parameter Store guide: it "doesn't
+/// detect changes ... before the TTL expires"), so a change shows only after that.
 pub struct SecretsExtension {
     stand_in: StandIn,
+    parameters: Arc<Mutex<HashMap<String, Parameter>>>,
 }
 
 impl SecretsExtension {
@@ -346,10 +359,22 @@ impl SecretsExtension {
         invoking: watch::Receiver<bool>,
         secrets: &[(&str, &str)],
     ) -> Self {
+        Self::with_parameter_cache(start, invoking, secrets, Duration::ZERO).await
+    }
+
+    /// [`Self::start`], its parameters cached for `ttl` (the extension's default is 300 s).
+    pub async fn with_parameter_cache(
+        start: ExtensionStart,
+        invoking: watch::Receiver<bool>,
+        secrets: &[(&str, &str)],
+        ttl: Duration,
+    ) -> Self {
         let secrets: HashMap<String, String> = secrets
             .iter()
             .map(|(id, value)| ((*id).to_owned(), (*value).to_owned()))
             .collect();
+        let parameters: Arc<Mutex<HashMap<String, Parameter>>> = Arc::default();
+        let held = parameters.clone();
         let answered = Arc::new(AtomicUsize::new(0));
         let stand_in = StandIn::start(move |request| {
             if !*invoking.borrow() {
@@ -380,6 +405,31 @@ impl SecretsExtension {
             if fails {
                 return Reply::json(500, json!({"message": "Secrets Manager could not be reached"}));
             }
+            if request.path == "/systemsmanager/parameters/get" {
+                let name = request.query_param("name").unwrap_or_default();
+                let mut held = held.lock().expect("parameters");
+                let Some(parameter) = held.get_mut(&name) else {
+                    return Reply::json(
+                        400,
+                        json!({"__type": "ParameterNotFound", "message": format!("parameter {name} not found")}),
+                    );
+                };
+                let fresh = |at: &Instant| at.elapsed() < ttl;
+                let (value, version) = match &parameter.cached {
+                    Some((at, value, version)) if fresh(at) => (value.clone(), *version),
+                    _ => {
+                        parameter.cached =
+                            Some((Instant::now(), parameter.value.clone(), parameter.version));
+                        (parameter.value.clone(), parameter.version)
+                    }
+                };
+                return Reply::json(
+                    200,
+                    json!({"Parameter": {"Name": name, "Type": "String", "Value": value, "Version": version,
+                           "ARN": format!("arn:aws:ssm:us-east-1:123456789012:parameter{name}"), "DataType": "text"},
+                           "ResultMetadata": {}}),
+                );
+            }
             let id = request.query_param("secretId").unwrap_or_default();
             let late = if start == ExtensionStart::Slow {
                 Duration::from_millis(200)
@@ -397,7 +447,18 @@ impl SecretsExtension {
             }
         })
         .await;
-        Self { stand_in }
+        Self {
+            stand_in,
+            parameters,
+        }
+    }
+
+    /// Puts a new version of parameter `name` (`aws ssm put-parameter --overwrite`).
+    pub fn put_parameter(&self, name: &str, value: &str) {
+        let mut held = self.parameters.lock().expect("parameters");
+        let parameter = held.entry(name.to_owned()).or_default();
+        parameter.value = value.to_owned();
+        parameter.version += 1;
     }
 
     /// The port, for `PARAMETERS_SECRETS_EXTENSION_HTTP_PORT`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use e2e::{Function, Reply, RuntimeApi, StandIn, TWILIO_TOKEN, signed_form_post, studio_function};
+use e2e::{Reply, RuntimeApi, StandIn, TWILIO_TOKEN, signed_form_post, studio_function};
 use serde_json::{Value, json};
 
 /// Each version's rules: everyone to the bot (1), everyone to an agent (2), and one that does
@@ -61,15 +61,6 @@ async fn transition_becomes(runtime: &RuntimeApi, expected: &str) -> Value {
     last
 }
 
-fn log_lines(function: &Function, message: &str) -> Vec<Value> {
-    function
-        .logs()
-        .iter()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["message"] == message)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn decisions_follow_version_1_then_2_and_stay_on_2_when_3_does_not_compile() {
     let current = Arc::new(AtomicUsize::new(1));
@@ -104,10 +95,7 @@ async fn decisions_follow_version_1_then_2_and_stay_on_2_when_3_does_not_compile
     for _ in 0..5 {
         assert_eq!(transition(&runtime).await, "agent");
     }
-    let refused = log_lines(
-        &function,
-        "routing rules from AppConfig cannot be used; the rules in use stay",
-    );
+    let refused = function.log_lines("routing rules cannot be used; the rules in use stay");
     assert_eq!(refused.len(), 1, "logged once: {refused:#?}");
     assert_eq!(refused[0]["version"], "3");
     assert!(
@@ -117,13 +105,14 @@ async fn decisions_follow_version_1_then_2_and_stay_on_2_when_3_does_not_compile
         "{}",
         refused[0]
     );
-    let updates: Vec<Value> = log_lines(&function, "routing rules updated from AppConfig")
+    let updates: Vec<Value> = function
+        .log_lines("routing rules updated")
         .iter()
         .map(|line| line["version"].clone())
         .collect();
     assert_eq!(updates, [json!("1"), json!("2")]);
     // And counted: two rule sets applied, one refused (the refused one has an alarm).
-    let decisions = log_lines(&function, "decision").len();
+    let decisions = function.log_lines("decision").len();
     let documents = function.metrics(decisions).await;
     assert_eq!(
         documents.len(),
@@ -161,7 +150,7 @@ async fn without_the_extension_the_functions_own_rules_decide() {
     .await;
     assert_eq!(transition(&runtime).await, "agent");
     let warning = function
-        .log_line("routing rules could not be read from AppConfig; the rules in use stay")
+        .log_line("routing rules could not be read; the rules in use stay")
         .await;
     assert!(
         warning["problem"]

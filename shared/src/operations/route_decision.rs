@@ -3,16 +3,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::appconfig::{self, AppConfigRules};
 use crate::config::{self, ConfigError, ProfileApiConfig, Setup};
 use crate::edge::{Answer, Failure, Invoked, Operation};
+use crate::emergency::EmergencyOverride;
 use crate::fields::{self, Fields};
 use crate::identity::{self, Customer, Identifier, normalise_phone};
 use crate::invocation::Input;
 use crate::metrics;
 use crate::ports::Profiles;
-use crate::routing::{DecisionRequest, Lookup, Subject, decide};
+use crate::refresh::{self, FIRST_FETCH};
+use crate::routing::{self, DecisionRequest, Lookup, Subject, decide};
 use crate::rules::{LiveRules, RuleSet};
+use crate::rules_source::RulesSource;
 use crate::segment::ProfileApi;
 
 pub struct RouteDecision<P> {
@@ -20,8 +22,11 @@ pub struct RouteDecision<P> {
     /// Shared with whoever may replace them while the function runs (the local stack's
     /// file reload).
     pub rules: Arc<LiveRules>,
-    /// Where newer rules come from while the function runs (AWS AppConfig), if anywhere.
-    pub rules_source: Option<Arc<AppConfigRules>>,
+    /// Where newer rules come from while the function runs (AppConfig, Parameter Store), if
+    /// anywhere.
+    pub rules_source: Option<Arc<RulesSource>>,
+    /// The parameter that sends everyone to one transition while it is on, if configured.
+    pub emergency: Option<Arc<EmergencyOverride>>,
     pub deadline: Duration,
     pub phone_identifier: String,
 }
@@ -57,11 +62,13 @@ pub fn load(setup: &Setup<'_>) -> Result<RouteDecision<ProfileApi>, ConfigError>
     Ok(RouteDecision {
         phone_identifier: config.profile_api.phone_identifier.clone(),
         profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
-        rules_source: AppConfigRules::from_variables(
+        rules_source: RulesSource::from_variables(
             &setup.vars,
             setup.http.clone(),
+            &setup.extension,
             rules.clone(),
         )?,
+        emergency: EmergencyOverride::from_variables(&setup.vars, &setup.extension)?,
         rules,
         deadline: config.deadline,
     })
@@ -115,13 +122,20 @@ impl<P: Profiles> Operation for RouteDecision<P> {
         let request = self.request(&fields)?;
         // Before the budget is read: the first decision's wait for its rules is part of it.
         if let Some(source) = &self.rules_source {
-            source.keep_fresh(invoked.remaining(self.deadline)).await;
+            refresh::keep_fresh(source, invoked.remaining(self.deadline)).await;
             source.report();
+        }
+        if let Some(emergency) = &self.emergency {
+            refresh::keep_fresh(emergency, invoked.remaining(self.deadline)).await;
         }
         let budget = invoked.remaining(self.deadline);
         let rules = self.rules.current();
         let deciding = Instant::now();
-        let (decision, lookup) = decide(&self.profiles, &rules, &request, budget).await;
+        let overridden = self.emergency.as_ref().and_then(|e| e.transition(&rules));
+        let (decision, lookup) = match overridden {
+            Some(transition) => routing::overridden(transition),
+            None => decide(&self.profiles, &rules, &request, budget).await,
+        };
         if lookup.read_a_profile() {
             metrics::looked_up(deciding.elapsed());
         }
@@ -170,7 +184,10 @@ impl<P: Profiles> Operation for RouteDecision<P> {
     /// sends nothing to Segment.
     async fn warm_up(&self) {
         if let Some(source) = &self.rules_source {
-            source.keep_fresh(appconfig::FIRST_FETCH).await;
+            refresh::keep_fresh(source, FIRST_FETCH).await;
+        }
+        if let Some(emergency) = &self.emergency {
+            refresh::keep_fresh(emergency, FIRST_FETCH).await;
         }
         self.profiles.warm_up().await;
     }
@@ -201,6 +218,7 @@ mod tests {
             profiles,
             rules: Arc::new(RuleSet::compile(rules).unwrap().into()),
             rules_source: None,
+            emergency: None,
             deadline: Duration::from_millis(300),
             phone_identifier: "phone".into(),
         }

@@ -90,6 +90,17 @@ impl RuleSet {
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|rule| rule.name.as_str())
     }
+
+    /// Every transition the rules can answer (the Split's branches), each once.
+    pub fn transitions(&self) -> impl Iterator<Item = &str> {
+        let mut seen = BTreeSet::new();
+        self.rules
+            .iter()
+            .map(|rule| &rule.outcome)
+            .chain([&self.default, &self.on_error])
+            .map(|outcome| outcome.transition.as_str())
+            .filter(move |transition| seen.insert(*transition))
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,347 @@
+//! Routing rules that change while the function runs, so an operator changes them without a
+//! deployment: from AWS AppConfig (a freeform JSON configuration profile, through the AppConfig
+//! Agent Lambda extension on localhost), or from a Parameter Store parameter (through the
+//! Parameters and Secrets extension the secrets already use).
+//!
+//! Read during INVOKE only and kept fresh as [`crate::refresh`] describes (max age
+//! `RULES_MAX_AGE_SECS`, default 45 s). A version that does not compile never replaces the
+//! rules in use: it is logged once, counted, and the last good set stays. Until a first
+//! version arrives the function's own rules (`ROUTING_RULES`, `ROUTING_RULES_FILE` or the
+//! recipe's) decide.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::environment::{VariableError, Variables};
+use crate::http_client::{HttpClient, root_cause};
+use crate::metrics::{self, Counter};
+use crate::refresh::{Freshness, Refresh};
+use crate::rules::{LiveRules, RuleSet};
+use crate::secrets::SecretsExtension;
+
+/// The AppConfig extension's own default poll interval is 45 s; reading it more often gains
+/// nothing.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(45);
+/// One request to the extension.
+const FETCH_TIMEOUT: Duration = Duration::from_millis(2000);
+/// What a name must have encoded in a path segment: all but RFC 3986's unreserved characters
+/// (AWS's agent page: names that contain "/" must be URL-encoded).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+/// A rules document larger than this is not a rules document.
+const MAX_RULES_BYTES: usize = 256 * 1024;
+
+#[derive(Default)]
+struct State {
+    /// The version in use, and the last one refused (each is logged once).
+    in_use: Option<String>,
+    refused: Option<String>,
+    /// Rule sets applied and refused since the last decision reported them in its metrics
+    /// (reads run in the background, outside any invocation).
+    updated: u64,
+    rejected: u64,
+}
+
+/// Which extension serves the rules.
+enum Origin {
+    AppConfig {
+        http: HttpClient,
+        url: String,
+    },
+    Parameter {
+        extension: Arc<SecretsExtension>,
+        name: String,
+    },
+}
+
+/// Where newer rules come from, and what was last read.
+pub struct RulesSource {
+    origin: Origin,
+    /// `application/environment/profile` or the parameter's name, for log lines.
+    name: String,
+    live: Arc<LiveRules>,
+    freshness: Freshness,
+    state: Mutex<State>,
+}
+
+impl RulesSource {
+    /// `ROUTING_RULES_APPCONFIG` (`application/environment/profile`, with
+    /// `AWS_APPCONFIG_EXTENSION_HTTP_PORT`, default 2772) or `ROUTING_RULES_PARAMETER` (a
+    /// Parameter Store name), not both, and `RULES_MAX_AGE_SECS` (default 45); `None` when
+    /// the rules come from neither.
+    pub fn from_variables(
+        vars: &Variables<'_>,
+        http: HttpClient,
+        extension: &Arc<SecretsExtension>,
+        live: Arc<LiveRules>,
+    ) -> Result<Option<Arc<Self>>, VariableError> {
+        let appconfig = vars.optional("ROUTING_RULES_APPCONFIG");
+        let parameter = vars.optional("ROUTING_RULES_PARAMETER");
+        let (origin, name) = match (appconfig, parameter) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(VariableError::Invalid {
+                    name: "ROUTING_RULES_PARAMETER",
+                    problem:
+                        "set it or ROUTING_RULES_APPCONFIG, not both: the rules come from one place"
+                            .into(),
+                });
+            }
+            (Some(name), None) => (appconfig_origin(vars, http, &name)?, name),
+            (None, Some(name)) => (
+                Origin::Parameter {
+                    extension: extension.clone(),
+                    name: name.clone(),
+                },
+                name,
+            ),
+        };
+        let max_age = vars.number("RULES_MAX_AGE_SECS", DEFAULT_MAX_AGE.as_secs(), 1..=3600)?;
+        Ok(Some(Arc::new(Self {
+            origin,
+            name,
+            live,
+            freshness: Freshness::new(Duration::from_secs(max_age)),
+            state: Mutex::default(),
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts the rule sets applied and refused since the last report in the current
+    /// invocation's metrics.
+    pub fn report(&self) {
+        let (updated, rejected) = {
+            let mut state = self.state();
+            (
+                std::mem::take(&mut state.updated),
+                std::mem::take(&mut state.rejected),
+            )
+        };
+        metrics::add(Counter::RulesUpdated, updated);
+        metrics::add(Counter::RulesRejected, rejected);
+    }
+
+    /// The rules' version and content, from wherever they come.
+    async fn fetch(&self) -> Result<(Option<String>, String), String> {
+        match &self.origin {
+            Origin::AppConfig { http, url } => fetch_appconfig(http, url).await,
+            Origin::Parameter { extension, name } => extension.parameter(name).await,
+        }
+    }
+}
+
+impl Refresh for RulesSource {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    async fn read(&self) {
+        let (version, json) = match self.fetch().await {
+            Ok(fetched) => fetched,
+            Err(problem) => {
+                tracing::warn!(source = %self.name, %problem, "routing rules could not be read; the rules in use stay");
+                return;
+            }
+        };
+        // Without a version, the content itself tells one version from the next.
+        let seen = version.clone().unwrap_or_else(|| {
+            let mut hash = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&json, &mut hash);
+            format!("content {:016x}", std::hash::Hasher::finish(&hash))
+        });
+        {
+            let state = self.state();
+            if state.in_use.as_ref() == Some(&seen) || state.refused.as_ref() == Some(&seen) {
+                return;
+            }
+        }
+        match RuleSet::compile(&json) {
+            Ok(rules) => {
+                let names: Vec<&str> = rules.rule_names().collect();
+                tracing::info!(source = %self.name, version = version.as_deref(), rules = %names.join(", "), "routing rules updated");
+                self.live.replace(rules);
+                let mut state = self.state();
+                state.in_use = Some(seen);
+                state.updated += 1;
+            }
+            Err(error) => {
+                tracing::warn!(source = %self.name, version = version.as_deref(), %error, "routing rules cannot be used; the rules in use stay");
+                let mut state = self.state();
+                state.refused = Some(seen);
+                state.rejected += 1;
+            }
+        }
+    }
+}
+
+fn appconfig_origin(
+    vars: &Variables<'_>,
+    http: HttpClient,
+    name: &str,
+) -> Result<Origin, VariableError> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let [application, environment, profile] = parts[..] else {
+        return Err(VariableError::Invalid {
+            name: "ROUTING_RULES_APPCONFIG",
+            problem: "must be application/environment/configuration-profile".into(),
+        });
+    };
+    if [application, environment, profile]
+        .iter()
+        .any(|part| part.trim().is_empty())
+    {
+        return Err(VariableError::Invalid {
+            name: "ROUTING_RULES_APPCONFIG",
+            problem: "application, environment and configuration profile must all be named".into(),
+        });
+    }
+    let port = vars.number("AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
+    let segment = |part: &str| utf8_percent_encode(part, SEGMENT).to_string();
+    Ok(Origin::AppConfig {
+        http,
+        url: format!(
+            "http://localhost:{port}/applications/{}/environments/{}/configurations/{}",
+            segment(application),
+            segment(environment),
+            segment(profile)
+        ),
+    })
+}
+
+/// The configuration's version (the agent's `Configuration-Version`) and content.
+async fn fetch_appconfig(http: &HttpClient, url: &str) -> Result<(Option<String>, String), String> {
+    let client = http.client().map_err(|e| e.to_string())?;
+    let response = client
+        .get(url)
+        .timeout(FETCH_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "the AppConfig extension did not answer ({}); is its layer attached?",
+                root_cause(&e)
+            )
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!(
+            "the AppConfig extension answered HTTP {}; check ROUTING_RULES_APPCONFIG and the function's permission to read it",
+            status.as_u16()
+        ));
+    }
+    let version = response
+        .headers()
+        .get("configuration-version")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RULES_BYTES as u64)
+    {
+        return Err(format!("the configuration is over {MAX_RULES_BYTES} bytes"));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| format!("the answer was cut short: {}", root_cause(&e)))?;
+    if bytes.len() > MAX_RULES_BYTES {
+        return Err(format!("the configuration is over {MAX_RULES_BYTES} bytes"));
+    }
+    let json = String::from_utf8(bytes.to_vec())
+        .map_err(|_| "the configuration is not UTF-8 text".to_owned())?;
+    Ok((version, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::rules::DEFAULT_RULES;
+
+    fn source(vars: &[(&str, &str)]) -> Result<Option<Arc<RulesSource>>, VariableError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let env = |name: &str| map.get(name).cloned();
+        let live = Arc::new(LiveRules::new(RuleSet::compile(DEFAULT_RULES).unwrap()));
+        let vars = Variables::new(&env);
+        let http = HttpClient::new(Duration::from_secs(1));
+        let extension = Arc::new(SecretsExtension::from_variables(&vars, http.clone()).unwrap());
+        RulesSource::from_variables(&vars, http, &extension, live)
+    }
+
+    #[test]
+    fn unset_means_the_rules_do_not_come_from_appconfig() {
+        assert!(source(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_path_names_application_environment_and_profile_encoded() {
+        let source = source(&[
+            (
+                "ROUTING_RULES_APPCONFIG",
+                "studio-router/prod eu/routing_rules.v1",
+            ),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", "2999"),
+        ])
+        .unwrap()
+        .unwrap();
+        let Origin::AppConfig { url, .. } = &source.origin else {
+            panic!("not AppConfig");
+        };
+        assert_eq!(
+            url,
+            "http://localhost:2999/applications/studio-router/environments/prod%20eu/configurations/routing_rules.v1"
+        );
+        assert_eq!(source.freshness.max_age(), DEFAULT_MAX_AGE);
+    }
+
+    #[test]
+    fn a_parameter_or_appconfig_but_not_both() {
+        let source = source(&[("ROUTING_RULES_PARAMETER", "/studio-router/rules")])
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(&source.origin, Origin::Parameter { name, .. } if name == "/studio-router/rules")
+        );
+        let both = source_of_both();
+        assert!(both.is_err_and(|e| e.to_string().contains("not both")));
+    }
+
+    fn source_of_both() -> Result<Option<Arc<RulesSource>>, VariableError> {
+        source(&[
+            ("ROUTING_RULES_PARAMETER", "/studio-router/rules"),
+            ("ROUTING_RULES_APPCONFIG", "a/b/c"),
+        ])
+    }
+
+    #[test]
+    fn anything_but_three_names_is_a_configuration_error() {
+        for value in ["studio-router/prod", "a/b/c/d", "a//c", "a/ /c"] {
+            let error = source(&[("ROUTING_RULES_APPCONFIG", value)])
+                .err()
+                .unwrap_or_else(|| panic!("{value} was accepted"));
+            assert!(
+                error.to_string().contains("ROUTING_RULES_APPCONFIG"),
+                "{value}: {error}"
+            );
+        }
+        assert!(
+            source(&[
+                ("ROUTING_RULES_APPCONFIG", "a/b/c"),
+                ("RULES_MAX_AGE_SECS", "0")
+            ])
+            .is_err()
+        );
+    }
+}
