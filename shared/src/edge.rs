@@ -108,15 +108,20 @@ pub struct ConfigurationRefused(pub String);
 pub struct Edge<O> {
     pub operation: O,
     pub auth: Authenticator,
-    pub metrics: Documents,
+    pub metrics: Arc<Documents>,
 }
 
 impl<O: Operation> Edge<O> {
     pub fn new(operation: O, auth: Authenticator) -> Self {
+        Self::named(operation, auth, O::NAME)
+    }
+
+    /// [`Self::new`], its metrics published under `function` (the deployed name).
+    pub fn named(operation: O, auth: Authenticator, function: &str) -> Self {
         Self {
             operation,
             auth,
-            metrics: Documents::new(O::NAME),
+            metrics: Arc::new(Documents::new(function)),
         }
     }
 
@@ -130,9 +135,8 @@ impl<O: Operation> Edge<O> {
         let operation = load(&setup)?;
         let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
         auth.warn_if_unprotected(O::NAME);
-        let mut edge = Self::new(operation, auth);
-        edge.metrics = Documents::new(&metrics::function_name(&setup.vars, O::NAME));
-        Ok(edge)
+        let function = metrics::function_name(&setup.vars, O::NAME);
+        Ok(Self::named(operation, auth, &function))
     }
 
     /// Handles one Lambda invocation: [`Self::handle`], except that an AppConfig validation

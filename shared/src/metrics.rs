@@ -238,11 +238,15 @@ impl Documents {
         }
     }
 
-    /// Runs `invocation` with a fresh tally, then writes its document.
-    pub async fn measure<F: Future>(&self, invocation: F) -> F::Output {
+    /// Runs `invocation` with a fresh tally, then writes its document from a task of its
+    /// own: the answer does not wait for it. The task runs while the runtime posts the answer,
+    /// before the runtime asks for the next event (after which Lambda may freeze the
+    /// environment).
+    pub async fn measure<F: Future>(self: &Arc<Self>, invocation: F) -> F::Output {
         let tally = Arc::new(Tally::default());
         let output = TALLY.scope(tally.clone(), invocation).await;
-        self.write(tally.close());
+        let (documents, record) = (self.clone(), tally.close());
+        tokio::spawn(async move { documents.write(record) });
         output
     }
 
@@ -337,7 +341,9 @@ mod tests {
 
     use super::*;
 
-    fn parsed(documents: &Documents) -> Vec<Value> {
+    /// The documents written so far, once their writing tasks have run.
+    async fn parsed(documents: &Documents) -> Vec<Value> {
+        tokio::task::yield_now().await;
         documents
             .written()
             .iter()
@@ -347,7 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_invocation_writes_one_document_with_what_it_counted() {
-        let documents = Documents::in_memory("route-decision");
+        let documents = Arc::new(Documents::in_memory("route-decision"));
         documents
             .measure(async {
                 add(Counter::ProfileApiRequests, 1);
@@ -359,7 +365,7 @@ mod tests {
         documents
             .measure(async { add(Counter::CacheHits, 2) })
             .await;
-        let [first, second] = parsed(&documents).try_into().unwrap();
+        let [first, second] = parsed(&documents).await.try_into().unwrap();
         // Only a decision's document names the decision dimensions.
         assert_eq!(
             second["_aws"]["CloudWatchMetrics"]
@@ -404,7 +410,7 @@ mod tests {
     #[tokio::test]
     async fn counts_outside_an_invocation_go_nowhere_and_spawned_work_can_carry_them() {
         add(Counter::CacheHits, 1);
-        let documents = Documents::in_memory("profile-lookup");
+        let documents = Arc::new(Documents::in_memory("profile-lookup"));
         documents
             .measure(async {
                 tokio::spawn(carry(async { add(Counter::ProfileApiRequests, 3) }))
@@ -416,7 +422,7 @@ mod tests {
                     .unwrap();
             })
             .await;
-        let [document] = parsed(&documents).try_into().unwrap();
+        let [document] = parsed(&documents).await.try_into().unwrap();
         assert_eq!(document["ProfileApiRequests"], 3);
         assert!(document.get("CacheHits").is_none());
     }

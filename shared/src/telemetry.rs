@@ -13,8 +13,7 @@ pub fn init(vars: &Variables<'_>) {
         .find_map(|name| vars.optional(name))
         .and_then(|value| value.to_ascii_lowercase().parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
-    // A second init (tests, the sandbox hosting several functions) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
@@ -22,7 +21,11 @@ pub fn init(vars: &Variables<'_>) {
         .with_target(false)
         .with_max_level(level)
         .with_writer(std::io::stdout)
-        .try_init();
+        .finish();
+    // Not `try_init`: with tracing-subscriber's `tracing-log` feature (which a dependency
+    // turns on) it would also route the `log` crate's records into these lines. A second
+    // init (tests, the sandbox hosting several functions) is harmless: keep the first.
+    let _ = tracing::subscriber::set_global_default(subscriber);
 }
 
 /// `+15555550100` -> `+1******0100`: enough to tell customers apart in a log, not to call them.

@@ -180,6 +180,22 @@ pub fn check(line: &str) -> Result<Map<String, Value>, Vec<String>> {
             }
         }
     }
+    let names: std::collections::BTreeSet<&str> = directives
+        .iter()
+        .flat_map(|d| {
+            d["Metrics"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+        })
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    if names.len() > 100 {
+        problem(format!(
+            "{} metrics in the document (at most 100)",
+            names.len()
+        ));
+    }
     for (key, value) in &root {
         if let Value::String(text) = value
             && (text.contains('@') || text.chars().filter(char::is_ascii_digit).count() >= 7)

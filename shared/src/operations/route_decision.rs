@@ -185,6 +185,7 @@ impl<P: Profiles> Operation for RouteDecision<P> {
     async fn warm_up(&self) {
         if let Some(source) = &self.rules_source {
             refresh::keep_fresh(source, FIRST_FETCH).await;
+            source.report();
         }
         if let Some(emergency) = &self.emergency {
             refresh::keep_fresh(emergency, FIRST_FETCH).await;
