@@ -8,7 +8,7 @@
 //! decision its transition, rule and fallback reason. Never a customer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use metrique_writer_core::format::Format;
@@ -191,27 +191,23 @@ pub struct Documents {
     /// The deployed function's name (`AWS_LAMBDA_FUNCTION_NAME`): two stacks in one account
     /// publish apart, and the template's alarms name each function exactly.
     function: Arc<str>,
+    /// Built at the first document, after the first answer: a cold start's answer does not
+    /// wait for the formatter's code to be paged in.
+    formats: OnceLock<Formats>,
+    warm: AtomicBool,
+    output: Output,
+}
+
+struct Formats {
     /// For an invocation that made no decision (a refusal, a warm-up, every wrap-up).
     plain: Mutex<Emf>,
     /// For a decision: decisions by transition and by rule, fallbacks by reason as well. A
     /// directive's dimensions must all be in the document, so only a decision's has them.
     deciding: Mutex<Emf>,
-    warm: AtomicBool,
-    output: Output,
 }
 
-impl Documents {
-    /// Documents for `function`, written to stdout.
-    pub fn new(function: &str) -> Self {
-        Self::to(function, Output::Stdout)
-    }
-
-    /// Documents kept in memory, for tests: see [`Self::written`].
-    pub fn in_memory(function: &str) -> Self {
-        Self::to(function, Output::Memory(Mutex::default()))
-    }
-
-    fn to(function: &str, output: Output) -> Self {
+impl Formats {
+    fn new() -> Self {
         let builder = || Emf::builder(NAMESPACE.to_owned(), vec![vec![FUNCTION.to_owned()]]);
         let count = |name| MetricDefinition {
             name,
@@ -230,9 +226,27 @@ impl Documents {
                 namespace: NAMESPACE,
             });
         Self {
-            function: function.into(),
             plain: Mutex::new(builder().build()),
             deciding: Mutex::new(deciding.build()),
+        }
+    }
+}
+
+impl Documents {
+    /// Documents for `function`, written to stdout.
+    pub fn new(function: &str) -> Self {
+        Self::to(function, Output::Stdout)
+    }
+
+    /// Documents kept in memory, for tests: see [`Self::written`].
+    pub fn in_memory(function: &str) -> Self {
+        Self::to(function, Output::Memory(Mutex::default()))
+    }
+
+    fn to(function: &str, output: Output) -> Self {
+        Self {
+            function: function.into(),
+            formats: OnceLock::new(),
             warm: AtomicBool::new(false),
             output,
         }
@@ -257,10 +271,11 @@ impl Documents {
             record,
         };
         let mut line = Vec::with_capacity(512);
+        let formats = self.formats.get_or_init(Formats::new);
         let emf = if document.record.decided.is_some() {
-            &self.deciding
+            &formats.deciding
         } else {
-            &self.plain
+            &formats.plain
         };
         let formatted = emf
             .lock()
