@@ -135,8 +135,12 @@ impl<O: Operation> Edge<O> {
         let operation = load(&setup)?;
         let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
         auth.warn_if_unprotected(O::NAME);
-        let function = metrics::function_name(&setup.vars, O::NAME);
-        Ok(Self::named(operation, auth, &function))
+        let metrics = Documents::from_variables(&setup.vars, O::NAME)?;
+        Ok(Self {
+            operation,
+            auth,
+            metrics: Arc::new(metrics),
+        })
     }
 
     /// Handles one Lambda invocation: [`Self::handle`], except that an AppConfig validation
@@ -353,8 +357,10 @@ where
         Err(error) => {
             tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
             let failure = Arc::new(Failure::configuration(O::NAME));
-            let name = metrics::function_name(&Variables::new(&ProcessEnv), O::NAME);
-            let metrics = Arc::new(Documents::new(&name));
+            let vars = Variables::new(&ProcessEnv);
+            let metrics = Documents::from_variables(&vars, O::NAME)
+                .unwrap_or_else(|_| Documents::new(&metrics::function_name(&vars, O::NAME)));
+            let metrics = Arc::new(metrics);
             lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
                 let (failure, metrics) = (failure.clone(), metrics.clone());
                 async move {

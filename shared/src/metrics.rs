@@ -194,6 +194,8 @@ pub struct Documents {
     /// Built at the first document, after the first answer: a cold start's answer does not
     /// wait for the formatter's code to be paged in.
     formats: OnceLock<Formats>,
+    /// `METRICS=off`: no documents (custom metrics cost money; the logs still say it all).
+    enabled: bool,
     warm: AtomicBool,
     output: Output,
 }
@@ -238,6 +240,18 @@ impl Documents {
         Self::to(function, Output::Stdout)
     }
 
+    /// Documents as `METRICS` says: `emf` (the default) or `off`.
+    pub fn from_variables(
+        vars: &crate::environment::Variables<'_>,
+        binary: &str,
+    ) -> Result<Self, crate::environment::VariableError> {
+        let enabled = vars.choice("METRICS", &["emf", "off"], "emf")? == "emf";
+        Ok(Self {
+            enabled,
+            ..Self::new(&function_name(vars, binary))
+        })
+    }
+
     /// Documents kept in memory, for tests: see [`Self::written`].
     pub fn in_memory(function: &str) -> Self {
         Self::to(function, Output::Memory(Mutex::default()))
@@ -247,6 +261,7 @@ impl Documents {
         Self {
             function: function.into(),
             formats: OnceLock::new(),
+            enabled: true,
             warm: AtomicBool::new(false),
             output,
         }
@@ -257,17 +272,27 @@ impl Documents {
     /// before the runtime asks for the next event (after which Lambda may freeze the
     /// environment).
     pub async fn measure<F: Future>(self: &Arc<Self>, invocation: F) -> F::Output {
+        if !self.enabled {
+            return invocation.await;
+        }
         let tally = Arc::new(Tally::default());
         let output = TALLY.scope(tally.clone(), invocation).await;
+        // Decided here, in invocation order, not by whichever writing task runs first.
+        let cold_start = !self.warm.swap(true, Ordering::Relaxed);
         let (documents, record) = (self.clone(), tally.close());
-        tokio::spawn(async move { documents.write(record) });
+        tokio::spawn(async move {
+            // To the back of the queue: on one thread, the task that writes the answer to
+            // the Runtime API is woken after this one, and goes first.
+            tokio::task::yield_now().await;
+            documents.write(record, cold_start)
+        });
         output
     }
 
-    fn write(&self, record: Record) {
+    fn write(&self, record: Record, cold_start: bool) {
         let document = Document {
             function: &self.function,
-            cold_start: !self.warm.swap(true, Ordering::Relaxed),
+            cold_start,
             record,
         };
         let mut line = Vec::with_capacity(512);
@@ -358,7 +383,7 @@ mod tests {
 
     /// The documents written so far, once their writing tasks have run.
     async fn parsed(documents: &Documents) -> Vec<Value> {
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
         documents
             .written()
             .iter()
@@ -380,7 +405,10 @@ mod tests {
         documents
             .measure(async { add(Counter::CacheHits, 2) })
             .await;
-        let [first, second] = parsed(&documents).await.try_into().unwrap();
+        // Each is written by a task of its own: the decision's first here.
+        let mut written = parsed(&documents).await;
+        written.sort_by_key(|document| document.get("transition").is_none());
+        let [first, second] = written.try_into().unwrap();
         // Only a decision's document names the decision dimensions.
         assert_eq!(
             second["_aws"]["CloudWatchMetrics"]
@@ -390,7 +418,11 @@ mod tests {
             1
         );
         assert_eq!(first["function"], "route-decision");
-        assert_eq!(first["ColdStarts"], 1);
+        assert_eq!(
+            first["ColdStarts"], 1,
+            "the first invocation is the cold start"
+        );
+        assert!(second.get("ColdStarts").is_none());
         assert_eq!(
             (
                 &first["transition"],
@@ -417,9 +449,34 @@ mod tests {
                 .iter()
                 .any(|d| d["Dimensions"] == serde_json::json!([["function", "fallback_reason"]]))
         );
-        // Only the first invocation is the cold start.
-        assert!(second.get("ColdStarts").is_none());
         assert_eq!(second["CacheHits"], 2);
+    }
+
+    #[tokio::test]
+    async fn metrics_off_writes_nothing_and_a_wrong_value_is_a_configuration_error() {
+        let off =
+            |value: &'static str| move |name: &str| (name == "METRICS").then(|| value.to_owned());
+        let env = off("off");
+        let vars = crate::environment::Variables::new(&env);
+        assert!(
+            !Documents::from_variables(&vars, "route-decision")
+                .unwrap()
+                .enabled
+        );
+        let documents = Arc::new(Documents {
+            enabled: false,
+            ..Documents::in_memory("route-decision")
+        });
+        documents
+            .measure(async { add(Counter::CacheHits, 1) })
+            .await;
+        assert!(parsed(&documents).await.is_empty());
+        let env = off("cloudwatch");
+        let vars = crate::environment::Variables::new(&env);
+        let error = Documents::from_variables(&vars, "route-decision")
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("METRICS"), "{error}");
     }
 
     #[tokio::test]
