@@ -24,6 +24,7 @@ fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
                 profiles: MemoryProfiles::new(),
                 rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).expect("rules").into()),
                 rules_source: None,
+                emergency: None,
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),
             },
