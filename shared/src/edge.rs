@@ -112,16 +112,12 @@ pub struct Edge<O> {
 }
 
 impl<O: Operation> Edge<O> {
+    /// A function whose metrics go by its binary's name ([`Self::load`] uses the deployed one).
     pub fn new(operation: O, auth: Authenticator) -> Self {
-        Self::named(operation, auth, O::NAME)
-    }
-
-    /// [`Self::new`], its metrics published under `function` (the deployed name).
-    pub fn named(operation: O, auth: Authenticator, function: &str) -> Self {
         Self {
             operation,
             auth,
-            metrics: Arc::new(Documents::new(function)),
+            metrics: Arc::new(Documents::new(O::NAME)),
         }
     }
 

@@ -181,7 +181,8 @@ pub fn carry<F: Future>(future: F) -> impl Future<Output = F::Output> {
 /// Where documents go.
 enum Output {
     Stdout,
-    /// Kept, for tests.
+    /// Kept, for this module's tests.
+    #[cfg(test)]
     Memory(Mutex<Vec<String>>),
 }
 
@@ -253,7 +254,8 @@ impl Documents {
     }
 
     /// Documents kept in memory, for tests: see [`Self::written`].
-    pub fn in_memory(function: &str) -> Self {
+    #[cfg(test)]
+    fn in_memory(function: &str) -> Self {
         Self::to(function, Output::Memory(Mutex::default()))
     }
 
@@ -320,6 +322,7 @@ impl Documents {
                 use std::io::Write;
                 let _ = std::io::stdout().lock().write_all(&line);
             }
+            #[cfg(test)]
             Output::Memory(kept) => kept
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -328,7 +331,8 @@ impl Documents {
     }
 
     /// The documents kept by [`Self::in_memory`] so far.
-    pub fn written(&self) -> Vec<String> {
+    #[cfg(test)]
+    fn written(&self) -> Vec<String> {
         match &self.output {
             Output::Stdout => Vec::new(),
             Output::Memory(kept) => kept.lock().unwrap_or_else(PoisonError::into_inner).clone(),
