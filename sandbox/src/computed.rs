@@ -163,14 +163,73 @@ impl Definitions {
 }
 
 impl Definition {
-    pub fn evaluate(&self, events: &[StoredEvent], now_ms: i64) -> Option<Value> {
+    /// The events the trait counts as of `now_ms`: inside its window, of its event, meeting
+    /// its conditions, and (but for a counter) carrying its property.
+    pub fn counted<'a>(&self, events: &'a [StoredEvent], now_ms: i64) -> Vec<&'a StoredEvent> {
         let since = self.window.map(|w| now_ms - w.millis());
-        let matching: Vec<&StoredEvent> = events
+        let property = self.kind.property();
+        events
             .iter()
             .filter(|e| since.is_none_or(|since| e.timestamp_ms >= since))
             .filter(|e| self.event.matches(e))
             .filter(|e| self.conditions.iter().all(|c| c.holds(&e.message)))
-            .collect();
+            .filter(|e| {
+                property.is_none_or(|p| lookup(&e.message, p).is_some_and(|v| !v.is_null()))
+            })
+            .collect()
+    }
+
+    /// What the trait is, in the words of Segment's editor: `event counter of page calls
+    /// where path starts_with "/docs", within 2 days`.
+    pub fn describe(&self) -> String {
+        let kind = match &self.kind {
+            Kind::EventCounter => "event counter".to_owned(),
+            Kind::Aggregation { function, property } => {
+                format!("{} of {property}", format!("{function:?}").to_lowercase())
+            }
+            Kind::MostFrequent {
+                property,
+                minimum_frequency,
+            } => format!("most frequent {property} (at least {minimum_frequency} times)"),
+            Kind::First { property } => format!("first {property}"),
+            Kind::Last { property } => format!("last {property}"),
+            Kind::UniqueList { property } => format!("unique list of {property}"),
+            Kind::UniqueListCount { property } => format!("unique count of {property}"),
+        };
+        let event = match &self.event {
+            EventMatch::Track(name) => format!("\"{name}\" events"),
+            EventMatch::Call { kind, name: None } => format!("{kind} calls"),
+            EventMatch::Call {
+                kind,
+                name: Some(name),
+            } => format!("{kind} calls named \"{name}\""),
+        };
+        let mut text = format!("{kind} over {event}");
+        for (i, condition) in self.conditions.iter().enumerate() {
+            let joint = if i == 0 { "where" } else { "and" };
+            let operator = format!("{:?}", condition.operator);
+            text.push_str(&format!(
+                " {joint} {} {}",
+                condition.property,
+                snake(&operator)
+            ));
+            if !condition.value.is_null() {
+                text.push_str(&format!(" {}", condition.value));
+            }
+        }
+        if let Some(window) = self.window {
+            let (amount, unit) = match (window.days, window.hours) {
+                (days, 0) => (days, "day"),
+                (days, hours) => (days * 24 + hours, "hour"),
+            };
+            let plural = if amount == 1 { "" } else { "s" };
+            text.push_str(&format!(", within {amount} {unit}{plural}"));
+        }
+        text
+    }
+
+    pub fn evaluate(&self, events: &[StoredEvent], now_ms: i64) -> Option<Value> {
+        let matching = self.counted(events, now_ms);
         let values = |property: &str| -> Vec<Value> {
             matching
                 .iter()
@@ -218,6 +277,33 @@ impl Definition {
             Kind::UniqueListCount { property } => Some(json!(unique(values(property)).len())),
         }
     }
+}
+
+impl Kind {
+    /// The property the trait reads, if it reads one.
+    fn property(&self) -> Option<&str> {
+        match self {
+            Self::EventCounter => None,
+            Self::Aggregation { property, .. }
+            | Self::MostFrequent { property, .. }
+            | Self::First { property }
+            | Self::Last { property }
+            | Self::UniqueList { property }
+            | Self::UniqueListCount { property } => Some(property),
+        }
+    }
+}
+
+/// `StartsWith` -> `starts_with`, as the definitions file writes operators.
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.extend(c.to_lowercase());
+    }
+    out
 }
 
 impl EventMatch {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -22,10 +22,14 @@ use studio_router::invocation::FunctionUrlRequest;
 
 type Invoke = Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Value> + Send>> + Send + Sync>;
 
+/// Told of every invocation of one function: its event, its answer, and how long it took.
+pub type Observer = Arc<dyn Fn(&Value, &Value, Duration) + Send + Sync>;
+
 /// The functions served, by name.
 #[derive(Clone, Default)]
 pub struct Functions {
     by_name: BTreeMap<&'static str, Invoke>,
+    observers: BTreeMap<&'static str, Observer>,
 }
 
 impl Functions {
@@ -48,10 +52,22 @@ impl Functions {
         );
     }
 
+    /// Tells `observer` of every invocation of `name` from now on.
+    pub fn observe(&mut self, name: &'static str, observer: Observer) {
+        self.observers.insert(name, observer);
+    }
+
     /// Invokes `name` with `event`, as its Function URL would; `None` for an unknown name.
     pub async fn invoke(&self, name: &str, event: Value) -> Option<Value> {
         let handler = self.by_name.get(name)?.clone();
-        Some(handler(event).await)
+        let Some(observer) = self.observers.get(name) else {
+            return Some(handler(event).await);
+        };
+        let seen = event.clone();
+        let started = Instant::now();
+        let answer = handler(event).await;
+        observer(&seen, &answer, started.elapsed());
+        Some(answer)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
@@ -98,7 +114,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(handler) = functions.by_name.get(function.as_str()) else {
+    if !functions.by_name.contains_key(function.as_str()) {
         let known: Vec<_> = functions.names().collect();
         let message = format!(
             "no function named {function}; this sandbox serves {}",
@@ -109,7 +125,7 @@ async fn invoke(
             axum::Json(json!({"error": {"code": "not_found", "message": message}})),
         )
             .into_response();
-    };
+    }
     let event = payload_v2(
         &method,
         &format!("/{rest}"),
@@ -117,7 +133,7 @@ async fn invoke(
         &headers,
         &body,
     );
-    to_http(handler(event).await)
+    to_http(functions.invoke(&function, event).await.unwrap_or_default())
 }
 
 /// The event a Function URL delivers for this request.

@@ -2,7 +2,10 @@
 //! on loopback, wired together. The binary runs it; tests start it in-process on free ports
 //! and drive it over HTTP.
 
+pub mod active_rules;
 pub mod computed;
+pub mod console;
+pub mod decisions;
 pub mod demo;
 pub mod identities;
 pub mod lambda_urls;
@@ -21,12 +24,14 @@ use axum::response::Response;
 use serde_json::Value;
 use studio_router::edge::Edge;
 use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
-use studio_router::rules::LiveRules;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::active_rules::ActiveRules;
 use crate::computed::{DEFAULT_DEFINITIONS, Definitions};
+use crate::console::Console;
+use crate::decisions::DecisionLog;
 use crate::lambda_urls::Functions;
 use crate::segment::Segment;
 use crate::store::Store;
@@ -100,6 +105,10 @@ pub struct Running {
     pub segment: Arc<Segment>,
     pub seeded_now: bool,
     pub rules: LoadedRules,
+    /// The rules route-decision uses now, with their text.
+    pub active_rules: Arc<ActiveRules>,
+    /// Every decision route-decision made since the start.
+    pub decisions: Arc<DecisionLog>,
     functions: Functions,
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
@@ -108,6 +117,11 @@ pub struct Running {
 impl Running {
     pub fn function_url(&self, name: &str) -> String {
         format!("http://{}/lambda-url/{name}/", self.functions_addr)
+    }
+
+    /// The console's page.
+    pub fn console_url(&self) -> String {
+        format!("http://{}/", self.functions_addr)
     }
 
     pub fn segment_url(&self) -> String {
@@ -195,11 +209,31 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (functions, rules, followed) = functions(&options, segment_addr)?;
+    let (mut functions, rules, active_rules, phone_kind) = functions(&options, segment_addr)?;
+    let decisions = Arc::new(DecisionLog::default());
+    let (log, store) = (decisions.clone(), segment.clone());
+    functions.observe(
+        "route-decision",
+        Arc::new(move |event, answer, took| {
+            log.record(event, answer, took, &phone_kind, |identifier| {
+                store
+                    .store
+                    .resolve(identifier.kind(), identifier.value())
+                    .ok()
+                    .flatten()
+            });
+        }),
+    );
     let (stop, stopped) = watch::channel(false);
-    if let Some((path, live)) = followed {
-        rules_reload::follow(path, live, stopped.clone());
+    if let Some(path) = active_rules.file().map(std::path::Path::to_path_buf) {
+        rules_reload::follow(path, active_rules.clone(), stopped.clone());
     }
+    let console = Console {
+        segment: segment.clone(),
+        rules: active_rules.clone(),
+        decisions: decisions.clone(),
+        functions: functions.clone(),
+    };
     let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
@@ -211,7 +245,11 @@ pub async fn start(options: Options) -> Result<Running, String> {
     .with_graceful_shutdown(until_stopped(stopped.clone()));
     let functions_server = axum::serve(
         functions_listener,
-        functions.clone().router().layer(newline()),
+        functions
+            .clone()
+            .router()
+            .merge(console::router(console))
+            .layer(newline()),
     )
     .with_graceful_shutdown(until_stopped(stopped));
     let servers = tokio::spawn(async move {
@@ -225,6 +263,8 @@ pub async fn start(options: Options) -> Result<Running, String> {
         segment,
         seeded_now,
         rules,
+        active_rules,
+        decisions,
         functions,
         stop,
         servers,
@@ -248,8 +288,9 @@ async fn end_with_newline(response: Response) -> Response {
     Response::from_parts(parts, Body::from(text))
 }
 
-/// The three functions, the rules route-decision loaded, and the file those rules follow.
-type Loaded = (Functions, LoadedRules, Option<(PathBuf, Arc<LiveRules>)>);
+/// The three functions, the rules route-decision loaded (and follows while it runs), and
+/// the identifier type of phone numbers.
+type Loaded = (Functions, LoadedRules, Arc<ActiveRules>, String);
 
 /// The three functions, configured as a deployment would be, but against this server.
 fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, String> {
@@ -276,9 +317,14 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
     ]);
     env.extend(options.function_env.iter().cloned());
     // The file the rules follow while the sandbox runs (none for inline ROUTING_RULES).
-    let (source, demo, file) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES")) {
-        (Some(path), _) => (path.clone(), false, Some(PathBuf::from(path))),
-        (None, Some(_)) => ("ROUTING_RULES".to_owned(), false, None),
+    let (source, demo, file, text) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES"))
+    {
+        (Some(path), _) => {
+            // Unreadable, the function's own start below says why.
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            (path.clone(), false, Some(PathBuf::from(path)), text)
+        }
+        (None, Some(text)) => ("ROUTING_RULES".to_owned(), false, None, text.clone()),
         (None, None) => {
             env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
             let file = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules.json"));
@@ -286,9 +332,14 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
                 "sandbox/rules.json".to_owned(),
                 true,
                 file.exists().then_some(file),
+                SANDBOX_RULES.to_owned(),
             )
         }
     };
+    let phone_kind = env
+        .get("SEGMENT_PHONE_IDENTIFIER")
+        .cloned()
+        .unwrap_or_else(|| "phone".to_owned());
     let lookup = |name: &str| env.get(name).cloned();
     let mut functions = Functions::default();
     // The timeouts template.yaml gives each function.
@@ -296,10 +347,11 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
         Edge::load(&lookup, route_decision::load).map_err(|e| format!("route-decision: {e}"))?;
     let live = decision.operation.rules.clone();
     let rules = LoadedRules {
-        source,
+        source: source.clone(),
         names: live.current().rule_names().map(str::to_owned).collect(),
         demo,
     };
+    let active = Arc::new(ActiveRules::new(live, text, source, file));
     functions.add("route-decision", decision, Duration::from_secs(10));
     functions.add(
         "profile-lookup",
@@ -311,5 +363,5 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
         Edge::load(&lookup, wrap_up_ingest::load).map_err(|e| format!("wrap-up-ingest: {e}"))?,
         Duration::from_secs(15),
     );
-    Ok((functions, rules, file.map(|path| (path, live))))
+    Ok((functions, rules, active, phone_kind))
 }

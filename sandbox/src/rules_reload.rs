@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use studio_router::rules::{LiveRules, RuleSet};
+use crate::active_rules::ActiveRules;
+
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -20,10 +21,11 @@ fn stamp(path: &PathBuf) -> Option<(SystemTime, u64)> {
     Some((metadata.modified().ok()?, metadata.len()))
 }
 
-/// Reloads `live` from `path` whenever the file changes, until `stopped` turns true.
+/// Reloads the active rules from `path` whenever the file changes, until `stopped` turns
+/// true.
 pub fn follow(
     path: PathBuf,
-    live: Arc<LiveRules>,
+    active: Arc<ActiveRules>,
     mut stopped: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -38,21 +40,20 @@ pub fn follow(
                 continue;
             }
             seen = now;
-            reload(&path, &live);
+            reload(&path, &active);
         }
     })
 }
 
-fn reload(path: &PathBuf, live: &LiveRules) {
+fn reload(path: &PathBuf, active: &ActiveRules) {
     let source = path.display().to_string();
     let compiled = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read it: {e}"))
-        .and_then(|json| RuleSet::compile(&json).map_err(|e| e.to_string()));
+        .and_then(|json| active.apply(&json).map_err(|e| e.to_string()));
     match compiled {
         Ok(rules) => {
             let names: Vec<&str> = rules.rule_names().collect();
             tracing::info!(source = %source, rules = %names.join(", "), "rules reloaded; the next decision uses them");
-            live.replace(rules);
         }
         Err(error) => {
             tracing::warn!(source = %source, %error, "the rules file changed but cannot be used; the rules in use stay");

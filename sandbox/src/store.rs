@@ -296,7 +296,16 @@ impl Store {
         }))
     }
 
-    /// Every profile id (for tests and the welcome summary).
+    /// Every profile id, oldest first.
+    pub fn profiles(&self) -> Result<Vec<String>, StoreError> {
+        let connection = self.lock();
+        let mut statement =
+            connection.prepare("SELECT id FROM profiles ORDER BY created_at, id")?;
+        let rows = statement.query_map([], |row| row.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many profiles there are (for tests and the welcome summary).
     pub fn profile_count(&self) -> Result<i64, StoreError> {
         Ok(self
             .lock()

@@ -5,6 +5,7 @@ pub mod intake;
 pub mod profile_api;
 pub mod tracking_api;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,10 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::computed::Definitions;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// What both APIs share.
 pub struct Segment {
@@ -28,6 +29,65 @@ pub struct Segment {
     pub space_id: String,
     /// The write keys the Tracking API keeps messages for; empty keeps any non-blank key.
     pub write_keys: Vec<String>,
+}
+
+/// One trait of a profile, as the Profile API answers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trait {
+    pub value: Value,
+    pub updated_ms: i64,
+    /// Computed from events, not set by an identify call.
+    pub computed: bool,
+}
+
+/// Which traits to read: Segment's `class` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraitClass {
+    All,
+    Computed,
+    /// Audiences: the sandbox defines none.
+    Audience,
+}
+
+impl Segment {
+    /// A profile's traits as of `now_ms`: identify's, then the computed ones (which win a
+    /// clash), by key.
+    pub fn traits(
+        &self,
+        profile: &str,
+        class: TraitClass,
+        now_ms: i64,
+    ) -> Result<BTreeMap<String, Trait>, StoreError> {
+        let mut all = BTreeMap::new();
+        if class == TraitClass::All {
+            for (key, value, updated_ms) in self.store.custom_traits(profile)? {
+                let computed = false;
+                all.insert(
+                    key,
+                    Trait {
+                        value,
+                        updated_ms,
+                        computed,
+                    },
+                );
+            }
+        }
+        if class != TraitClass::Audience {
+            let events = self.store.events(profile)?;
+            for (key, value) in self.definitions.evaluate(&events, now_ms) {
+                let (updated_ms, computed) = (now_ms, true);
+                all.insert(
+                    key,
+                    Trait {
+                        value,
+                        updated_ms,
+                        computed,
+                    },
+                );
+            }
+        }
+        Ok(all)
+    }
 }
 
 pub fn router(segment: Arc<Segment>) -> Router {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use super::{Segment, basic_user, now_ms, profile_error, rfc3339};
+use super::{Segment, Trait, TraitClass, basic_user, now_ms, profile_error, rfc3339};
 
 const SOURCE_ID: &str = "sandbox";
 /// Segment's events route covers the last 14 days.
@@ -140,8 +140,9 @@ fn traits(
     // Segment answers only 10 traits unless a limit says otherwise.
     let limit = limit(params, 10, 200)?;
     let class = match params.get("class").map(String::as_str) {
-        None | Some("") => None,
-        Some(class @ ("audience" | "computed_trait")) => Some(class),
+        None | Some("") => TraitClass::All,
+        Some("computed_trait") => TraitClass::Computed,
+        Some("audience") => TraitClass::Audience,
         Some(_) => return Err(invalid("class must be audience or computed_trait")),
     };
     let include: Option<BTreeSet<&str>> = params.get("include").map(|list| {
@@ -151,27 +152,11 @@ fn traits(
             .collect()
     });
     let verbose = params.get("verbose").is_some_and(|v| v == "true");
-    let now = now_ms();
-
-    // (key, value, updated_at): identify traits, then computed traits (which win a clash).
-    let mut all: BTreeMap<String, (Value, i64)> = BTreeMap::new();
-    if class.is_none() {
-        for (key, value, updated) in segment
-            .store
-            .custom_traits(profile)
-            .map_err(|e| internal(&e))?
-        {
-            all.insert(key, (value, updated));
-        }
-    }
-    if class != Some("audience") {
-        let events = segment.store.events(profile).map_err(|e| internal(&e))?;
-        for (key, value) in segment.definitions.evaluate(&events, now) {
-            all.insert(key, (value, now));
-        }
-    }
+    let all = segment
+        .traits(profile, class, now_ms())
+        .map_err(|e| internal(&e))?;
     let after = params.get("next").map(String::as_str).unwrap_or_default();
-    let selected: Vec<(String, (Value, i64))> = all
+    let selected: Vec<(String, Trait)> = all
         .into_iter()
         .filter(|(key, _)| {
             include
@@ -183,11 +168,11 @@ fn traits(
     let has_more = selected.len() > limit;
     let page = &selected[..selected.len().min(limit)];
     let mut out = Map::new();
-    for (key, (value, updated)) in page {
+    for (key, found) in page {
         let value = if verbose {
-            json!({"value": value, "source_id": SOURCE_ID, "updated_at": rfc3339(*updated)})
+            json!({"value": found.value, "source_id": SOURCE_ID, "updated_at": rfc3339(found.updated_ms)})
         } else {
-            value.clone()
+            found.value.clone()
         };
         out.insert(key.clone(), value);
     }

@@ -170,6 +170,43 @@ impl Http {
     }
 }
 
+impl Http {
+    /// A GET of the console's API (`path` from `/api/`), as its page makes it.
+    pub async fn console(&self, running: &Running, path: &str) -> Response {
+        let client = self.client.client().expect("client");
+        self.send(client.get(format!("{}api/{path}", running.console_url())))
+            .await
+    }
+
+    /// A GET with these headers.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Response {
+        let client = self.client.client().expect("client");
+        let mut request = client.get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request).await
+    }
+
+    /// A GET's status, headers and text.
+    pub async fn get_text(&self, url: &str) -> (u16, reqwest::header::HeaderMap, String) {
+        let client = self.client.client().expect("client");
+        let response = client.get(url).send().await.expect("request sent");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.text().await.expect("text"))
+    }
+
+    /// A POST of JSON to the console's API, as its page makes it.
+    pub async fn console_post(&self, running: &Running, path: &str, body: &Value) -> Response {
+        self.post_raw(
+            &format!("{}api/{path}", running.console_url()),
+            &[("content-type", "application/json")],
+            body.to_string().into_bytes(),
+        )
+        .await
+    }
+}
+
 /// An RFC 3339 time `hours` ago.
 pub fn hours_ago(hours: f64) -> String {
     let at = std::time::SystemTime::now() - Duration::from_secs_f64(hours * 3600.0);

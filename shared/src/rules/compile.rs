@@ -128,6 +128,12 @@ fn compile_expression(
         rule: rule.into(),
         what: what.into(),
         message: errors.to_string().trim().to_owned(),
+        at: errors.errors.first().and_then(|error| {
+            // Both from 1, as cel's own message draws its caret.
+            let line = usize::try_from(error.pos.0).ok().filter(|l| *l > 0)?;
+            let column = usize::try_from(error.pos.1).ok().filter(|c| *c > 0)?;
+            Some((line, column))
+        }),
     })?;
     let mut walk = TraitWalk {
         scopes: Vec::new(),

@@ -41,6 +41,8 @@ pub enum RulesError {
         rule: String,
         what: String,
         message: String,
+        /// Where in the expression (1-based line and column), when the parser said.
+        at: Option<(usize, usize)>,
     },
     #[error(
         "rule \"{rule}\": {what} reads \"{variable}\", but rules can only read traits and channel"
@@ -54,6 +56,36 @@ pub enum RulesError {
     Invalid { rule: String, problem: String },
     #[error("two rules are named \"{0}\"; names must be unique so decisions can be traced")]
     DuplicateName(String),
+}
+
+/// Where a rules document went wrong, for an editor to point at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ErrorPlace {
+    /// The rule (or `default`, `on_error`) the error is in; `None` for the document's shape.
+    pub rule: Option<String>,
+    /// What in the rule: `condition`, `attribute "priority"`.
+    pub what: Option<String>,
+    /// 1-based: in the document for a shape error, in the expression for a parse error.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl RulesError {
+    /// The rule and position the error names.
+    pub fn place(&self) -> ErrorPlace {
+        let (rule, what, at) = match self {
+            Self::Shape(error) => (None, None, Some((error.line(), error.column()))),
+            Self::Parse { rule, what, at, .. } => (Some(rule), Some(what.clone()), *at),
+            Self::UnknownVariable { rule, what, .. } => (Some(rule), Some(what.clone()), None),
+            Self::Invalid { rule, .. } | Self::DuplicateName(rule) => (Some(rule), None, None),
+        };
+        ErrorPlace {
+            rule: rule.cloned(),
+            what,
+            line: at.map(|(line, _)| line),
+            column: at.map(|(_, column)| column),
+        }
+    }
 }
 
 /// A compiled rule set. Cheap to share; evaluation never fails.
@@ -418,5 +450,48 @@ mod tests {
                 .unwrap_or_default();
             assert!(error.contains(expected), "{json}\n  gave: {error}");
         }
+    }
+}
+
+#[cfg(test)]
+mod place_tests {
+    use super::*;
+
+    fn place(json: &str) -> ErrorPlace {
+        match RuleSet::compile(json) {
+            Ok(_) => panic!("compiled: {json}"),
+            Err(error) => error.place(),
+        }
+    }
+
+    #[test]
+    fn an_error_names_the_rule_and_where_in_it() {
+        // The second `>` of the condition, counted from 1 as an editor counts.
+        let parse = place(
+            r#"{"rules": [{"name": "vip", "when": "traits.x > > 1", "transition": "agent"}],
+                "default": "bot", "on_error": "agent"}"#,
+        );
+        assert_eq!(
+            (parse.rule.as_deref(), parse.what.as_deref()),
+            (Some("vip"), Some("condition"))
+        );
+        assert_eq!((parse.line, parse.column), (Some(1), Some(12)));
+        // A shape error is placed in the document.
+        let shape = place("{\"rules\": [],\n \"default\": \"bot\",\n \"on_eror\": \"agent\"}");
+        assert_eq!(
+            (shape.rule, shape.line, shape.column),
+            (None, Some(3), Some(10))
+        );
+        let attribute = place(
+            r#"{"rules": [{"name": "x", "when": "true", "transition": "agent",
+                "attributes": {"queue": "'vip"}}], "default": "bot", "on_error": "agent"}"#,
+        );
+        assert_eq!(attribute.what.as_deref(), Some("attribute \"queue\""));
+        assert!(attribute.column.is_some(), "{attribute:?}");
+        let unknown = place(
+            r#"{"rules": [{"name": "x", "when": "customer.vip", "transition": "agent"}],
+                "default": "bot", "on_error": "agent"}"#,
+        );
+        assert_eq!((unknown.rule.as_deref(), unknown.line), (Some("x"), None));
     }
 }

@@ -1,0 +1,255 @@
+//! The console: a web page on the Function URLs' port (`http://127.0.0.1:9000/`) that
+//! shows the customers, their timelines, the decisions as they happen and the rules, and a
+//! JSON API under `/api/` that the page reads. Plain HTML, CSS and JavaScript compiled into
+//! the binary: no build step, nothing fetched from anywhere else.
+
+pub mod customers;
+pub mod privacy;
+pub mod try_it;
+pub mod workbench;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::active_rules::ActiveRules;
+use crate::decisions::{DecisionLog, Recorded};
+use crate::lambda_urls::Functions;
+use crate::segment::{Segment, now_ms, rfc3339};
+use privacy::shown;
+
+const PAGE: &str = include_str!("../../console/index.html");
+const SCRIPT: &str = include_str!("../../console/console.js");
+const STYLE: &str = include_str!("../../console/console.css");
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub struct Console {
+    pub segment: Arc<Segment>,
+    pub rules: Arc<ActiveRules>,
+    pub decisions: Arc<DecisionLog>,
+    pub functions: Functions,
+}
+
+pub fn router(console: Console) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset(PAGE, "text/html; charset=utf-8") }),
+        )
+        .route(
+            "/console.js",
+            get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/console.css",
+            get(|| async { asset(STYLE, "text/css; charset=utf-8") }),
+        )
+        .route("/api/customers", get(customer_list))
+        .route("/api/customers/{profile}", get(customer))
+        .route("/api/decisions", get(decisions))
+        .route("/api/rules", get(workbench::active))
+        .route("/api/rules/check", post(workbench::check))
+        .route("/api/rules/dry-run", post(workbench::dry_run))
+        .route("/api/rules/apply", post(workbench::apply))
+        .route("/api/try/message", post(try_it::message))
+        .route("/api/try/page-view", post(try_it::page_view))
+        .route("/api/try/wrap-up", post(try_it::wrap_up))
+        .layer(middleware::from_fn(loopback_only))
+        .with_state(console)
+}
+
+fn asset(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+            // The page runs only its own script and talks only to this server.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The console answers only pages on this machine: a request must name a loopback host (so
+/// a site that rebinds its own name to 127.0.0.1 gets nothing), and a change must come as
+/// JSON from this origin (so another site's form cannot post one; a cross-site JSON post
+/// needs a preflight this server never grants).
+async fn loopback_only(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !is_loopback_host(&host) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "the console answers only http://127.0.0.1 or http://localhost",
+        );
+    }
+    if request.method() != Method::GET {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/json"));
+        if !json {
+            return refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send JSON (content-type: application/json)",
+            );
+        }
+        if !same_origin(headers, &host) {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "changes are accepted only from the console's own page",
+            );
+        }
+    }
+    next.run(request).await
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// No `Origin` (curl, a test) or this very origin.
+fn same_origin(headers: &HeaderMap, host: &str) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .is_none_or(|origin| origin == format!("http://{host}"))
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"ok": false, "error": {"message": message}})),
+    )
+        .into_response()
+}
+
+pub fn internal(error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(%error, "console request failed");
+    refuse(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string())
+}
+
+type Params = BTreeMap<String, String>;
+
+fn reveal(params: &Params) -> bool {
+    params.get("reveal").is_some_and(|v| v == "true")
+}
+
+async fn customer_list(State(console): State<Console>, Query(params): Query<Params>) -> Response {
+    let rules = console.rules.live().current();
+    let now = now_ms();
+    let profiles = match console.segment.store.profiles() {
+        Ok(profiles) => profiles,
+        Err(error) => return internal(&error),
+    };
+    let mut list = Vec::with_capacity(profiles.len());
+    for profile in &profiles {
+        match customers::summary(&console.segment, &rules, profile, now, reveal(&params)) {
+            Ok(summary) => list.push(summary),
+            Err(error) => return internal(&error),
+        }
+    }
+    Json(json!({
+        "customers": list,
+        "rules": rules.rule_names().collect::<Vec<_>>(),
+        "transitions": rules.transitions().collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn customer(
+    State(console): State<Console>,
+    Path(profile): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    let rules = console.rules.live().current();
+    match customers::detail(
+        &console.segment,
+        &rules,
+        &profile,
+        now_ms(),
+        reveal(&params),
+    ) {
+        Ok(Some(page)) => Json(page).into_response(),
+        Ok(None) => refuse(StatusCode::NOT_FOUND, &format!("no profile {profile}")),
+        Err(error) => internal(&error),
+    }
+}
+
+/// The decisions after `after` (a `seq`), oldest first.
+async fn decisions(State(console): State<Console>, Query(params): Query<Params>) -> Response {
+    let after = params
+        .get("after")
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0);
+    let reveal = reveal(&params);
+    let list: Vec<Value> = console
+        .decisions
+        .after(after)
+        .iter()
+        .map(|d| decision_json(d, reveal))
+        .collect();
+    Json(json!({"decisions": list})).into_response()
+}
+
+fn decision_json(decision: &Recorded, reveal: bool) -> Value {
+    json!({
+        "seq": decision.seq,
+        "at": rfc3339(decision.at_ms),
+        "customer": decision.customer.as_ref().map(|(kind, value)| format!("{kind}:{}", shown(value, reveal))),
+        "profile": decision.profile,
+        "status": decision.status,
+        "transition": decision.transition,
+        "rule": decision.rule,
+        "fallback": decision.fallback,
+        "profile_found": decision.profile_found,
+        "attributes": privacy::masked(&Value::Object(decision.attributes.clone()), reveal),
+        "error": decision.error,
+        "latency_ms": decision.latency_us as f64 / 1000.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_names_are_the_console_s_hosts() {
+        for host in [
+            "127.0.0.1:9000",
+            "localhost:9000",
+            "[::1]:9000",
+            "127.0.0.1",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:9000",
+            "127.0.0.1.evil.example",
+            "",
+            "10.0.0.1:9000",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+}

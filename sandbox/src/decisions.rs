@@ -1,0 +1,128 @@
+//! Every decision route-decision made since the sandbox started (the last [`KEPT`]), for the
+//! console's live list: who asked, what the rules answered, whether it fell back, and how
+//! long the Function URL took to answer.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use studio_router::edge::Operation;
+use studio_router::fields::fields_of;
+use studio_router::identity::{Customer, Identifier};
+use studio_router::invocation::{Invocation, status_and_body};
+use studio_router::operations::route_decision::RouteDecision;
+use studio_router::segment::ProfileApi;
+
+use crate::segment::now_ms;
+
+/// How many decisions the list keeps; older ones drop off.
+pub const KEPT: usize = 1000;
+
+/// One answer of route-decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    /// Increases by one per decision: the console asks for those after the last it has.
+    pub seq: u64,
+    pub at_ms: i64,
+    /// The identifier the request named (unmasked here; the console API masks it).
+    pub customer: Option<(String, String)>,
+    /// The sandbox profile that identifier resolves to now, if any.
+    pub profile: Option<String>,
+    pub status: u16,
+    pub transition: Option<String>,
+    pub rule: Option<String>,
+    pub fallback: bool,
+    pub profile_found: bool,
+    pub attributes: Map<String, Value>,
+    /// A refused request's message (a 4xx or 5xx).
+    pub error: Option<String>,
+    /// From the request reaching the function to its answer.
+    pub latency_us: u64,
+}
+
+#[derive(Default)]
+pub struct DecisionLog {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    next: u64,
+    entries: VecDeque<Recorded>,
+}
+
+impl DecisionLog {
+    /// Records route-decision's `answer` to `event`. `resolve` finds the profile of an
+    /// identifier.
+    pub fn record(
+        &self,
+        event: &Value,
+        answer: &Value,
+        took: Duration,
+        phone_kind: &str,
+        resolve: impl FnOnce(&Identifier) -> Option<String>,
+    ) {
+        let customer = customer_of(event, phone_kind);
+        let profile = customer.as_ref().and_then(resolve);
+        let (status, body) = status_and_body(answer);
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+        let flag = |key: &str| body.get(key).and_then(Value::as_bool).unwrap_or(false);
+        let error = (status != 200).then(|| {
+            body.pointer("/error/message")
+                .and_then(Value::as_str)
+                .map_or_else(|| body.to_string(), str::to_owned)
+        });
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.next += 1;
+        let recorded = Recorded {
+            seq: state.next,
+            at_ms: now_ms(),
+            customer: customer.map(|c| (c.kind().to_owned(), c.value().to_owned())),
+            profile,
+            status: u16::try_from(status).unwrap_or(500),
+            transition: text("transition"),
+            rule: text("rule"),
+            fallback: flag("fallback"),
+            profile_found: flag("profile_found"),
+            attributes: body
+                .get("attributes")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            error,
+            latency_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+        };
+        if state.entries.len() == KEPT {
+            state.entries.pop_front();
+        }
+        state.entries.push_back(recorded);
+    }
+
+    /// The decisions after `seq`, oldest first.
+    pub fn after(&self, seq: u64) -> Vec<Recorded> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .entries
+            .iter()
+            .filter(|recorded| recorded.seq > seq)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The identifier a route-decision request names, read as the function reads it.
+fn customer_of(event: &Value, phone_kind: &str) -> Option<Identifier> {
+    let max = <RouteDecision<ProfileApi> as Operation>::MAX_BODY_BYTES;
+    let input = match Invocation::decode(event.clone(), max).ok()? {
+        Invocation::Http(request) => request.into_payload(max).ok()?,
+        Invocation::Direct(input) => input,
+        _ => return None,
+    };
+    let fields = fields_of(input).ok()?;
+    match Identifier::from_fields(&fields, phone_kind).ok()? {
+        Customer::Identified(identifier) => Some(identifier),
+        Customer::Withheld => None,
+    }
+}
