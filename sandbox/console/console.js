@@ -97,13 +97,12 @@ async function loadCustomer(profile) {
   $("#customer-identifiers").replaceChildren(...data.identifiers.map((i) => el("li", {}, `${i.type}: ${i.value}`)));
   $("#customer-try").href = `#/try/${encodeURIComponent(profile)}`;
   $("#customer-computed tbody").replaceChildren(...data.computed.map((t) => el("tr", { "data-trait": t.key },
-    el("td", { class: "rule" }, t.key),
+    el("td", {}, el("div", { class: "rule" }, t.key), el("div", { class: "definition" }, t.definition)),
     el("td", { class: "trait-value" }, t.value === null ? el("em", {}, "no value") : value(t.value)),
-    el("td", {}, t.definition),
     el("td", {}, t.counted.length
       ? el("button", { type: "button", class: "quiet counted-button", "aria-pressed": "false", "data-trait": t.key,
         title: "Mark these events in the timeline" }, `${t.counted.length} event${t.counted.length === 1 ? "" : "s"}`)
-      : "no events"))));
+      : el("span", { class: "hint" }, "none")))));
   for (const button of document.querySelectorAll("#customer-computed .counted-button")) {
     const trait = data.computed.find((t) => t.key === button.dataset.trait);
     button.addEventListener("click", () => markCounted(button, trait));
@@ -113,7 +112,9 @@ async function loadCustomer(profile) {
   $("#timeline").replaceChildren(...data.timeline.map((e) => el("li", { "data-message-id": e.message_id, "data-type": e.type },
     el("span", { class: "when" }, e.at.replace("T", " ").replace(/\.\d+Z$/, "Z")),
     el("span", { class: "kind" }, e.type), el("span", { class: "name" }, e.name),
-    e.feeds.length ? el("div", { class: "feeds" }, "feeds ", e.feeds.map((k) => el("span", { class: "chip" }, k))) : el("div", { class: "feeds hint" }, "feeds no trait now"),
+    e.feeds.length ? el("div", { class: "feeds" }, "feeds ", e.feeds.map((k) => el("span", { class: "chip" }, k))) : null,
+    e.outside_window_of.length ? el("div", { class: "feeds hint" }, "too old for ", e.outside_window_of.map((k) => el("span", { class: "chip" }, k)), " (outside its window)") : null,
+    !e.feeds.length && !e.outside_window_of.length ? el("div", { class: "feeds hint" }, "feeds no trait") : null,
     el("details", {}, el("summary", {}, "message"), el("pre", {}, JSON.stringify(e.message, null, 2))))));
   if (data.events_total > data.timeline.length) {
     $("#timeline").append(el("li", { class: "hint" }, `and ${data.events_total - data.timeline.length} older events`));
@@ -153,9 +154,11 @@ async function pollDecisions() {
 function renderDecisions() {
   const rows = state.decisions.slice().reverse().map((d) => el("tr", { "data-seq": d.seq },
     el("td", {}, d.at.slice(11, 23)),
-    el("td", {}, d.profile ? el("a", { href: `#/customers/${encodeURIComponent(d.profile)}` }, d.customer) : (d.customer || "—")),
+    el("td", {}, d.profile ? el("a", { href: `#/customers/${encodeURIComponent(d.profile)}` }, d.name || d.profile) : (d.status === 200 ? "not in Segment" : "—"),
+      el("div", { class: "hint" }, d.customer || "")),
     el("td", {}, d.status === 200 ? transitionBadge(d) : el("span", { class: "error" }, `refused (${d.status})`)),
     el("td", { class: "rule" }, d.status === 200 ? d.rule : (d.error || "")),
+    el("td", {}, chips(d.attributes)),
     el("td", { class: d.fallback ? "fallback" : "" }, d.fallback ? "yes" : "no"),
     el("td", {}, `${d.latency_ms.toFixed(1)} ms`)));
   $("#decisions tbody").replaceChildren(...rows);
@@ -264,13 +267,27 @@ async function renderTryCustomer(profile) {
     el("p", {}, el("a", { href: `#/customers/${encodeURIComponent(id)}` }, "Open the timeline")));
 }
 
+/** One line on what a test did, then the answers. */
+function summarise(kind, status, data) {
+  if (status !== 200) return `Not sent (HTTP ${status}): ${data.error ? data.error.message : ""}`;
+  if (kind === "message") {
+    const a = data.answer || {};
+    return a.transition
+      ? `route-decision answered ${data.status}: ${a.transition} by rule ${a.rule}${a.fallback ? " (fallback)" : ""}`
+      : `route-decision answered ${data.status}: ${a.error ? a.error.message : ""}`;
+  }
+  if (kind === "page-view") return data.profile ? `Page view stored for ${data.profile}.` : "Page view sent.";
+  return `${data.ok ? "Wrap-up delivered" : "Wrap-up not delivered"}: ${data.posts.map((p) => `${p.event} ${p.status}`).join(", ")} (task ${data.task_sid}).`;
+}
+
 async function send(kind) {
   const body = tryWho();
   if (kind === "message") Object.assign(body, { channel: $("#try-channel").value, explain: true });
   if (kind === "page-view") body.path = $("#try-path").value;
   if (kind === "wrap-up") Object.assign(body, { channel: $("#try-wrap-channel").value, topic: $("#try-topic").value, sentiment: $("#try-sentiment").value });
   const { status, data } = await api(`/api/try/${kind}`, body);
-  $("#try-result").textContent = `HTTP ${status}\n${JSON.stringify(data, null, 2)}`;
+  $("#try-summary").textContent = summarise(kind, status, data);
+  $("#try-result").textContent = JSON.stringify(data, null, 2);
   const profile = data.profile || body.profile;
   if (profile) {
     await loadTry(profile);

@@ -166,17 +166,24 @@ impl Definition {
     /// The events the trait counts as of `now_ms`: inside its window, of its event, meeting
     /// its conditions, and (but for a counter) carrying its property.
     pub fn counted<'a>(&self, events: &'a [StoredEvent], now_ms: i64) -> Vec<&'a StoredEvent> {
-        let since = self.window.map(|w| now_ms - w.millis());
-        let property = self.kind.property();
         events
             .iter()
-            .filter(|e| since.is_none_or(|since| e.timestamp_ms >= since))
-            .filter(|e| self.event.matches(e))
-            .filter(|e| self.conditions.iter().all(|c| c.holds(&e.message)))
-            .filter(|e| {
-                property.is_none_or(|p| lookup(&e.message, p).is_some_and(|v| !v.is_null()))
-            })
+            .filter(|e| self.in_window(e, now_ms) && self.takes(e))
             .collect()
+    }
+
+    /// Whether the event is inside the trait's window (any event is, without a window).
+    pub fn in_window(&self, event: &StoredEvent, now_ms: i64) -> bool {
+        self.window
+            .is_none_or(|w| event.timestamp_ms >= now_ms - w.millis())
+    }
+
+    /// Whether the trait would count the event, its window aside.
+    pub fn takes(&self, event: &StoredEvent) -> bool {
+        let property = self.kind.property();
+        self.event.matches(event)
+            && self.conditions.iter().all(|c| c.holds(&event.message))
+            && property.is_none_or(|p| lookup(&event.message, p).is_some_and(|v| !v.is_null()))
     }
 
     /// What the trait is, in the words of Segment's editor: `event counter of page calls

@@ -134,6 +134,11 @@ async fn a_timeline_is_newest_first_and_says_which_events_each_computed_trait_co
     };
     assert_eq!(feeds("demo-dana-docs-1"), [json!("docs_last_2_days")]);
     assert!(feeds("demo-dana-old").is_empty());
+    let old = timeline
+        .iter()
+        .find(|e| e["message_id"] == "demo-dana-old")
+        .expect("the old page");
+    assert_eq!(old["outside_window_of"], json!(["docs_last_2_days"]));
     assert!(feeds("demo-identify-dana").contains(&json!("first_name")));
     // How each rule fared, as explain mode says it.
     let explanation = page["explanation"].as_array().expect("an explanation");

@@ -147,12 +147,20 @@ pub fn detail(
             if event.kind == "identify" {
                 feeds.extend(identify_keys(event));
             }
+            let expired: Vec<&str> = segment
+                .definitions
+                .traits
+                .iter()
+                .filter(|d| d.takes(event) && !d.in_window(event, now_ms))
+                .map(|d| d.key.as_str())
+                .collect();
             json!({
                 "message_id": event.message_id,
                 "type": event.kind,
                 "name": event_name(event),
                 "at": rfc3339(event.timestamp_ms),
                 "feeds": feeds,
+                "outside_window_of": expired,
                 "message": masked(&event.message, reveal),
             })
         })
@@ -200,6 +208,7 @@ fn event_name(event: &StoredEvent) -> String {
                 (None, None) => String::new(),
             }
         }
-        other => other.to_owned(),
+        // An identify's traits are what it "feeds".
+        _ => String::new(),
     }
 }

@@ -203,17 +203,34 @@ async fn decisions(State(console): State<Console>, Query(params): Query<Params>)
         .and_then(|a| a.parse().ok())
         .unwrap_or(0);
     let reveal = reveal(&params);
-    let list: Vec<Value> = console
-        .decisions
-        .after(after)
-        .iter()
-        .map(|d| decision_json(d, reveal))
-        .collect();
+    let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut list = Vec::new();
+    for decision in console.decisions.after(after) {
+        let name = match &decision.profile {
+            Some(profile) => names
+                .entry(profile.clone())
+                .or_insert_with(|| name_of_profile(&console.segment, profile))
+                .clone(),
+            None => None,
+        };
+        list.push(decision_json(&decision, name, reveal));
+    }
     Json(json!({"decisions": list})).into_response()
 }
 
-fn decision_json(decision: &Recorded, reveal: bool) -> Value {
+/// The name a customer gave in an identify call, if any.
+fn name_of_profile(segment: &Segment, profile: &str) -> Option<String> {
+    let traits = segment.store.custom_traits(profile).ok()?;
+    let traits = traits
+        .into_iter()
+        .map(|(key, value, _)| (key, value))
+        .collect();
+    customers::name_of(&traits)
+}
+
+fn decision_json(decision: &Recorded, name: Option<String>, reveal: bool) -> Value {
     json!({
+        "name": name,
         "seq": decision.seq,
         "at": rfc3339(decision.at_ms),
         "customer": decision.customer.as_ref().map(|(kind, value)| format!("{kind}:{}", shown(value, reveal))),

@@ -147,7 +147,7 @@ pub async fn message(State(console): State<Console>, Json(request): Json<Message
     let mut fields = vec![("From", from.as_str())];
     if channel == "voice" {
         // What tells a call's trigger from a message's.
-        fields.push(("CallSid", "CA00000000000000000000000000console"));
+        fields.push(("CallSid", "CA0000000000000000000000000000c0de"));
     }
     if request.explain {
         fields.push(("explain", "true"));
@@ -227,7 +227,7 @@ pub async fn wrap_up(State(console): State<Console>, Json(request): Json<WrapUp>
     ];
     let mut wrap_up = vec![
         ("EventType", "reservation.wrapup"),
-        ("WorkerSid", "WK000000000000000000000000console"),
+        ("WorkerSid", "WK0000000000000000000000000000c0de"),
         ("TaskAttributes", wrapped.as_str()),
     ];
     wrap_up.extend(common);
