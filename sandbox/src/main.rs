@@ -139,6 +139,7 @@ async fn demo_outcomes(running: &Running, seeded: bool) -> Vec<(&'static str, St
 }
 
 fn welcome(running: &Running, data: Option<&std::path::Path>, outcomes: &[(&str, String)]) {
+    let console = running.console_url();
     let decision = running.function_url("route-decision");
     let lookup = running.function_url("profile-lookup");
     let ingest = running.function_url("wrap-up-ingest");
@@ -169,6 +170,7 @@ fn welcome(running: &Running, data: Option<&std::path::Path>, outcomes: &[(&str,
         r#"
 studio-router sandbox is running. Ctrl-C stops it.
 
+  console           {console}   customers, timelines, live decisions, rules workbench, try it
   route-decision    {decision}
   profile-lookup    {lookup}
   wrap-up-ingest    {ingest}
@@ -181,6 +183,7 @@ studio-router sandbox is running. Ctrl-C stops it.
         eprintln!(
             "A routing decision:\n\n  curl -s {decision} --data-urlencode 'From=+15555550100'\n"
         );
+        eprintln!("Or open {console} in a browser: every profile, decision and rule, live.\n");
         return;
     }
     eprintln!("Routing decisions, one per demo customer, as they stand now:\n");
@@ -208,6 +211,10 @@ Watch the newcomer's traits change: a Flex wrap-up (as TaskRouter posts it), the
   curl -s -u anykey: {segment}/v1/page -H 'content-type: application/json' \
     -d '{{"anonymousId":"web-1","properties":{{"path":"/docs/flex"}},"context":{{"traits":{{"phone":"{new}"}}}}}}'
   curl -s {decision} --data-urlencode 'From={new}'             # now -> agent (read-docs-recently)
+
+Or open {console} in a browser to see all of this: the customers and their traits, each
+timeline, every decision as it happens, a rules workbench with a dry run, and buttons that
+send a message, a page view or a wrap-up.
 "#,
         new = demo::NEWCOMER,
         ret = demo::RETURNING,

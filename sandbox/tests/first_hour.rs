@@ -131,3 +131,45 @@ fn help_exits_0_and_a_port_in_use_names_its_option() {
         "{message}"
     );
 }
+
+#[test]
+fn the_welcome_points_at_the_console() {
+    use std::io::{BufRead, BufReader};
+    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args([
+            "--in-memory",
+            "--segment-port",
+            "0",
+            "--functions-port",
+            "0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let stderr = sandbox.stderr.take().expect("stderr");
+    let mut welcome = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.expect("a line");
+        welcome.push_str(&line);
+        welcome.push('\n');
+        if line.contains("in a browser") {
+            break;
+        }
+    }
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let console = welcome
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("console"))
+        .map(str::trim)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no console line in {welcome}"));
+    assert!(
+        console.starts_with("http://127.0.0.1:") && console.ends_with('/'),
+        "{welcome}"
+    );
+    assert!(
+        welcome.contains(&format!("Or open {console} in a browser")),
+        "{welcome}"
+    );
+}
