@@ -18,7 +18,9 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-const state = { reveal: false, decisions: [], lastSeq: 0, customers: [], profile: null };
+// `generation` changes with the reveal toggle: an answer to a request sent before it is
+// dropped, so nothing asked for unmasked stays on screen once masked again (and back).
+const state = { reveal: false, generation: 0, started: null, decisions: [], lastSeq: 0, customers: [], profile: null };
 
 function revealQuery() { return state.reveal ? "reveal=true" : "reveal=false"; }
 
@@ -26,8 +28,11 @@ async function api(path, body) {
   const options = body === undefined ? {} : {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
   };
+  const generation = state.generation;
   const response = await fetch(path, options);
   const data = await response.json().catch(() => ({}));
+  // Answered under another reveal setting: the caller redraws with a fresh one.
+  if (generation !== state.generation) return { status: 0, data: {}, stale: true };
   return { status: response.status, data };
 }
 
@@ -55,6 +60,12 @@ function customerLabel(c) {
 const views = ["customers", "customer", "decisions", "rules", "try"];
 
 function route() {
+  // An in-page anchor (the skip link's #main) is not a view.
+  if (location.hash && !location.hash.startsWith("#/")) {
+    const target = document.getElementById(location.hash.slice(1));
+    if (target) target.focus();
+    return;
+  }
   const [, view = "customers", id] = location.hash.split("/");
   const shown = view === "customers" && id ? "customer" : (views.includes(view) ? view : "customers");
   for (const name of views) $(`#view-${name}`).hidden = name !== shown;
@@ -71,7 +82,8 @@ function route() {
 }
 
 async function loadCustomers() {
-  const { status, data } = await api(`/api/customers?${revealQuery()}`);
+  const { status, data, stale } = await api(`/api/customers?${revealQuery()}`);
+  if (stale) return;
   if (status !== 200) return say(data.error ? data.error.message : `customers: HTTP ${status}`);
   state.customers = data.customers;
   $("#active-rule-names").textContent = data.rules.join(", ");
@@ -86,7 +98,8 @@ async function loadCustomers() {
 
 async function loadCustomer(profile) {
   state.profile = profile;
-  const { status, data } = await api(`/api/customers/${encodeURIComponent(profile)}?${revealQuery()}`);
+  const { status, data, stale } = await api(`/api/customers/${encodeURIComponent(profile)}?${revealQuery()}`);
+  if (stale) return;
   if (status !== 200) return say(data.error ? data.error.message : `customer: HTTP ${status}`);
   $("#customer-name").textContent = customerLabel(data);
   const d = data.decision;
@@ -140,10 +153,19 @@ function markCounted(button, trait) {
 async function pollDecisions() {
   try {
     const { status, data } = await api(`/api/decisions?after=${state.lastSeq}&${revealQuery()}`);
+    if (status === 200 && data.started_ms !== state.started) {
+      // A sandbox started since (or the first answer): its numbering began again.
+      const restarted = state.started !== null;
+      state.started = data.started_ms;
+      state.decisions = []; state.lastSeq = 0;
+      if (restarted) { setTimeout(pollDecisions, 0); return; }
+    }
     if (status === 200 && data.decisions.length) {
       state.decisions.push(...data.decisions.filter((d) => d.seq > state.lastSeq));
       state.decisions = state.decisions.slice(-1000);
       state.lastSeq = state.decisions[state.decisions.length - 1].seq;
+    }
+    if (status === 200) {
       $("#decision-count").textContent = String(state.lastSeq);
       if (!$("#view-decisions").hidden) renderDecisions();
     }
@@ -181,23 +203,40 @@ async function loadRules(force) {
 }
 
 /** The offset in the editor's text that an error names: a document line and column, or a
- *  position inside a rule's condition or attribute. */
+ *  line and column inside a rule's condition or attribute (counted in the decoded string, so
+ *  escapes such as \" and \n are walked over as the compiler read them). */
 function errorOffset(text, error) {
   if (error.line == null) return null;
-  if (!error.rule) {
-    const lines = text.split("\n");
-    let offset = 0;
-    for (let i = 0; i < error.line - 1 && i < lines.length; i++) offset += lines[i].length + 1;
-    return offset + Math.max(0, error.column - 1);
-  }
-  let at = text.search(new RegExp(`"name"\\s*:\\s*${JSON.stringify(error.rule).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
-  if (at < 0) at = text.indexOf(`"${error.rule}"`);
-  if (at < 0) return null;
+  if (!error.rule) return lineColumn(text, 0, error.line, error.column, false);
+  const name = new RegExp(`"name"\\s*:\\s*${JSON.stringify(error.rule).replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`);
+  const nameAt = text.search(name);
+  if (nameAt < 0) return null;
   const key = error.what === "condition" ? "when" : (error.what || "").replace(/^attribute "(.*)"$/, "$1");
-  const keyAt = text.indexOf(`"${key}"`, at);
+  // The key may come before or after "name" in the rule's object.
+  const objectAt = text.lastIndexOf("{", nameAt);
+  const keyAt = text.indexOf(`"${key}"`, objectAt);
   if (keyAt < 0) return null;
   const open = text.indexOf('"', text.indexOf(":", keyAt + key.length + 2) + 1);
-  return open < 0 ? null : open + error.column;
+  return open < 0 ? null : lineColumn(text, open + 1, error.line, error.column, true);
+}
+
+/** The raw offset of (line, column), both from 1, counting from `start`; in a JSON string
+ *  (`escaped`) an escape is one character and `\n` starts a line. */
+function lineColumn(text, start, line, column, escaped) {
+  let at = start, l = 1, c = 1;
+  while (at < text.length && !(l === line && c === column)) {
+    const ch = text[at];
+    if (escaped && ch === '"') break;
+    if (escaped && ch === "\\") {
+      const next = text[at + 1];
+      at += next === "u" ? 6 : 2;
+      if (next === "n") { l += 1; c = 1; } else c += 1;
+      continue;
+    }
+    at += 1;
+    if (ch === "\n") { l += 1; c = 1; } else c += 1;
+  }
+  return at;
 }
 
 function showRulesError(error) {
@@ -215,6 +254,11 @@ async function rulesAction(kind) {
   const save = kind === "apply" && $("#rules-save").checked;
   const { status, data } = await api(`/api/rules/${kind}`, { text, save, reveal: state.reveal });
   $("#dry-run").hidden = true;
+  if (status !== 200 && data.applied) {
+    $("#rules-result").replaceChildren(el("div", { class: "problem", id: "rules-error" },
+      el("strong", {}, "Applied, but not saved"), el("pre", {}, data.error.message)));
+    return loadRules(true);
+  }
   if (status !== 200) return showRulesError(data.error || { message: `HTTP ${status}` });
   const summary = `Compiles: ${data.rules.length} rule(s): ${data.rules.join(", ")}; transitions ${data.transitions.join(", ")}.`;
   if (kind === "check") {
@@ -300,6 +344,7 @@ async function send(kind) {
 function start() {
   $("#reveal").addEventListener("change", (event) => {
     state.reveal = event.target.checked;
+    state.generation += 1;
     state.decisions = []; state.lastSeq = 0;
     route();
   });

@@ -42,9 +42,20 @@ pub struct Recorded {
     pub latency_us: u64,
 }
 
-#[derive(Default)]
 pub struct DecisionLog {
+    /// When this log began: a page that saw another start time knows the sandbox restarted
+    /// and its sequence numbers began again.
+    pub started_ms: i64,
     state: Mutex<State>,
+}
+
+impl Default for DecisionLog {
+    fn default() -> Self {
+        Self {
+            started_ms: now_ms(),
+            state: Mutex::default(),
+        }
+    }
 }
 
 #[derive(Default)]

@@ -238,6 +238,17 @@ async fn a_fallback_shows_as_one_in_the_list() {
     running.stop().await;
 }
 
+/// The newcomer's transition and rule now.
+async fn newcomer(http: &Http, running: &Running) -> (Value, Value) {
+    let answer = http
+        .function(running, "route-decision", &[("From", NEWCOMER)])
+        .await;
+    (
+        answer.body["transition"].clone(),
+        answer.body["rule"].clone(),
+    )
+}
+
 fn edited(from: &str, to: &str) -> String {
     assert!(SANDBOX_RULES.contains(from), "{from}");
     SANDBOX_RULES.replace(from, to)
@@ -319,30 +330,46 @@ async fn the_workbench_checks_dry_runs_and_applies_without_touching_the_file_unl
     );
     assert_eq!(http.console(&running, "rules").await.body["text"], stricter);
 
-    // Saved when asked; the file's own reload then reads the same rules.
-    let vip_only = edited(
-        "traits.lifetime_value >= 5000",
-        "traits.lifetime_value >= 50000",
-    );
+    // Saved when asked: the next decision follows, and so does the file's own reload, which
+    // sees the saved file and reads the same rules (no step back to the old ones).
+    let everyone_agent = edited("\"default\": \"bot\"", "\"default\": \"agent\"");
     let saved = http
         .console_post(
             &running,
             "rules/apply",
-            &json!({"text": vip_only, "save": true}),
+            &json!({"text": everyone_agent, "save": true}),
         )
         .await;
     assert_eq!(saved.status, 200, "{}", saved.body);
     assert_eq!(saved.body["saved"], file.display().to_string());
     assert_eq!(
         std::fs::read_to_string(&file).expect("file").trim_end(),
-        vip_only.trim_end()
+        everyone_agent.trim_end()
     );
+    assert_eq!(
+        newcomer(&http, &running).await,
+        (json!("agent"), json!("default"))
+    );
+    // The file is looked at four times a second.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(
-        http.console(&running, "rules").await.body["text"]
-            .as_str()
-            .map(str::trim_end),
-        Some(vip_only.trim_end())
+        newcomer(&http, &running).await,
+        (json!("agent"), json!("default"))
+    );
+    // And an edit of the file itself still wins over what the console applied.
+    std::fs::write(&file, SANDBOX_RULES).expect("file edited");
+    let mut back = json!(null);
+    for _ in 0..40 {
+        back = newcomer(&http, &running).await.0;
+        if back == "bot" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(back, "bot");
+    assert_eq!(
+        http.console(&running, "rules").await.body["text"],
+        SANDBOX_RULES
     );
     running.stop().await;
 }
@@ -450,6 +477,22 @@ async fn try_it_sends_a_wrap_up_a_page_view_and_a_message_and_the_traits_follow(
         "{}",
         stranger.body
     );
+    // A page view for a new number makes a profile whose identifiers show no part of it.
+    let new_visitor = http
+        .console_post(
+            &running,
+            "try/page-view",
+            &json!({"phone": "+15555550188", "path": "/docs/studio"}),
+        )
+        .await;
+    assert!(
+        new_visitor.body["profile"].is_string(),
+        "{}",
+        new_visitor.body
+    );
+    let masked = http.console(&running, "customers").await.body.to_string();
+    assert!(!masked.contains("5555550188"), "{masked}");
+    assert!(masked.contains("+1******0188"), "{masked}");
     let bad = http
         .console_post(&running, "try/message", &json!({"phone": "555"}))
         .await;

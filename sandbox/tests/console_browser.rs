@@ -224,6 +224,12 @@ async fn the_console_in_a_browser() {
         .click()
         .await
         .expect("click");
+    until(
+        &client,
+        "phones masked again",
+        "const t = document.querySelector('#customers').textContent; return t.includes('+1******0100') && !t.includes('5555550100')",
+    )
+    .await;
 
     // Dana's page: which events her docs trait counted.
     client
@@ -266,6 +272,20 @@ async fn the_console_in_a_browser() {
         &client,
         "the active rules in the editor",
         "return document.querySelector('#rules-editor').value.includes('read-docs-recently')",
+    )
+    .await;
+    // The skip link moves to the content and leaves the view as it is.
+    client
+        .find(Locator::Css(".skip"))
+        .await
+        .expect("the skip link")
+        .send_keys("\u{E007}")
+        .await
+        .expect("Enter");
+    until(
+        &client,
+        "still the workbench after the skip link",
+        "return location.hash === '#main' && !document.querySelector('#view-rules').hidden && document.activeElement.id === 'main'",
     )
     .await;
     let editor = client

@@ -147,9 +147,18 @@ fn the_welcome_points_at_the_console() {
         .spawn()
         .expect("run");
     let stderr = sandbox.stderr.take().expect("stderr");
+    // Read on a thread of its own, so a welcome that lost its last line fails in 20 s
+    // instead of hanging.
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
     let mut welcome = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.expect("a line");
+    while let Ok(line) = received.recv_timeout(std::time::Duration::from_secs(20)) {
         welcome.push_str(&line);
         welcome.push('\n');
         if line.contains("in a browser") {

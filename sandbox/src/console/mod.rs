@@ -215,7 +215,7 @@ async fn decisions(State(console): State<Console>, Query(params): Query<Params>)
         };
         list.push(decision_json(&decision, name, reveal));
     }
-    Json(json!({"decisions": list})).into_response()
+    Json(json!({"started_ms": console.decisions.started_ms, "decisions": list})).into_response()
 }
 
 /// The name a customer gave in an identify call, if any.

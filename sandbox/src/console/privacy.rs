@@ -6,27 +6,53 @@ use studio_router::identity::normalise_phone;
 use studio_router::telemetry::{mask_email, mask_phone};
 
 /// `+15555550100` -> `+1******0100`, `whatsapp:+15555550100` -> `whatsapp:+1******0100`,
-/// `dana@example.com` -> `d***@example.com`; anything else as it is.
+/// `dana@example.com` -> `d***@example.com`, and so within free text (`call +15555550100`);
+/// anything else as it is.
 pub fn mask_text(text: &str) -> String {
+    if let Some(whole) = mask_word(text) {
+        return whole;
+    }
+    if !text.contains(char::is_whitespace) {
+        return text.to_owned();
+    }
+    // Word by word, punctuation around a word kept, spacing kept.
+    let mut out = String::with_capacity(text.len());
+    for (i, piece) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let edge = |c: char| !(c.is_alphanumeric() || c == '+' || c == '@');
+        let word = piece.trim_matches(edge);
+        match (mask_word(word), piece.find(word)) {
+            (Some(masked), Some(at)) if !word.is_empty() => {
+                out.push_str(&piece[..at]);
+                out.push_str(&masked);
+                out.push_str(&piece[at + word.len()..]);
+            }
+            _ => out.push_str(piece),
+        }
+    }
+    out
+}
+
+/// One phone number or email address, masked; `None` for anything else.
+fn mask_word(text: &str) -> Option<String> {
     if let Some((prefix, rest)) = text.split_once(':')
         && !prefix.is_empty()
         && prefix.chars().all(|c| c.is_ascii_alphabetic())
         && normalise_phone(rest).is_some()
     {
-        return format!("{prefix}:{}", mask_phone(rest.trim()));
+        return Some(format!("{prefix}:{}", mask_phone(rest.trim())));
     }
     if normalise_phone(text).is_some() {
-        return mask_phone(text.trim());
+        return Some(mask_phone(text.trim()));
     }
-    if looks_like_email(text) {
-        return mask_email(text);
-    }
-    text.to_owned()
+    looks_like_email(text).then(|| mask_email(text))
 }
 
 fn looks_like_email(text: &str) -> bool {
     text.split_once('@').is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.contains(char::is_whitespace)
+        !local.is_empty() && domain.contains('.') && !text.contains(char::is_whitespace)
     })
 }
 
@@ -68,6 +94,10 @@ mod tests {
         assert_eq!(mask_text("+15555550100"), "+1******0100");
         assert_eq!(mask_text("whatsapp:+15555550100"), "whatsapp:+1******0100");
         assert_eq!(mask_text("dana@example.com"), "d***@example.com");
+        assert_eq!(
+            mask_text("call me on +15555550100, or dana@example.com."),
+            "call me on +1******0100, or d***@example.com."
+        );
         for kept in [
             "demo-dana",
             "WT0000000000000000000000000000sm01",

@@ -172,7 +172,8 @@ pub async fn page_view(State(console): State<Console>, Json(request): Json<PageV
         .and_then(|profile| console.segment.store.identities(profile).ok())
         .and_then(|ids| ids.into_iter().find(|i| i.kind == "anonymous_id"))
         .map_or_else(
-            || format!("console-{}", phone.trim_start_matches('+')),
+            // Not the phone number: an anonymous id is shown unmasked.
+            || format!("console-visitor-{}", next_id()),
             |i| i.value,
         );
     let message = json!({
@@ -239,7 +240,8 @@ pub async fn wrap_up(State(console): State<Console>, Json(request): Json<WrapUp>
     let mut answers = Vec::new();
     for fields in [wrap_up, complete] {
         let (status, body) = post_form(&console, "wrap-up-ingest", &fields).await;
-        answers.push(json!({"event": fields[0].1, "status": status, "answer": body}));
+        let answer = masked(&body, request.who.reveal);
+        answers.push(json!({"event": fields[0].1, "status": status, "answer": answer}));
     }
     let ok = answers.iter().all(|a| {
         a["status"]

@@ -118,6 +118,21 @@ pub fn parse(source: &str) -> Result<IdedExpr, cel::ParseErrors> {
     cel::parser::PrattParser::new().parse(source)
 }
 
+/// The line and column (from 1, in characters) where `name` first stands as a name of its
+/// own in `source` (not inside a longer name or after a `.`).
+fn first_use(source: &str, name: &str) -> Option<(u32, u32)> {
+    let part_of_name = |c: char| c.is_alphanumeric() || c == '_';
+    let at = source.match_indices(name).map(|(at, _)| at).find(|&at| {
+        let before = source[..at].chars().next_back();
+        let after = source[at + name.len()..].chars().next();
+        !before.is_some_and(|c| part_of_name(c) || c == '.') && !after.is_some_and(part_of_name)
+    })?;
+    let head = &source[..at];
+    let line = head.matches('\n').count() + 1;
+    let column = head.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some((u32::try_from(line).ok()?, u32::try_from(column).ok()?))
+}
+
 fn compile_expression(
     rule: &str,
     what: &str,
@@ -130,8 +145,8 @@ fn compile_expression(
         message: errors.to_string().trim().to_owned(),
         at: errors.errors.first().and_then(|error| {
             // Both from 1, as cel's own message draws its caret.
-            let line = usize::try_from(error.pos.0).ok().filter(|l| *l > 0)?;
-            let column = usize::try_from(error.pos.1).ok().filter(|c| *c > 0)?;
+            let line = u32::try_from(error.pos.0).ok().filter(|l| *l > 0)?;
+            let column = u32::try_from(error.pos.1).ok().filter(|c| *c > 0)?;
             Some((line, column))
         }),
     })?;
@@ -146,6 +161,7 @@ fn compile_expression(
         return Err(RulesError::UnknownVariable {
             rule: rule.into(),
             what: what.into(),
+            at: first_use(source, &variable),
             variable,
         });
     }

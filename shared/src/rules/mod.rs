@@ -41,8 +41,9 @@ pub enum RulesError {
         rule: String,
         what: String,
         message: String,
-        /// Where in the expression (1-based line and column), when the parser said.
-        at: Option<(usize, usize)>,
+        /// Where in the expression (1-based line and column), when the parser said. `u32`s
+        /// keep the error small: it travels inside every configuration error.
+        at: Option<(u32, u32)>,
     },
     #[error(
         "rule \"{rule}\": {what} reads \"{variable}\", but rules can only read traits and channel"
@@ -51,6 +52,8 @@ pub enum RulesError {
         rule: String,
         what: String,
         variable: String,
+        /// Where the variable first appears in the expression (line and column from 1).
+        at: Option<(u32, u32)>,
     },
     #[error("rule \"{rule}\": {problem}")]
     Invalid { rule: String, problem: String },
@@ -74,16 +77,24 @@ impl RulesError {
     /// The rule and position the error names.
     pub fn place(&self) -> ErrorPlace {
         let (rule, what, at) = match self {
-            Self::Shape(error) => (None, None, Some((error.line(), error.column()))),
+            Self::Shape(error) => {
+                let at = (error.line(), error.column());
+                return ErrorPlace {
+                    rule: None,
+                    what: None,
+                    line: Some(at.0),
+                    column: Some(at.1),
+                };
+            }
             Self::Parse { rule, what, at, .. } => (Some(rule), Some(what.clone()), *at),
-            Self::UnknownVariable { rule, what, .. } => (Some(rule), Some(what.clone()), None),
+            Self::UnknownVariable { rule, what, at, .. } => (Some(rule), Some(what.clone()), *at),
             Self::Invalid { rule, .. } | Self::DuplicateName(rule) => (Some(rule), None, None),
         };
         ErrorPlace {
             rule: rule.cloned(),
             what,
-            line: at.map(|(line, _)| line),
-            column: at.map(|(_, column)| column),
+            line: at.map(|(line, _)| line as usize),
+            column: at.map(|(_, column)| column as usize),
         }
     }
 }
@@ -492,6 +503,14 @@ mod place_tests {
             r#"{"rules": [{"name": "x", "when": "customer.vip", "transition": "agent"}],
                 "default": "bot", "on_error": "agent"}"#,
         );
-        assert_eq!((unknown.rule.as_deref(), unknown.line), (Some("x"), None));
+        assert_eq!(
+            (unknown.rule.as_deref(), unknown.line, unknown.column),
+            (Some("x"), Some(1), Some(1))
+        );
+        let later = place(
+            r#"{"rules": [{"name": "x", "when": "traits.vip &&\n  customer.vip", "transition": "agent"}],
+                "default": "bot", "on_error": "agent"}"#,
+        );
+        assert_eq!((later.line, later.column), (Some(2), Some(3)));
     }
 }
