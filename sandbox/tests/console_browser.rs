@@ -204,26 +204,14 @@ async fn the_console_in_a_browser() {
     screenshot(&client, "customers", None).await;
 
     // Revealed on request, locally.
-    client
-        .find(Locator::Id("reveal"))
-        .await
-        .expect("the toggle")
-        .click()
-        .await
-        .expect("click");
+    click(&client, "reveal").await;
     until(
         &client,
         "phones revealed",
         "return document.querySelector('#customers').textContent.includes('+15555550100')",
     )
     .await;
-    client
-        .find(Locator::Id("reveal"))
-        .await
-        .expect("the toggle")
-        .click()
-        .await
-        .expect("click");
+    click(&client, "reveal").await;
     until(
         &client,
         "phones masked again",

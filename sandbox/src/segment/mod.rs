@@ -61,29 +61,23 @@ impl Segment {
         let mut all = BTreeMap::new();
         if class == TraitClass::All {
             for (key, value, updated_ms) in self.store.custom_traits(profile)? {
-                let computed = false;
-                all.insert(
-                    key,
-                    Trait {
-                        value,
-                        updated_ms,
-                        computed,
-                    },
-                );
+                let found = Trait {
+                    value,
+                    updated_ms,
+                    computed: false,
+                };
+                all.insert(key, found);
             }
         }
         if class != TraitClass::Audience {
             let events = self.store.events(profile)?;
             for (key, value) in self.definitions.evaluate(&events, now_ms) {
-                let (updated_ms, computed) = (now_ms, true);
-                all.insert(
-                    key,
-                    Trait {
-                        value,
-                        updated_ms,
-                        computed,
-                    },
-                );
+                let found = Trait {
+                    value,
+                    updated_ms: now_ms,
+                    computed: true,
+                };
+                all.insert(key, found);
             }
         }
         Ok(all)
