@@ -7,6 +7,7 @@ pub mod computed;
 pub mod console;
 pub mod decisions;
 pub mod demo;
+pub mod guard;
 pub mod identities;
 pub mod lambda_urls;
 pub mod rules_reload;
@@ -238,18 +239,15 @@ pub async fn start(options: Options) -> Result<Running, String> {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
     let newline = || axum::middleware::map_response(end_with_newline);
+    // Both ports behind the same guard: loopback Host names and loopback pages only.
     let segment_server = axum::serve(
         segment_listener,
-        segment::router(segment.clone()).layer(newline()),
+        guard::guarded(segment::router(segment.clone())).layer(newline()),
     )
     .with_graceful_shutdown(until_stopped(stopped.clone()));
     let functions_server = axum::serve(
         functions_listener,
-        functions
-            .clone()
-            .router()
-            .merge(console::router(console))
-            .layer(newline()),
+        guard::guarded(functions.clone().router().merge(console::router(console))).layer(newline()),
     )
     .with_graceful_shutdown(until_stopped(stopped));
     let servers = tokio::spawn(async move {

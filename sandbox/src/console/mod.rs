@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::active_rules::ActiveRules;
 use crate::decisions::{DecisionLog, Recorded};
+use crate::guard::{self, Origin};
 use crate::lambda_urls::Functions;
 use crate::segment::{Segment, now_ms, rfc3339};
 use privacy::shown;
@@ -38,6 +39,7 @@ pub struct Console {
     pub functions: Functions,
 }
 
+/// The page and its API; served behind [`guard::guarded`], like everything on this port.
 pub fn router(console: Console) -> Router {
     Router::new()
         .route(
@@ -62,7 +64,7 @@ pub fn router(console: Console) -> Router {
         .route("/api/try/message", post(try_it::message))
         .route("/api/try/page-view", post(try_it::page_view))
         .route("/api/try/wrap-up", post(try_it::wrap_up))
-        .layer(middleware::from_fn(loopback_only))
+        .layer(middleware::from_fn(own_page_only))
         .with_state(console)
 }
 
@@ -82,58 +84,41 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// The console answers only pages on this machine: a request must name a loopback host (so
-/// a site that rebinds its own name to 127.0.0.1 gets nothing), and a change must come as
-/// JSON from this origin (so another site's form cannot post one; a cross-site JSON post
-/// needs a preflight this server never grants).
-async fn loopback_only(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let host = headers
-        .get(header::HOST)
+/// Changes come only from the console's own page. The guard in front of this port
+/// (`crate::guard`) already refuses a rebound Host and any page not served from loopback;
+/// on top of that a change must be JSON (a form or text/plain post from any page needs no
+/// preflight; a JSON one does, and this server grants none) and, when the browser names
+/// its origin, come from this very origin: a page on another loopback port (a dev server,
+/// a tool's UI) may post to the Function URLs but not drive the console.
+async fn own_page_only(request: Request, next: Next) -> Response {
+    if request.method() == Method::GET {
+        return next.run(request).await;
+    }
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    if !is_loopback_host(&host) {
+        .is_some_and(|t| t.starts_with("application/json"));
+    if !json {
         return refuse(
-            StatusCode::FORBIDDEN,
-            "the console answers only http://127.0.0.1 or http://localhost",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON (content-type: application/json)",
         );
     }
-    if request.method() != Method::GET {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|h| h.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/json"));
-        if !json {
-            return refuse(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "send JSON (content-type: application/json)",
-            );
+    let own = match guard::origin(&request) {
+        None => true,
+        Some(Origin::Loopback(origin)) => {
+            guard::host(&request).is_some_and(|host| origin.strip_prefix("http://") == Some(host))
         }
-        if !same_origin(headers, &host) {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                "changes are accepted only from the console's own page",
-            );
-        }
+        Some(Origin::Foreign) => false,
+    };
+    if !own {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "changes are accepted only from the console's own page",
+        );
     }
     next.run(request).await
-}
-
-fn is_loopback_host(host: &str) -> bool {
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
-        _ => host,
-    };
-    matches!(name, "127.0.0.1" | "localhost" | "[::1]")
-}
-
-/// No `Origin` (curl, a test) or this very origin.
-fn same_origin(headers: &HeaderMap, host: &str) -> bool {
-    headers
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .is_none_or(|origin| origin == format!("http://{host}"))
 }
 
 fn refuse(status: StatusCode, message: &str) -> Response {
@@ -244,29 +229,4 @@ fn decision_json(decision: &Recorded, name: Option<String>, reveal: bool) -> Val
         "error": decision.error,
         "latency_ms": decision.latency_us as f64 / 1000.0,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_loopback_names_are_the_console_s_hosts() {
-        for host in [
-            "127.0.0.1:9000",
-            "localhost:9000",
-            "[::1]:9000",
-            "127.0.0.1",
-        ] {
-            assert!(is_loopback_host(host), "{host}");
-        }
-        for host in [
-            "evil.example:9000",
-            "127.0.0.1.evil.example",
-            "",
-            "10.0.0.1:9000",
-        ] {
-            assert!(!is_loopback_host(host), "{host}");
-        }
-    }
 }
