@@ -17,7 +17,7 @@ use crate::config::{ConfigError, Environment, ProcessEnv, Setup, Variables};
 pub use crate::failure::Failure;
 use crate::invocation::{
     ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
-    configuration_validation, http_response,
+    configuration_validation, http_response, is_stream,
 };
 use crate::metrics::{self, Counter, Documents};
 
@@ -98,11 +98,31 @@ pub trait Operation: Send + Sync + 'static {
     }
 }
 
-/// A configuration AppConfig must not deploy: the invocation fails, which is how a Lambda
-/// validator says no (AppConfig reads Lambda's `X-Amz-Function-Error`).
+/// An invocation the function fails instead of answering: Lambda then reports it as an
+/// error (`X-Amz-Function-Error`) to whoever invoked it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigurationRefused(pub String);
+pub enum InvocationFailed {
+    /// A configuration AppConfig must not deploy: failing is how a Lambda validator says no.
+    #[error("{0}")]
+    ConfigurationRefused(String),
+    /// A stream's batch without a partial batch response. Lambda reads any answer that lacks
+    /// `batchItemFailures` as "every record delivered" and checkpoints the batch; only a
+    /// failed invocation makes it retry ("Implementing partial batch responses", Lambda
+    /// developer guide).
+    #[error("the batch was not delivered ({0}); Lambda retries it")]
+    BatchNotDelivered(Failure),
+}
+
+impl InvocationFailed {
+    /// The error as Lambda's own error document shapes it, for callers that show it.
+    pub fn body(&self) -> Value {
+        let kind = match self {
+            Self::ConfigurationRefused(_) => "ConfigurationRefused",
+            Self::BatchNotDelivered(_) => "BatchNotDelivered",
+        };
+        json!({"errorType": kind, "errorMessage": self.to_string()})
+    }
+}
 
 /// A configured function: its operation, who may call it over HTTP, and its metrics.
 pub struct Edge<O> {
@@ -146,15 +166,23 @@ impl<O: Operation> Edge<O> {
         &self,
         event: Value,
         deadline: Option<SystemTime>,
-    ) -> Result<Value, ConfigurationRefused> {
+    ) -> Result<Value, InvocationFailed> {
         self.metrics.measure(self.answer(event, deadline)).await
+    }
+
+    /// Handles one invocation for a caller that shows what it gets (the sandbox, tests): an
+    /// invocation that fails answers Lambda's error document.
+    pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Value {
+        self.answer(event, deadline)
+            .await
+            .unwrap_or_else(|failed| failed.body())
     }
 
     async fn answer(
         &self,
         event: Value,
         deadline: Option<SystemTime>,
-    ) -> Result<Value, ConfigurationRefused> {
+    ) -> Result<Value, InvocationFailed> {
         if let Some(ConfigurationValidation { content, version }) =
             event.as_object().and_then(configuration_validation)
         {
@@ -169,21 +197,40 @@ impl<O: Operation> Edge<O> {
                 }
                 Err(reason) => {
                     tracing::warn!(function = O::NAME, version, %reason, "configuration refused for AppConfig");
-                    Err(ConfigurationRefused(reason))
+                    Err(InvocationFailed::ConfigurationRefused(reason))
                 }
             };
         }
-        Ok(self.handle(event, deadline).await)
-    }
-
-    /// Handles one Lambda invocation that must be answered by `deadline` (the invocation's
-    /// own, from its context); never fails, every problem is an answer.
-    pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> Value {
         let invoked = Invoked {
             at: Instant::now(),
             answer_by: answer_by(deadline),
         };
         match Invocation::decode(event, O::MAX_BODY_BYTES) {
+            Ok(Invocation::Direct(input @ Input::Stream(_))) => {
+                match self.operation.call(input, invoked).await {
+                    Ok(Answer::Json(body)) if body.get("batchItemFailures").is_some() => Ok(body),
+                    Ok(_) => Err(InvocationFailed::BatchNotDelivered(Failure::new(
+                        500,
+                        "not_a_stream_function",
+                        format!("{} does not read streams", O::NAME),
+                    ))),
+                    Err(failure) => {
+                        tracing::error!(function = O::NAME, code = failure.code, detail = %failure.message, "stream batch not delivered; the invocation fails so Lambda retries it");
+                        Err(InvocationFailed::BatchNotDelivered(failure))
+                    }
+                }
+            }
+            decoded => Ok(self.answer_decoded(decoded, invoked).await),
+        }
+    }
+
+    /// Answers an invocation that is not a stream's batch; every problem is an answer.
+    async fn answer_decoded(
+        &self,
+        decoded: Result<Invocation, InvocationError>,
+        invoked: Invoked,
+    ) -> Value {
+        match decoded {
             Ok(Invocation::WarmUp) => {
                 self.auth.warm_up().await;
                 self.operation.warm_up().await;
@@ -365,6 +412,10 @@ where
                     metrics
                         .measure(async { metrics::add(Counter::ServerErrors, 1) })
                         .await;
+                    if is_stream(&event.payload) {
+                        let failed = InvocationFailed::BatchNotDelivered((*failure).clone());
+                        return Err(lambda_runtime::Error::from(failed));
+                    }
                     Ok::<Value, lambda_runtime::Error>(if is_http {
                         http_response(500, Some(&body), &[])
                     } else {

@@ -52,7 +52,7 @@ pub fn object(
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map.clone())),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
+        Some(Value::String(s)) => match crate::json_text::from_str::<Value>(s) {
             Ok(Value::Object(map)) => Ok(Some(map)),
             _ => Err(problem(field, "must be a JSON object")),
         },

@@ -47,30 +47,56 @@ pub enum Input {
 #[derive(Debug)]
 pub struct StreamBatch(Value);
 
-/// One Kinesis record: its sequence number (how a partial batch response names it) and data.
+/// One Kinesis record: its sequence number (how a partial batch response names it) and its
+/// data, or `None` when the data is not base64 (a record that can never be read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRecord {
     pub sequence_number: String,
-    pub data: Vec<u8>,
+    pub data: Option<Vec<u8>>,
+}
+
+/// The parts of a Kinesis event the function reads. Each record's data is decoded on its
+/// own, so that one record that is not base64 spoils only itself, not its batch.
+#[derive(serde::Deserialize)]
+struct KinesisEvent {
+    #[serde(rename = "Records")]
+    records: Vec<KinesisEnvelope>,
+}
+
+#[derive(serde::Deserialize)]
+struct KinesisEnvelope {
+    kinesis: KinesisRecord,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KinesisRecord {
+    sequence_number: String,
+    data: String,
 }
 
 impl StreamBatch {
-    /// The records, in the order the shard holds them.
+    /// The records, in the order the shard holds them. An event without a sequence number
+    /// for every record cannot be answered record by record: it is an error.
     pub fn records(self) -> Result<Vec<StreamRecord>, InvocationError> {
-        let event: aws_lambda_events::kinesis::KinesisEvent = serde_json::from_value(self.0)
+        let event: KinesisEvent = serde_json::from_value(self.0)
             .map_err(|e| InvocationError::MalformedStream(e.to_string()))?;
         Ok(event
             .records
             .into_iter()
-            .map(|record| StreamRecord {
-                sequence_number: record.kinesis.sequence_number,
-                data: record.kinesis.data.0,
+            .map(|KinesisEnvelope { kinesis }| StreamRecord {
+                data: STANDARD.decode(kinesis.data.trim()).ok(),
+                sequence_number: kinesis.sequence_number,
             })
             .collect())
     }
 }
 
-/// `{"Records": [{"eventSource": "aws:kinesis", ...}]}`.
+/// Whether an event is a stream's batch: `{"Records": [{"eventSource": "aws:kinesis", ...}]}`.
+pub fn is_stream(event: &Value) -> bool {
+    event.as_object().is_some_and(is_kinesis)
+}
+
 fn is_kinesis(object: &Map<String, Value>) -> bool {
     object
         .get("Records")
@@ -90,11 +116,19 @@ pub struct JsonList {
 }
 
 impl JsonList {
-    /// Checks that `text` is a JSON list, and counts its items.
+    /// Checks that `text` is a JSON list, and counts its items. A list only Python or a
+    /// browser would read (see [`crate::json_text`]) is kept as its repaired text.
     pub fn parse(text: String) -> Result<Self, serde_json::Error> {
         let mut len = 0;
-        each_item(&text, |_| len += 1)?;
-        Ok(Self { text, len })
+        match each_item(&text, |_| len += 1) {
+            Ok(()) => Ok(Self { text, len }),
+            Err(error) => {
+                let text = crate::json_text::repaired(&text).ok_or(error)?;
+                len = 0;
+                each_item(&text, |_| len += 1)?;
+                Ok(Self { text, len })
+            }
+        }
     }
 
     /// How many items it holds.
@@ -355,7 +389,7 @@ impl HttpRequest {
                     limit: max_object_bytes,
                 });
             }
-            match serde_json::from_slice::<Value>(&self.body) {
+            match crate::json_text::from_slice::<Value>(&self.body) {
                 Ok(Value::Object(body)) => fields.extend(body),
                 Ok(_) => return Err(BodyError::NotAnObjectOrList),
                 Err(e) => return Err(BodyError::Json(e.to_string())),
@@ -772,7 +806,7 @@ mod tests {
             records[0].sequence_number,
             "49568167373333333333333333333333333333333333333333333333"
         );
-        assert_eq!(records[0].data, b"Hello World");
+        assert_eq!(records[0].data.as_deref(), Some(&b"Hello World"[..]));
         // AND an event that only looks like one is not
         assert!(matches!(
             Invocation::decode(json!({"Records": [{"eventSource": "aws:sqs"}]}), LIMIT),

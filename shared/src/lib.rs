@@ -17,6 +17,7 @@ pub mod fields;
 pub mod http_client;
 pub mod identity;
 pub mod invocation;
+pub mod json_text;
 pub mod memory;
 pub mod metrics;
 pub mod operations;

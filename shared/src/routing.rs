@@ -1,6 +1,7 @@
 //! The routing decision: read the customer's traits (within the deadline), apply the rules.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -8,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
 use crate::ports::{ProfileError, Profiles, TraitsQuery};
-use crate::rules::{Facts, RuleSet, RuleTrace, Verdict};
+use crate::rules::{NotEvaluated, RuleSet, RuleTrace, Verdict};
 
 /// Whose decision this is.
 pub enum Subject {
@@ -56,6 +57,8 @@ pub enum Lookup {
     DeadlineExceeded,
     /// The emergency override decided: nothing was looked up.
     Overridden,
+    /// The rules gave no verdict in time (see [`NotEvaluated`]).
+    NotEvaluated(NotEvaluated),
 }
 
 impl Lookup {
@@ -69,6 +72,7 @@ impl Lookup {
             Self::Failed(_) => "failed",
             Self::DeadlineExceeded => "deadline_exceeded",
             Self::Overridden => "overridden",
+            Self::NotEvaluated(_) => "rules_not_evaluated",
         }
     }
 
@@ -86,53 +90,58 @@ impl Lookup {
         match self {
             Self::Failed(error) => Some(error.reason()),
             Self::DeadlineExceeded => Some("deadline"),
+            Self::NotEvaluated(why) => Some(why.reason()),
             _ => None,
         }
     }
 }
 
-/// Decides, always within `budget`: a lookup that fails or runs out of time yields the
-/// rules' `on_error` outcome with `fallback: true`, so Studio always gets a transition.
+/// Decides, always within `budget`: a lookup that fails or runs out of time, or rules that
+/// cannot be evaluated in time, yield the rules' `on_error` outcome with `fallback: true`, so
+/// Studio always gets a transition.
 pub async fn decide<P: Profiles>(
     profiles: &P,
-    rules: &RuleSet,
+    rules: &Arc<RuleSet>,
     request: &DecisionRequest,
     budget: Duration,
 ) -> (Decision, Lookup) {
     let channel = request.channel.as_deref();
-    // The rules on these traits, with their trace when the caller asked for it.
-    let judge = |traits: &Map<String, Value>, profile_found: bool| {
-        let facts = Facts { traits, channel };
-        if request.explain {
-            let (verdict, trace) = rules.explain(&facts);
-            decision(verdict, false, profile_found, Some(trace))
-        } else {
-            decision(rules.evaluate(&facts), false, profile_found, None)
-        }
-    };
     let fallback = || {
         let trace = request.explain.then(|| rules.not_evaluated());
         decision(rules.on_error(channel), true, false, trace)
     };
-    let identifier = match &request.subject {
-        Subject::Traits(traits) => return (judge(traits, false), Lookup::Inline),
-        Subject::Withheld => return (judge(&Map::new(), false), Lookup::Withheld),
-        Subject::Customer(identifier) => identifier,
-    };
-    let include = rules.referenced_traits();
-    if include.is_some_and(BTreeSet::is_empty) {
-        return (judge(&Map::new(), false), Lookup::NotNeeded);
-    }
     // The source is told the deadline so it can size its own retries; the timeout here is
     // what guarantees the answer whatever the source does.
     let deadline = Instant::now() + budget;
-    let query = TraitsQuery::include(include);
-    match tokio::time::timeout(budget, profiles.traits(identifier, &query, deadline)).await {
-        Ok(Ok(Some(traits))) => (judge(&traits, true), Lookup::Found),
-        // Unknown to Segment is not an error: a customer with no traits.
-        Ok(Ok(None)) => (judge(&Map::new(), false), Lookup::NotFound),
-        Ok(Err(error)) => (fallback(), Lookup::Failed(error)),
-        Err(_) => (fallback(), Lookup::DeadlineExceeded),
+    let no_traits = Map::new();
+    let looked_up;
+    let (traits, profile_found, lookup) = match &request.subject {
+        Subject::Traits(traits) => (traits, false, Lookup::Inline),
+        Subject::Withheld => (&no_traits, false, Lookup::Withheld),
+        Subject::Customer(_) if rules.referenced_traits().is_some_and(BTreeSet::is_empty) => {
+            (&no_traits, false, Lookup::NotNeeded)
+        }
+        Subject::Customer(identifier) => {
+            let query = TraitsQuery::include(rules.referenced_traits());
+            let lookup = profiles.traits(identifier, &query, deadline);
+            match tokio::time::timeout(budget, lookup).await {
+                Ok(Ok(Some(traits))) => {
+                    looked_up = traits;
+                    (&looked_up, true, Lookup::Found)
+                }
+                // Unknown to Segment is not an error: a customer with no traits.
+                Ok(Ok(None)) => (&no_traits, false, Lookup::NotFound),
+                Ok(Err(error)) => return (fallback(), Lookup::Failed(error)),
+                Err(_) => return (fallback(), Lookup::DeadlineExceeded),
+            }
+        }
+    };
+    match rules
+        .judge_within(traits, channel, request.explain, deadline)
+        .await
+    {
+        Ok((verdict, trace)) => (decision(verdict, false, profile_found, trace), lookup),
+        Err(not_evaluated) => (fallback(), Lookup::NotEvaluated(not_evaluated)),
     }
 }
 
@@ -196,7 +205,7 @@ mod tests {
     }
 
     async fn run(profiles: &MemoryProfiles) -> (Decision, Lookup) {
-        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
         decide(profiles, &rules, &customer(), Duration::from_millis(50)).await
     }
 
@@ -247,7 +256,7 @@ mod tests {
     #[tokio::test]
     async fn inline_traits_and_trait_free_rules_need_no_lookup() {
         let profiles = MemoryProfiles::failing(ProfileError::Status(500));
-        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
         let inline = DecisionRequest {
             subject: Subject::Traits(json!({"docs_last_2_days": 1}).as_object().cloned().unwrap()),
             channel: None,
@@ -260,10 +269,10 @@ mod tests {
             ("agent", Lookup::Inline)
         );
 
-        let by_channel = RuleSet::compile(
+        let by_channel = Arc::new(RuleSet::compile(
             r#"{"rules": [{"name": "voice", "when": "channel == 'voice'", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#,
         )
-        .unwrap();
+        .unwrap());
         let mut request = customer();
         request.channel = Some("voice".into());
         let (decision, lookup) =
@@ -277,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_explanation_is_given_only_when_asked_and_says_when_the_rules_did_not_run() {
-        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
         let profiles = MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": "3"}));
         let (plain, _) = decide(&profiles, &rules, &customer(), Duration::from_millis(50)).await;
         assert_eq!(plain.explanation, None);
@@ -304,7 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_withheld_caller_is_decided_as_unknown_without_a_lookup() {
         let profiles = MemoryProfiles::failing(ProfileError::Status(500));
-        let rules = RuleSet::compile(DEFAULT_RULES).unwrap();
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
         let request = DecisionRequest {
             subject: Subject::Withheld,
             channel: None,

@@ -74,7 +74,7 @@ pub fn is_cloud_event(object: &Map<String, Value>) -> bool {
 
 /// One event still in the text it came as (an item of a JSON list).
 pub fn decode_raw(raw: &RawValue) -> (Result<Decoded, DecodeError>, bool) {
-    match serde_json::from_str::<Value>(raw.get()) {
+    match crate::json_text::from_str::<Value>(raw.get()) {
         Ok(value) => decode(value),
         Err(error) => (Err(DecodeError::NotJson(error.to_string())), false),
     }
@@ -100,7 +100,7 @@ pub fn decode(value: Value) -> (Result<Decoded, DecodeError>, bool) {
     // Webhook sinks send `data` as an object; Twilio's Kinesis samples show it as a string
     // holding the JSON object (the Event Streams quickstart), so both are read.
     let data = match object.remove("data") {
-        Some(Value::String(text)) => serde_json::from_str::<Value>(&text).ok(),
+        Some(Value::String(text)) => crate::json_text::from_str::<Value>(&text).ok(),
         other => other,
     };
     let fields = match data {
@@ -171,7 +171,7 @@ fn from_fields(
                 bytes: text.len(),
             });
         }
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(text) {
+        Some(Value::String(text)) => match crate::json_text::from_str::<Value>(text) {
             Ok(Value::Object(map)) => map,
             _ => return Err(DecodeError::BadTaskAttributes { task_sid }),
         },

@@ -44,14 +44,16 @@ impl Timestamp {
         Self::from_system_time(SystemTime::now())
     }
 
-    /// RFC 3339 in UTC (`Z`) or with a numeric offset (`+01:00`), with or without fractions.
+    /// RFC 3339 §5.6 `date-time`: `T`, `t` or (§5.6's note) a space between date and time,
+    /// then `Z`, `z` or a numeric offset (`+01:00`), with or without fractions. A time with
+    /// no offset names no instant and is refused.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let text = text.trim();
         if !text.is_ascii() || text.len() < 20 {
             return None;
         }
         let (base, offset) = match text.as_bytes()[text.len() - 1] {
-            b'Z' | b'z' => (text, 0_i64),
+            b'Z' | b'z' => (&text[..text.len() - 1], 0_i64),
             _ => {
                 // `...+HH:MM` or `...-HH:MM`
                 let (base, zone) = text.split_at(text.len() - 6);
@@ -62,18 +64,18 @@ impl Timestamp {
                 };
                 let (hours, minutes) = zone[1..].split_once(':')?;
                 let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
-                if hours > 23 || minutes > 59 || zone.len() != 6 {
+                if hours > 23 || minutes > 59 {
                     return None;
                 }
                 (base, sign * (hours * 3600 + minutes * 60))
             }
         };
-        let base = if offset == 0 && base.ends_with(['Z', 'z']) {
-            base.to_owned()
-        } else {
-            format!("{base}Z")
-        };
-        let utc = humantime::parse_rfc3339(&base).ok()?;
+        // humantime reads the one spelling `YYYY-MM-DDTHH:MM:SS[.frac]Z`.
+        let (date, time) = (base.get(..10)?, base.get(11..)?);
+        if !matches!(base.as_bytes()[10], b'T' | b't' | b' ') {
+            return None;
+        }
+        let utc = humantime::parse_rfc3339(&format!("{date}T{time}Z")).ok()?;
         let adjusted = if offset >= 0 {
             utc.checked_sub(Duration::from_secs(offset.unsigned_abs()))?
         } else {
@@ -135,6 +137,21 @@ mod tests {
     }
 
     #[test]
+    fn every_spelling_rfc3339_allows_is_read_at_the_same_instant() {
+        let read = |text| Timestamp::parse_rfc3339(text).map(Timestamp::to_rfc3339);
+        for text in [
+            "2026-11-22T10:15:30.250Z",
+            "2026-11-22t10:15:30.250z",
+            "2026-11-22 10:15:30.250Z",
+            "2026-11-22t10:15:30.250+00:00",
+            "2026-11-22 11:45:30.250+01:30",
+            "2026-11-22t04:15:30.250-06:00",
+        ] {
+            assert_eq!(read(text).as_deref(), Some("2026-11-22T10:15:30.250Z"), "{text}");
+        }
+    }
+
+    #[test]
     fn rfc3339_text_is_read_in_utc_or_with_an_offset() {
         let read = |text| Timestamp::parse_rfc3339(text).map(Timestamp::to_rfc3339);
         assert_eq!(
@@ -162,6 +179,9 @@ mod tests {
             "1969-12-31T23:59:59Z",
             "1970-01-01T00:30:00+01:00",
             "2026-11-22T10:15:30\u{e9}00:00",
+            "2026-11-22T10:15:30",
+            "2026-11-22T10:15:30.250",
+            "2026-11-22_10:15:30Z",
         ] {
             assert_eq!(read(bad), None, "{bad}");
         }

@@ -24,7 +24,9 @@ const INVOKE_LIMIT: Duration = Duration::from_secs(20);
 /// The deadline an invocation gets unless a test says otherwise.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Value>>>>;
+/// Each waiting invocation's channel: the payload the function posted, and whether it posted
+/// it as the invocation's error (`/error`) rather than its response.
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<(Value, bool)>>>>;
 
 /// An event waiting for the function, with the time it must be answered by.
 struct Queued {
@@ -54,6 +56,9 @@ pub struct RuntimeApi {
 pub struct Answered {
     pub payload: Value,
     pub elapsed: Duration,
+    /// The function reported the invocation failed (`/error`): Lambda retries a stream's
+    /// batch, and an asynchronous event, after that.
+    pub failed: bool,
 }
 
 impl Answered {
@@ -89,7 +94,10 @@ impl RuntimeApi {
                 "/2018-06-01/runtime/invocation/{id}/response",
                 post(respond),
             )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(respond))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(respond_error),
+            )
             .route(
                 "/2018-06-01/runtime/init/error",
                 post(|| async { StatusCode::ACCEPTED }),
@@ -113,10 +121,11 @@ impl RuntimeApi {
     /// (what the function's configured timeout gives on Lambda).
     pub async fn invoke_within(&self, event: Value, timeout: Duration) -> Answered {
         let started = Instant::now();
-        let payload = self.queue_within(event, timeout).answer().await;
+        let (payload, failed) = self.queue_within(event, timeout).outcome().await;
         Answered {
             payload,
             elapsed: started.elapsed(),
+            failed,
         }
     }
 
@@ -147,12 +156,17 @@ impl RuntimeApi {
 
 /// An invocation queued on the Runtime API.
 pub struct Waiting {
-    receiver: oneshot::Receiver<Value>,
+    receiver: oneshot::Receiver<(Value, bool)>,
 }
 
 impl Waiting {
-    /// The function's answer.
+    /// The function's answer (its response, or the error it reported).
     pub async fn answer(self) -> Value {
+        self.outcome().await.0
+    }
+
+    /// The function's answer, and whether it reported the invocation failed.
+    pub async fn outcome(self) -> (Value, bool) {
         tokio::time::timeout(INVOKE_LIMIT, self.receiver)
             .await
             .expect("the function answered within the test's limit")
@@ -185,15 +199,24 @@ async fn next_event(State(state): State<RuntimeState>) -> Response {
         .unwrap_or_default()
 }
 
-async fn respond(
+async fn respond(state: State<RuntimeState>, id: Path<String>, body: Bytes) -> StatusCode {
+    deliver(state, id, body, false)
+}
+
+async fn respond_error(state: State<RuntimeState>, id: Path<String>, body: Bytes) -> StatusCode {
+    deliver(state, id, body, true)
+}
+
+fn deliver(
     State(state): State<RuntimeState>,
     Path(id): Path<String>,
     body: Bytes,
+    failed: bool,
 ) -> StatusCode {
     let payload = serde_json::from_slice(&body)
         .unwrap_or_else(|_| json!({"unparseable": String::from_utf8_lossy(&body)}));
     if let Some(sender) = state.pending.lock().expect("pending").remove(&id) {
-        let _ = sender.send(payload);
+        let _ = sender.send((payload, failed));
     }
     StatusCode::ACCEPTED
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use e2e::{
-    Answered, Env, ExtensionStart, Function, Received, Reply, RuntimeApi, SECRETS, StandIn,
+    Env, ExtensionStart, Function, Received, Reply, RuntimeApi, SECRETS, StandIn,
     TWILIO_TOKEN, function_with_secrets, signed_form_post, studio_function, taskrouter_callback,
     wrap_up_function,
 };
@@ -52,11 +52,7 @@ async fn all_at_once(runtime: &RuntimeApi, events: impl IntoIterator<Item = Valu
 }
 
 fn body(payload: &Value) -> Value {
-    Answered {
-        payload: payload.clone(),
-        elapsed: Duration::ZERO,
-    }
-    .body()
+    studio_router::invocation::status_and_body(payload).1
 }
 
 fn route_decision_at(concurrency: Option<&'static str>) -> Vec<(&'static str, &'static str)> {

@@ -248,3 +248,59 @@ async fn the_sinks_test_event_is_acknowledged_and_its_test_id_logged() {
         .await;
     assert_eq!(line["test_id"], "95001c1e-5b8e-45f5-830d-f9cbf1d16420");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configuration_error_fails_the_invocation_so_lambda_retries_the_batch() {
+    // GIVEN wrap-up-ingest configured wrongly: a blank write key and a deadline past its range
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, _function) = wrap_up_function(
+        &segment.url(),
+        &[("SEGMENT_WRITE_KEY", " "), ("DELIVERY_DEADLINE_MS", "15000")],
+    )
+    .await;
+    // WHEN a batch of records arrives
+    let data: Vec<String> = (0..3).map(|i| cloud_event(i).to_string()).collect();
+    let answer = runtime.invoke(kinesis_event(&data)).await;
+    // THEN the invocation fails: a response without `batchItemFailures` would be read as
+    // "every record delivered", and the batch checkpointed and gone
+    assert!(answer.failed, "{}", answer.payload);
+    assert_eq!(segment.count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_batch_sent_to_a_studio_function_is_never_answered_as_delivered() {
+    // An event source mapping wired to the wrong function: nothing there delivers wrap-ups.
+    let profiles = StandIn::always(Reply::profile_not_found()).await;
+    let (runtime, _function) =
+        e2e::studio_function("route-decision", &profiles.url(), &[]).await;
+    let answer = runtime
+        .invoke(kinesis_event(&[cloud_event(1).to_string()]))
+        .await;
+    assert!(answer.failed, "{}", answer.payload);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_that_is_not_base64_is_skipped_and_the_rest_delivered() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
+    let data: Vec<String> = (0..3).map(|i| cloud_event(i).to_string()).collect();
+    let mut event = kinesis_event(&data);
+    event["Records"][1]["kinesis"]["data"] = json!("this is *not* base64!");
+    let answer = runtime.invoke(event).await;
+    // The poison record can never be delivered: logged with its sequence number, counted,
+    // skipped; the other two are delivered and the batch is a real partial batch response.
+    assert!(!answer.failed, "{}", answer.payload);
+    assert_eq!(answer.payload, json!({"batchItemFailures": []}));
+    assert_eq!(
+        message_ids(&segment.received()),
+        [
+            "flex-wrapup-WT00000000000000000000000000000000",
+            "flex-wrapup-WT00000000000000000000000000000002"
+        ]
+    );
+    let skipped = function.log_line("event skipped").await;
+    let problem = skipped["problem"].as_str().unwrap_or_default();
+    assert!(problem.contains(&sequence_number(1)), "{problem}");
+    assert!(problem.contains("base64"), "{problem}");
+    assert_eq!(function.log_line("stream delivery").await["skipped"], 1);
+}

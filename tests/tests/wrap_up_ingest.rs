@@ -316,3 +316,64 @@ async fn a_direct_invoke_gets_json_and_an_unsigned_callback_a_401() {
     assert_eq!(runtime.invoke(unsigned).await.status(), 401);
     assert_eq!(segment.received().len(), 1);
 }
+
+/// A reservation wrap-up CloudEvent for task `sid` at `time`, as text, with `extra` JSON text
+/// (which serde_json alone would refuse) in a payload field nobody reads.
+fn cloud_event_text(sid: &str, time: &str, extra: &str) -> String {
+    let mut event = fixture("eventstreams/reservation-wrapup.json");
+    event["time"] = json!(time);
+    event["data"]["payload"]["task_sid"] = json!(sid);
+    event["data"]["payload"]["worker_name"] = json!("EXTRA");
+    event.to_string().replace("\"EXTRA\"", extra)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_python_reads_and_every_rfc3339_spelling_are_delivered_not_skipped() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
+    // GIVEN a delivery whose events hold a name cut inside an emoji (a lone surrogate escape,
+    // as Python's json.dumps writes it), Python's NaN, and times in RFC 3339's other spellings
+    let events = [
+        cloud_event_text("WT1", "2026-11-22t10:15:30.250z", r#""Ana \ud83d""#),
+        cloud_event_text("WT2", "2026-11-22 11:15:30.250+01:00", "NaN"),
+        cloud_event_text("WT3", "2026-11-22 10:15:30.250Z", r#""\ude00 Bo""#),
+    ];
+    let body = format!("[{}]", events.join(","));
+    let answer = runtime
+        .invoke(e2e::signed_json_post(e2e::TWILIO_TOKEN, "", &body))
+        .await;
+    // THEN all three are delivered, each at the instant its time names
+    assert_eq!(answer.status(), 204, "{:#?}", answer.payload);
+    let messages = batch_messages(&segment.received()[0]);
+    let delivered: Vec<(Value, Value)> = messages
+        .iter()
+        .map(|m| (m["properties"]["taskSid"].clone(), m["timestamp"].clone()))
+        .collect();
+    let at = json!("2026-11-22T10:15:30.250Z");
+    assert_eq!(
+        delivered,
+        [
+            (json!("WT1"), at.clone()),
+            (json!("WT2"), at.clone()),
+            (json!("WT3"), at)
+        ]
+    );
+    assert_eq!(function.log_line("wrap-up delivery").await["skipped"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_time_without_an_offset_names_no_instant_and_is_skipped() {
+    let segment = StandIn::always(accepted()).await;
+    let (runtime, function) = wrap_up_function(&segment.url(), &[]).await;
+    let body = format!(
+        "[{}, {}]",
+        cloud_event_text("WT1", "2026-11-22T10:15:30.250", "1"),
+        cloud_event_text("WT2", "2026-11-22T10:15:30.250Z", "1")
+    );
+    let answer = runtime
+        .invoke(e2e::signed_json_post(e2e::TWILIO_TOKEN, "", &body))
+        .await;
+    assert_eq!(answer.status(), 204);
+    assert_eq!(batch_messages(&segment.received()[0]).len(), 1);
+    assert_eq!(function.log_line("wrap-up delivery").await["skipped"], 1);
+}

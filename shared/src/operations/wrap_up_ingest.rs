@@ -207,7 +207,11 @@ impl<S: EventSink> WrapUpIngest<S> {
                     tally.skip(&format!("record {}: {problem}", record.sequence_number));
                 }
             };
-            match std::str::from_utf8(&record.data) {
+            let Some(data) = &record.data else {
+                take(&mut tally, Err("its data is not base64".into()));
+                continue;
+            };
+            match std::str::from_utf8(data) {
                 Err(_) => take(&mut tally, Err("its data is not UTF-8 text".into())),
                 Ok(text) if text.trim_start().starts_with('[') => {
                     match JsonList::parse(text.to_owned()) {
@@ -224,7 +228,7 @@ impl<S: EventSink> WrapUpIngest<S> {
                     let outcome = if text.len() > MAX_EVENT_BYTES {
                         Err(too_large(text.len()))
                     } else {
-                        match serde_json::from_str::<Value>(text) {
+                        match crate::json_text::from_str::<Value>(text) {
                             Ok(value) => self.take(&mut tally, taskrouter::decode(value)),
                             Err(error) => Err(format!("its data is not JSON: {error}")),
                         }

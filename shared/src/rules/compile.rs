@@ -22,12 +22,23 @@ pub(super) struct Rule {
     pub(super) outcome: Outcome,
 }
 
+/// What the rules read, gathered as each expression is compiled.
+struct Reads {
+    /// The traits, or `None` once an expression reads `traits` as a whole.
+    referenced: Option<BTreeSet<String>>,
+    /// Whether any expression can loop (see `within`).
+    loops: bool,
+}
+
 impl RuleSet {
     /// Compiles a rules document; the error names the rule and what is wrong with it.
     pub fn compile(json: &str) -> Result<Self, RulesError> {
         let file: RulesFile = serde_json::from_str(json)?;
         let mut seen = BTreeSet::new();
-        let mut referenced = Some(BTreeSet::new());
+        let mut reads = Reads {
+            referenced: Some(BTreeSet::new()),
+            loops: false,
+        };
         let mut rules = Vec::with_capacity(file.rules.len());
         for spec in file.rules {
             if spec.name.trim().is_empty() {
@@ -40,12 +51,12 @@ impl RuleSet {
                 return Err(RulesError::DuplicateName(spec.name));
             }
             let condition =
-                compile_expression(&spec.name, "condition", &spec.when, &mut referenced)?;
+                compile_expression(&spec.name, "condition", &spec.when, &mut reads)?;
             let outcome = compile_outcome(
                 &spec.name,
                 spec.transition,
                 spec.attributes,
-                &mut referenced,
+                &mut reads,
             )?;
             rules.push(Rule {
                 name: spec.name,
@@ -53,14 +64,15 @@ impl RuleSet {
                 outcome,
             });
         }
-        let default = compile_outcome_spec("default", file.default, &mut referenced)?;
-        let on_error = compile_outcome_spec("on_error", file.on_error, &mut referenced)?;
+        let default = compile_outcome_spec("default", file.default, &mut reads)?;
+        let on_error = compile_outcome_spec("on_error", file.on_error, &mut reads)?;
         Ok(Self {
             rules,
             default,
             on_error,
             env: Arc::new(Env::stdlib()),
-            referenced,
+            referenced: reads.referenced,
+            loops: reads.loops,
         })
     }
 }
@@ -68,16 +80,16 @@ impl RuleSet {
 fn compile_outcome_spec(
     name: &str,
     spec: OutcomeSpec,
-    referenced: &mut Option<BTreeSet<String>>,
+    reads: &mut Reads,
 ) -> Result<Outcome, RulesError> {
     match spec {
         OutcomeSpec::Transition(transition) => {
-            compile_outcome(name, transition, BTreeMap::new(), referenced)
+            compile_outcome(name, transition, BTreeMap::new(), reads)
         }
         OutcomeSpec::Full {
             transition,
             attributes,
-        } => compile_outcome(name, transition, attributes, referenced),
+        } => compile_outcome(name, transition, attributes, reads),
     }
 }
 
@@ -85,7 +97,7 @@ fn compile_outcome(
     rule: &str,
     transition: String,
     attributes: BTreeMap<String, String>,
-    referenced: &mut Option<BTreeSet<String>>,
+    reads: &mut Reads,
 ) -> Result<Outcome, RulesError> {
     if transition.trim().is_empty() {
         return Err(RulesError::Invalid {
@@ -97,7 +109,7 @@ fn compile_outcome(
         .into_iter()
         .map(|(name, source)| {
             let expression =
-                compile_expression(rule, &format!("attribute \"{name}\""), &source, referenced)?;
+                compile_expression(rule, &format!("attribute \"{name}\""), &source, reads)?;
             Ok((name, expression))
         })
         .collect::<Result<_, RulesError>>()?;
@@ -137,8 +149,15 @@ fn compile_expression(
     rule: &str,
     what: &str,
     source: &str,
-    referenced: &mut Option<BTreeSet<String>>,
+    reads: &mut Reads,
 ) -> Result<IdedExpr, RulesError> {
+    // Before parsing: the parser itself recurses once a level.
+    let too_complex = |problem| RulesError::TooComplex {
+        rule: rule.into(),
+        what: what.into(),
+        problem,
+    };
+    super::limits::check_text(source).map_err(too_complex)?;
     let expression = parse(source).map_err(|errors| RulesError::Parse {
         rule: rule.into(),
         what: what.into(),
@@ -150,13 +169,9 @@ fn compile_expression(
             Some((line, column))
         }),
     })?;
-    let mut walk = TraitWalk {
-        scopes: Vec::new(),
-        found: BTreeSet::new(),
-        whole: false,
-        unknown: None,
-    };
+    let mut walk = TraitWalk::default();
     walk.visit(&expression);
+    super::limits::check_depth(walk.deepest).map_err(too_complex)?;
     if let Some(variable) = walk.unknown {
         return Err(RulesError::UnknownVariable {
             rule: rule.into(),
@@ -165,9 +180,10 @@ fn compile_expression(
             variable,
         });
     }
+    reads.loops |= walk.loops;
     if walk.whole {
-        *referenced = None;
-    } else if let Some(set) = referenced {
+        reads.referenced = None;
+    } else if let Some(set) = &mut reads.referenced {
         set.extend(walk.found);
     }
     Ok(expression)

@@ -10,9 +10,11 @@ mod compile;
 mod evaluate;
 mod explain;
 mod file;
+mod limits;
 mod live;
 mod references;
 mod values;
+mod within;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,7 +25,9 @@ use serde_json::{Map, Value};
 pub use compile::parse;
 use compile::{Outcome, Rule};
 pub use explain::{RuleTrace, TraceOutcome};
+pub use limits::{LimitError, MAX_DEPTH, MAX_EXPRESSION_BYTES, MAX_OPERATORS};
 pub use live::LiveRules;
+pub use within::{Judged, MAX_ABANDONED, NotEvaluated};
 
 /// The recipe's rules ("Docs Last 2 Days" > 0 goes to a person), used when none are configured.
 pub const DEFAULT_RULES: &str = r#"{
@@ -54,6 +58,12 @@ pub enum RulesError {
         variable: String,
         /// Where the variable first appears in the expression (line and column from 1).
         at: Option<(u32, u32)>,
+    },
+    #[error("rule \"{rule}\": {what} {problem}")]
+    TooComplex {
+        rule: String,
+        what: String,
+        problem: LimitError,
     },
     #[error("rule \"{rule}\": {problem}")]
     Invalid { rule: String, problem: String },
@@ -88,6 +98,7 @@ impl RulesError {
             }
             Self::Parse { rule, what, at, .. } => (Some(rule), Some(what.clone()), *at),
             Self::UnknownVariable { rule, what, at, .. } => (Some(rule), Some(what.clone()), *at),
+            Self::TooComplex { rule, what, .. } => (Some(rule), Some(what.clone()), None),
             Self::Invalid { rule, .. } | Self::DuplicateName(rule) => (Some(rule), None, None),
         };
         ErrorPlace {
@@ -107,6 +118,8 @@ pub struct RuleSet {
     env: Arc<Env>,
     /// The traits the rules read, or `None` when a rule reads `traits` as a whole.
     referenced: Option<BTreeSet<String>>,
+    /// Whether a rule can cost more than its size (evaluated off the async workers).
+    loops: bool,
 }
 
 /// What the rules decided, before the routing layer adds how the profile was read.

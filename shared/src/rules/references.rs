@@ -10,16 +10,31 @@ const VARIABLES: [&str; 2] = ["traits", "channel"];
 
 /// Finds the trait keys an expression reads: `traits.key`, `has(traits.key)`,
 /// `traits["key"]`. Any other use of `traits` (iterating it, a computed key) needs them all.
+/// It also measures how deep the tree is; its own recursion is bounded by the text's limits.
+#[derive(Default)]
 pub(super) struct TraitWalk {
     /// Names bound by comprehensions (`traits.exists(k, ...)` binds `k`).
     pub(super) scopes: Vec<String>,
     pub(super) found: BTreeSet<String>,
     pub(super) whole: bool,
     pub(super) unknown: Option<String>,
+    /// Whether it can cost more than its size: a comprehension loops over data, and
+    /// `matches` compiles a pattern that may come from data.
+    pub(super) loops: bool,
+    /// The level being visited, and the deepest one seen.
+    depth: usize,
+    pub(super) deepest: usize,
 }
 
 impl TraitWalk {
     pub(super) fn visit(&mut self, node: &IdedExpr) {
+        self.depth += 1;
+        self.deepest = self.deepest.max(self.depth);
+        self.visit_node(node);
+        self.depth -= 1;
+    }
+
+    fn visit_node(&mut self, node: &IdedExpr) {
         match &node.expr {
             Expr::Select(select) => {
                 if is_ident(&select.operand, "traits") {
@@ -44,6 +59,7 @@ impl TraitWalk {
                 }
             }
             Expr::Call(call) => {
+                self.loops |= call.func_name == "matches";
                 if let Some(target) = &call.target {
                     self.visit(target);
                 }
@@ -61,6 +77,7 @@ impl TraitWalk {
                 }
             }
             Expr::Comprehension(comprehension) => {
+                self.loops = true;
                 self.visit(&comprehension.iter_range);
                 self.visit(&comprehension.accu_init);
                 let bound = [
