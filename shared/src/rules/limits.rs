@@ -34,7 +34,7 @@ pub enum LimitError {
     #[error("is {bytes} bytes long; an expression may be at most {MAX_EXPRESSION_BYTES}")]
     TooLong { bytes: usize },
     #[error(
-        "holds more than {MAX_OPERATORS} operators (member steps, calls and indexes included); split it into several rules"
+        "holds more than {MAX_OPERATORS} operators (member steps, calls and indexes included); an expression may hold at most {MAX_OPERATORS} (split it into several rules)"
     )]
     TooManyOperators,
     #[error(
