@@ -50,14 +50,9 @@ impl RuleSet {
             if !seen.insert(spec.name.clone()) {
                 return Err(RulesError::DuplicateName(spec.name));
             }
-            let condition =
-                compile_expression(&spec.name, "condition", &spec.when, &mut reads)?;
-            let outcome = compile_outcome(
-                &spec.name,
-                spec.transition,
-                spec.attributes,
-                &mut reads,
-            )?;
+            let condition = compile_expression(&spec.name, "condition", &spec.when, &mut reads)?;
+            let outcome =
+                compile_outcome(&spec.name, spec.transition, spec.attributes, &mut reads)?;
             rules.push(Rule {
                 name: spec.name,
                 condition,

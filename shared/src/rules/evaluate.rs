@@ -69,7 +69,7 @@ impl RuleSet {
                 }
             }
             if let Some(traces) = traces.as_deref_mut() {
-                traces.push(RuleTrace::of(&rule.name, &result));
+                traces.push(RuleTrace::of(&rule.name, &rule.condition, &result));
             }
         }
         match decided {

@@ -4,7 +4,10 @@
 use cel::{ExecutionError as E, Value as Cel};
 use serde::Serialize;
 
+use cel::common::ast::IdedExpr;
+
 use super::evaluate::error_kind;
+use super::references::TraitWalk;
 
 /// How one rule fared for one customer's facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,6 +28,9 @@ pub enum TraceOutcome {
     False,
     /// Its condition read a trait (or a key of one) the profile does not have: false.
     MissingTrait,
+    /// Its condition looked up a key computed from a value (`{'gold': true}[traits.tier]`)
+    /// that the map does not hold: false. The key is the customer's data and is not named.
+    MissingKey,
     /// Its condition compared or combined values of types that do not go together (a trait
     /// sent as the string `"2000"` compared with a number): false.
     WrongType,
@@ -39,7 +45,10 @@ pub enum TraceOutcome {
 }
 
 impl RuleTrace {
-    pub(super) fn of(rule: &str, result: &Result<Cel, E>) -> Self {
+    /// How `condition` of `rule` fared. A missing key is named only when the condition
+    /// itself writes it (`traits.tier`): a key computed from a trait's value
+    /// (`{'gold': true}[traits.tier]`) is the customer's data, and stays unsaid.
+    pub(super) fn of(rule: &str, condition: &IdedExpr, result: &Result<Cel, E>) -> Self {
         let (outcome, detail) = match result {
             Ok(Cel::Bool(true)) => (TraceOutcome::Matched, None),
             Ok(Cel::Bool(false)) => (TraceOutcome::False, None),
@@ -47,9 +56,15 @@ impl RuleTrace {
                 TraceOutcome::NotABoolean,
                 Some(format!("the condition gave {}", a(other.type_of()))),
             ),
-            Err(E::NoSuchKey(key)) => (
+            Err(E::NoSuchKey(key)) if written_by(condition, &key.to_string()) => (
                 TraceOutcome::MissingTrait,
                 Some(format!("no \"{key}\" on the profile")),
+            ),
+            Err(E::NoSuchKey(_)) => (
+                TraceOutcome::MissingKey,
+                Some(
+                    "a key computed from the profile's values is not in the map it indexes".into(),
+                ),
             ),
             Err(E::ValuesNotComparable(left, right)) => (
                 TraceOutcome::WrongType,
@@ -104,6 +119,13 @@ impl RuleTrace {
             detail: None,
         }
     }
+}
+
+/// Whether `condition`'s own text writes `key` (as a member name or a string).
+fn written_by(condition: &IdedExpr, key: &str) -> bool {
+    let mut walk = TraitWalk::default();
+    walk.visit(condition);
+    walk.written.contains(key)
 }
 
 /// `an int`, `a string`.

@@ -108,7 +108,9 @@ fn after_string(bytes: &[u8], start: usize) -> usize {
         .checked_sub(1)
         .and_then(|before| bytes.get(before))
         .is_some_and(|b| matches!(b, b'r' | b'R'))
-        || (start >= 2 && matches!(bytes[start - 1], b'b' | b'B') && matches!(bytes[start - 2], b'r' | b'R'));
+        || (start >= 2
+            && matches!(bytes[start - 1], b'b' | b'B')
+            && matches!(bytes[start - 2], b'r' | b'R'));
     let triple = bytes.get(start..start + 3) == Some(&[quote; 3][..]);
     let close_len = if triple { 3 } else { 1 };
     let mut i = start + close_len;
@@ -117,9 +119,7 @@ fn after_string(bytes: &[u8], start: usize) -> usize {
             i += 2;
             continue;
         }
-        if bytes[i] == quote
-            && (!triple || bytes.get(i..i + 3) == Some(&[quote; 3][..]))
-        {
+        if bytes[i] == quote && (!triple || bytes.get(i..i + 3) == Some(&[quote; 3][..])) {
             return i + close_len;
         }
         i += 1;
@@ -157,8 +157,15 @@ mod tests {
         let triple = format!("traits.a == '''it's {} fine''' ", "+".repeat(500));
         assert_eq!(check_text(&triple), Ok(()));
         assert_eq!(check_depth(MAX_DEPTH), Ok(()));
-        assert_eq!(check_depth(MAX_DEPTH + 1), Err(LimitError::TooDeep { depth: 33 }));
-        assert_eq!(check_text("traits.a == 'open"), Ok(()), "the parser places it");
+        assert_eq!(
+            check_depth(MAX_DEPTH + 1),
+            Err(LimitError::TooDeep { depth: 33 })
+        );
+        assert_eq!(
+            check_text("traits.a == 'open"),
+            Ok(()),
+            "the parser places it"
+        );
     }
 
     #[test]
@@ -166,7 +173,10 @@ mod tests {
         let sum = format!("traits.x{} > 0", " + 1".repeat(1_200));
         assert_eq!(check_text(&sum), Err(LimitError::TooManyOperators));
         let chain = format!("traits.a{}", ".b".repeat(20_000));
-        assert_eq!(check_text(&chain), Err(LimitError::TooLong { bytes: chain.len() }));
+        assert_eq!(
+            check_text(&chain),
+            Err(LimitError::TooLong { bytes: chain.len() })
+        );
         let chain = format!("traits.a{}", ".b".repeat(600));
         assert_eq!(check_text(&chain), Err(LimitError::TooManyOperators));
         let nested = format!("{}true{}", "(".repeat(501), ")".repeat(501));

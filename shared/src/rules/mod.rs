@@ -193,6 +193,31 @@ mod tests {
     }"#;
 
     #[test]
+    fn a_key_computed_from_a_value_is_never_named() {
+        // GIVEN a condition that indexes a map by a trait's value
+        let rules = RuleSet::compile(
+            r#"{"rules": [{"name": "tier", "when": "{'gold': true}[traits.tier]", "transition": "agent"},
+                          {"name": "city", "when": "traits.address.city == 'Lyon'", "transition": "agent"}],
+                "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap();
+        let (_, traces) = rules.explain(&Facts {
+            traits: &traits(json!({"tier": "secret-value-42", "address": {"zip": "69001"}})),
+            channel: None,
+        });
+        // THEN the trace says what kind of failure, never the value
+        let shown = serde_json::to_string(&traces).unwrap();
+        assert!(!shown.contains("secret-value-42"), "{shown}");
+        assert_eq!(traces[0].outcome, TraceOutcome::MissingKey);
+        // AND a key the rule itself writes is still named
+        assert_eq!(traces[1].outcome, TraceOutcome::MissingTrait);
+        assert_eq!(
+            traces[1].detail.as_deref(),
+            Some("no \"city\" on the profile")
+        );
+    }
+
+    #[test]
     fn an_explanation_says_how_each_rule_fared_without_the_values() {
         let rules = RuleSet::compile(ROUTING).unwrap();
         // GIVEN a lifetime value sent as a string, no churn score, a known agent

@@ -21,6 +21,9 @@ pub(super) struct TraitWalk {
     /// Whether it can cost more than its size: a comprehension loops over data, and
     /// `matches` compiles a pattern that may come from data.
     pub(super) loops: bool,
+    /// The names the expression itself writes: member names and string literals. A key
+    /// among them is the operator's word; any other key came from the customer's data.
+    pub(super) written: BTreeSet<String>,
     /// The level being visited, and the deepest one seen.
     depth: usize,
     pub(super) deepest: usize,
@@ -37,6 +40,7 @@ impl TraitWalk {
     fn visit_node(&mut self, node: &IdedExpr) {
         match &node.expr {
             Expr::Select(select) => {
+                self.written.insert(select.field.clone());
                 if is_ident(&select.operand, "traits") {
                     self.found.insert(select.field.clone());
                 } else {
@@ -50,6 +54,7 @@ impl TraitWalk {
             {
                 match &call.args[1].expr {
                     Expr::Literal(LiteralValue::String(key)) => {
+                        self.written.insert(key.to_string());
                         self.found.insert(key.to_string());
                     }
                     _ => {
@@ -101,6 +106,9 @@ impl TraitWalk {
                 .entries
                 .iter()
                 .for_each(|entry| self.visit_entry(&entry.expr)),
+            Expr::Literal(LiteralValue::String(text)) => {
+                self.written.insert(text.to_string());
+            }
             Expr::Literal(_) | Expr::Unspecified => {}
         }
     }

@@ -83,12 +83,8 @@ impl RuleSet {
             let channel = channel.map(str::to_owned);
             tokio::task::spawn_blocking(move || {
                 let judged = rules.judge(&traits, channel.as_deref(), explain);
-                let finished = state.compare_exchange(
-                    RUNNING,
-                    FINISHED,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
+                let finished =
+                    state.compare_exchange(RUNNING, FINISHED, Ordering::AcqRel, Ordering::Acquire);
                 if finished.is_err() {
                     // Its decision left without it: one fewer abandoned evaluation running.
                     ABANDONED.fetch_sub(1, Ordering::AcqRel);
@@ -117,7 +113,12 @@ impl RuleSet {
     }
 
     /// The rules applied in place, traced when the caller asked.
-    pub fn judge(&self, traits: &Map<String, Value>, channel: Option<&str>, explain: bool) -> Judged {
+    pub fn judge(
+        &self,
+        traits: &Map<String, Value>,
+        channel: Option<&str>,
+        explain: bool,
+    ) -> Judged {
         let facts = Facts { traits, channel };
         if explain {
             let (verdict, trace) = self.explain(&facts);
@@ -156,25 +157,42 @@ mod tests {
         assert!(can_loop(&rules));
         // GIVEN small lists: evaluated in time, on a blocking thread
         let far = Instant::now() + Duration::from_secs(30);
-        let (verdict, _) = rules.judge_within(&lists(3), None, false, far).await.unwrap();
+        let (verdict, _) = rules
+            .judge_within(&lists(3), None, false, far)
+            .await
+            .unwrap();
         assert_eq!(verdict.rule, "default");
         // WHEN the lists make it slow and the deadline is near
         let started = Instant::now();
         let late = rules
-            .judge_within(&lists(800), None, false, started + Duration::from_millis(20))
+            .judge_within(
+                &lists(800),
+                None,
+                false,
+                started + Duration::from_millis(20),
+            )
             .await;
         // THEN the decision stops waiting at its deadline
         assert_eq!(late, Err(NotEvaluated::TimedOut));
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
     async fn rules_that_cannot_loop_are_evaluated_in_place() {
         let rules = Arc::new(RuleSet::compile(crate::rules::DEFAULT_RULES).unwrap());
         assert!(!can_loop(&rules));
-        let traits = json!({"docs_last_2_days": 1}).as_object().cloned().unwrap_or_default();
+        let traits = json!({"docs_last_2_days": 1})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         // Even with the deadline already past: nothing was offloaded, nothing waited for.
-        let judged = rules.judge_within(&traits, None, true, Instant::now()).await;
+        let judged = rules
+            .judge_within(&traits, None, true, Instant::now())
+            .await;
         let (verdict, trace) = judged.unwrap();
         assert_eq!(verdict.transition, "agent");
         assert!(trace.is_some());
