@@ -207,11 +207,20 @@ mod tests {
     #[test]
     fn a_lone_surrogate_becomes_the_replacement_character() {
         // GIVEN names cut inside an emoji, as Python's json.dumps writes them
-        assert_eq!(read(r#"{"name": "Ana \ud83d"}"#), json!({"name": "Ana \u{fffd}"}));
+        assert_eq!(
+            read(r#"{"name": "Ana \ud83d"}"#),
+            json!({"name": "Ana \u{fffd}"})
+        );
         assert_eq!(read(r#"["\ude00x"]"#), json!(["\u{fffd}x"]));
-        assert_eq!(read(r#"["\ud83d\ud83d\ude00"]"#), json!(["\u{fffd}\u{1f600}"]));
+        assert_eq!(
+            read(r#"["\ud83d\ud83d\ude00"]"#),
+            json!(["\u{fffd}\u{1f600}"])
+        );
         // An escaped backslash before `ud83d` is no escape at all.
-        assert_eq!(read(r#"["\\ud83d", "\ud83d"]"#), json!(["\\ud83d", "\u{fffd}"]));
+        assert_eq!(
+            read(r#"["\\ud83d", "\ud83d"]"#),
+            json!(["\\ud83d", "\u{fffd}"])
+        );
     }
 
     #[test]

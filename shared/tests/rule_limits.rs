@@ -63,7 +63,11 @@ fn shapes(n: usize) -> Vec<String> {
         format!("{}true{}", "(".repeat(n), ")".repeat(n)),
         format!("{}true{}", "[1].exists(v, ".repeat(n), ")".repeat(n)),
         format!("{}true{}", "(true ? ".repeat(n), " : false)".repeat(n)),
-        format!("{}traits.x{}", "traits.list.exists(v, v == ".repeat(n), ")".repeat(n)),
+        format!(
+            "{}traits.x{}",
+            "traits.list.exists(v, v == ".repeat(n),
+            ")".repeat(n)
+        ),
         format!("{}traits.x{}", "size([".repeat(n), "]) ".repeat(n)),
         format!("{}1{}", "{'k': ".repeat(n), "}".repeat(n)),
     ]
@@ -88,7 +92,10 @@ fn the_deepest_texts_within_the_limits_compile_and_evaluate_on_a_worker_stack() 
 #[test]
 fn texts_past_the_limits_are_refused_with_the_limit_named() {
     for (condition, named) in [
-        (format!("traits.x{} > 0", " + 1".repeat(1_200)), "500 operators"),
+        (
+            format!("traits.x{} > 0", " + 1".repeat(1_200)),
+            "500 operators",
+        ),
         (format!("traits.a{}", ".b".repeat(20_000)), "at most 8192"),
         (format!("traits.x{} > 0", " + 1".repeat(40)), "at most 32"),
         (
@@ -126,7 +133,14 @@ fn expression() -> impl Strategy<Value = String> {
     ];
     (
         prop::collection::vec(step, 0..400),
-        prop::sample::select(vec!["traits.x", "traits.a", "true", "1", "'s'", "traits.list"]),
+        prop::sample::select(vec![
+            "traits.x",
+            "traits.a",
+            "true",
+            "1",
+            "'s'",
+            "traits.list",
+        ]),
     )
         .prop_map(|(steps, core)| {
             let mut text = core.to_owned();
@@ -146,4 +160,3 @@ proptest! {
         let _ = compile_and_run(condition);
     }
 }
-

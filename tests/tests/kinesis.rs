@@ -255,7 +255,10 @@ async fn a_configuration_error_fails_the_invocation_so_lambda_retries_the_batch(
     let segment = StandIn::always(accepted()).await;
     let (runtime, _function) = wrap_up_function(
         &segment.url(),
-        &[("SEGMENT_WRITE_KEY", " "), ("DELIVERY_DEADLINE_MS", "15000")],
+        &[
+            ("SEGMENT_WRITE_KEY", " "),
+            ("DELIVERY_DEADLINE_MS", "15000"),
+        ],
     )
     .await;
     // WHEN a batch of records arrives
@@ -271,8 +274,7 @@ async fn a_configuration_error_fails_the_invocation_so_lambda_retries_the_batch(
 async fn a_stream_batch_sent_to_a_studio_function_is_never_answered_as_delivered() {
     // An event source mapping wired to the wrong function: nothing there delivers wrap-ups.
     let profiles = StandIn::always(Reply::profile_not_found()).await;
-    let (runtime, _function) =
-        e2e::studio_function("route-decision", &profiles.url(), &[]).await;
+    let (runtime, _function) = e2e::studio_function("route-decision", &profiles.url(), &[]).await;
     let answer = runtime
         .invoke(kinesis_event(&[cloud_event(1).to_string()]))
         .await;
