@@ -16,7 +16,7 @@ use crate::concurrency::{self, Concurrency};
 use crate::config::{ConfigError, Environment, ProcessEnv, Setup, Variables};
 pub use crate::failure::Failure;
 use crate::invocation::{
-    ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
+    ConfigurationValidation, Event, HttpRequest, Input, Invocation, InvocationError,
     configuration_validation, http_response, is_stream,
 };
 use crate::metrics::{self, Counter, Documents};
@@ -385,12 +385,12 @@ where
     match load() {
         Ok(edge) => {
             let edge = Arc::new(edge);
-            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Event>| {
                 let edge = edge.clone();
                 async move {
                     let deadline =
                         UNIX_EPOCH.checked_add(Duration::from_millis(event.context.deadline));
-                    edge.invoke(event.payload, deadline)
+                    edge.invoke(event.payload.0, deadline)
                         .await
                         .map_err(lambda_runtime::Error::from)
                 }
@@ -404,15 +404,16 @@ where
             let metrics = Documents::from_variables(&vars, O::NAME)
                 .unwrap_or_else(|_| Documents::new(&metrics::function_name(&vars, O::NAME)));
             let metrics = Arc::new(metrics);
-            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Value>| {
+            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Event>| {
                 let (failure, metrics) = (failure.clone(), metrics.clone());
                 async move {
-                    let is_http = event.payload.get("requestContext").is_some();
+                    let event = event.payload.0;
+                    let is_http = event.get("requestContext").is_some();
                     let body = failure.body();
                     metrics
                         .measure(async { metrics::add(Counter::ServerErrors, 1) })
                         .await;
-                    if is_stream(&event.payload) {
+                    if is_stream(&event) {
                         let failed = InvocationFailed::BatchNotDelivered((*failure).clone());
                         return Err(lambda_runtime::Error::from(failed));
                     }

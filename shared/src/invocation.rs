@@ -23,6 +23,63 @@ pub enum Invocation {
     Direct(Input),
 }
 
+/// An invocation's event as the Runtime API hands it over, read without
+/// `queryStringParameters`. Function URLs and HTTP APIs send a query twice, as
+/// `rawQueryString` and as that map; a 2 MB query of 200,000 short fields made the map alone
+/// cost some 70 MB before any check could refuse it. The functions read only
+/// `rawQueryString` (the text a signature covers, bounded before authentication), so the
+/// map is skipped as it is read, never built.
+#[derive(Debug)]
+pub struct Event(pub Value);
+
+impl<'de> serde::Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Skipping;
+        impl<'de> serde::de::Visitor<'de> for Skipping {
+            type Value = Value;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON event")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+                let mut object = Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == QUERY_MAP {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    } else {
+                        object.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(Value::Object(object))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Value, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::from(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::String(v.to_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<Value, E> {
+                Ok(Value::Null)
+            }
+        }
+        deserializer.deserialize_any(Skipping).map(Self)
+    }
+}
+
+/// The query as a map, in a payload 2.0 event: never read (see [`Event`]).
+const QUERY_MAP: &str = "queryStringParameters";
+
 /// AWS AppConfig asking its Lambda validator whether a configuration version is good: the
 /// content, base64 as AppConfig sends it, and the version. Recognised only by the edge's
 /// `invoke`, ahead of [`Invocation::decode`]: answering it means failing the invocation.
@@ -213,7 +270,7 @@ impl Invocation {
     /// Classifies an event. An HTTP body over `max_body_bytes` is refused before it is
     /// decoded from base64: a request too large to accept costs no copy of itself.
     pub fn decode(event: Value, max_body_bytes: usize) -> Result<Self, InvocationError> {
-        let object = match event {
+        let mut object = match event {
             Value::Object(object) => object,
             list @ Value::Array(_) => return Ok(Self::Direct(Input::from(list))),
             _ => return Err(InvocationError::Unrecognised),
@@ -227,6 +284,7 @@ impl Invocation {
             )))));
         }
         if object.contains_key("requestContext") {
+            object.remove(QUERY_MAP);
             let request: ApiGatewayV2httpRequest = serde_json::from_value(Value::Object(object))
                 .map_err(|e| InvocationError::MalformedHttp(e.to_string()))?;
             return HttpRequest::from_event(request, max_body_bytes).map(Self::Http);
@@ -463,6 +521,25 @@ impl FunctionUrlRequest<'_> {
             },
             "isBase64Encoded": false
         });
+        // Lambda sends the query a second time as a map, a repeated name's values joined
+        // with commas ("Invoking Lambda function URLs", request payload format).
+        if !self.query.is_empty() {
+            let mut parameters = Map::new();
+            for (name, value) in form_urlencoded::parse(self.query.as_bytes()) {
+                match parameters.entry(name.into_owned()) {
+                    serde_json::map::Entry::Occupied(mut seen) => {
+                        if let Value::String(values) = seen.get_mut() {
+                            values.push(',');
+                            values.push_str(&value);
+                        }
+                    }
+                    serde_json::map::Entry::Vacant(new) => {
+                        new.insert(Value::String(value.into_owned()));
+                    }
+                }
+            }
+            event[QUERY_MAP] = Value::Object(parameters);
+        }
         if let Some(body) = self.body {
             match std::str::from_utf8(body) {
                 Ok(text) if !self.base64 => event["body"] = Value::String(text.to_owned()),
