@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -113,15 +114,15 @@ impl Authenticator {
             .into_iter()
             .flatten()
         {
-            // A failure is logged by the cell; the next request tries again.
-            let _ = cell.get().await;
+            cell.warm_up().await;
         }
     }
 
     /// Accepts the request when any configured method passes. A secret is fetched only for a
     /// method the request tries, so a request with no credentials at all is answered 401 (and
-    /// challenged) whatever the secrets extension does.
-    pub async fn check(&self, request: &HttpRequest) -> Result<(), Refusal> {
+    /// challenged) whatever the secrets extension does; a secret not yet held is waited for
+    /// until `deadline`, the caller's, no longer.
+    pub async fn check(&self, request: &HttpRequest, deadline: Instant) -> Result<(), Refusal> {
         if !self.has_any_method() {
             return if self.allow_unauthenticated {
                 Ok(())
@@ -134,7 +135,7 @@ impl Authenticator {
         if let Some(cell) = &self.shared_secret
             && let Some(presented) = presented_secret(request, basic.as_ref())
         {
-            match cell.get().await {
+            match cell.get(deadline).await {
                 Ok(secret) if equal(presented.as_bytes(), secret.expose().as_bytes()) => {
                     return Ok(());
                 }
@@ -145,7 +146,7 @@ impl Authenticator {
         if let Some(cell) = &self.twilio_auth_token
             && let Some(signature) = request.header("x-twilio-signature")
         {
-            match cell.get().await {
+            match cell.get(deadline).await {
                 Ok(token)
                     if self.twilio_signature_valid(
                         token.expose(),
@@ -389,7 +390,7 @@ mod tests {
             tokio::runtime::Builder::new_current_thread()
                 .build()
                 .unwrap()
-                .block_on(self.check(request))
+                .block_on(self.check(request, Instant::now()))
         }
     }
 

@@ -83,6 +83,12 @@ pub trait Operation: Send + Sync + 'static {
         invoked: Invoked,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
 
+    /// By when a request must be authenticated: a secret not yet held is waited for until
+    /// then, no longer. The operation's own budget, where it has one, counts authentication.
+    fn authenticate_by(&self, invoked: &Invoked) -> Instant {
+        invoked.answer_by
+    }
+
     /// Prepares for the next real call (clients, secrets) without touching customer data.
     fn warm_up(&self) -> impl Future<Output = ()> + Send {
         async {}
@@ -312,7 +318,9 @@ impl<O: Operation> Edge<O> {
             ));
         }
         // Authenticate before parsing: an unauthenticated caller learns nothing about our input rules.
-        self.auth.check(&request).await?;
+        self.auth
+            .check(&request, self.operation.authenticate_by(&invoked))
+            .await?;
         if request.method == "GET" && request.has_body() {
             return Err(Failure::bad_request(
                 "body_not_allowed",

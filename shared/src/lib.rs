@@ -12,6 +12,7 @@ pub mod edge;
 pub mod emergency;
 pub mod engagement;
 pub mod environment;
+pub mod extension;
 pub mod failure;
 pub mod fields;
 pub mod http_client;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::environment::{VariableError, Variables};
-use crate::http_client::{HttpClient, root_cause};
+use crate::extension::{ExtensionError, LocalExtension};
+use crate::http_client::HttpClient;
 use crate::metrics::{self, Counter};
 use crate::refresh::{Freshness, Refresh};
 use crate::rules::{LiveRules, RuleSet};
@@ -24,8 +25,6 @@ use crate::secrets::SecretsExtension;
 /// The AppConfig extension's own default poll interval is 45 s; reading it more often gains
 /// nothing.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(45);
-/// One request to the extension.
-const FETCH_TIMEOUT: Duration = Duration::from_millis(2000);
 /// What a name must have encoded in a path segment: all but RFC 3986's unreserved characters
 /// (AWS's agent page: names that contain "/" must be URL-encoded).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -33,7 +32,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
-/// A rules document larger than this is not a rules document.
+/// A rules document larger than this is not a rules document: the AppConfig extension's
+/// answer is refused past it, however it is framed.
 const MAX_RULES_BYTES: usize = 256 * 1024;
 
 #[derive(Default)]
@@ -50,8 +50,9 @@ struct State {
 /// Which extension serves the rules.
 enum Origin {
     AppConfig {
-        http: HttpClient,
-        url: String,
+        extension: LocalExtension,
+        /// `/applications/{app}/environments/{env}/configurations/{profile}`, encoded.
+        path: String,
     },
     Parameter {
         extension: Arc<SecretsExtension>,
@@ -130,9 +131,9 @@ impl RulesSource {
     }
 
     /// The rules' version and content, from wherever they come.
-    async fn fetch(&self) -> Result<(Option<String>, String), String> {
+    async fn fetch(&self) -> Result<(Option<String>, String), ExtensionError> {
         match &self.origin {
-            Origin::AppConfig { http, url } => fetch_appconfig(http, url).await,
+            Origin::AppConfig { extension, path } => fetch_appconfig(extension, path).await,
             Origin::Parameter { extension, name } => extension.parameter(name).await,
         }
     }
@@ -206,9 +207,9 @@ fn appconfig_origin(
     let port = vars.number("AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
     let segment = |part: &str| utf8_percent_encode(part, SEGMENT).to_string();
     Ok(Origin::AppConfig {
-        http,
-        url: format!(
-            "http://localhost:{port}/applications/{}/environments/{}/configurations/{}",
+        extension: LocalExtension::appconfig(port, http, MAX_RULES_BYTES),
+        path: format!(
+            "/applications/{}/environments/{}/configurations/{}",
             segment(application),
             segment(environment),
             segment(profile)
@@ -217,46 +218,18 @@ fn appconfig_origin(
 }
 
 /// The configuration's version (the agent's `Configuration-Version`) and content.
-async fn fetch_appconfig(http: &HttpClient, url: &str) -> Result<(Option<String>, String), String> {
-    let client = http.client().map_err(|e| e.to_string())?;
-    let response = client
-        .get(url)
-        .timeout(FETCH_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "the AppConfig extension did not answer ({}); is its layer attached?",
-                root_cause(&e)
-            )
-        })?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(format!(
-            "the AppConfig extension answered HTTP {}; check ROUTING_RULES_APPCONFIG and the function's permission to read it",
-            status.as_u16()
-        ));
-    }
-    let version = response
-        .headers()
+async fn fetch_appconfig(
+    extension: &LocalExtension,
+    path: &str,
+) -> Result<(Option<String>, String), ExtensionError> {
+    let answer = extension.get(path, &[]).await?;
+    let version = answer
+        .headers
         .get("configuration-version")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_RULES_BYTES as u64)
-    {
-        return Err(format!("the configuration is over {MAX_RULES_BYTES} bytes"));
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| format!("the answer was cut short: {}", root_cause(&e)))?;
-    if bytes.len() > MAX_RULES_BYTES {
-        return Err(format!("the configuration is over {MAX_RULES_BYTES} bytes"));
-    }
-    let json = String::from_utf8(bytes.to_vec())
-        .map_err(|_| "the configuration is not UTF-8 text".to_owned())?;
+    let json = String::from_utf8(answer.body)
+        .map_err(|_| extension.unexpected("the configuration is not UTF-8 text".into()))?;
     Ok((version, json))
 }
 
@@ -296,11 +269,11 @@ mod tests {
         ])
         .unwrap()
         .unwrap();
-        let Origin::AppConfig { url, .. } = &source.origin else {
+        let Origin::AppConfig { extension, path } = &source.origin else {
             panic!("not AppConfig");
         };
         assert_eq!(
-            url,
+            extension.url(path),
             "http://localhost:2999/applications/studio-router/environments/prod%20eu/configurations/routing_rules.v1"
         );
         assert_eq!(source.freshness.max_age(), DEFAULT_MAX_AGE);

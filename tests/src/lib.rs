@@ -7,6 +7,7 @@ pub mod emf;
 mod events;
 mod function_url;
 mod functions;
+mod oversized;
 mod runtime_api;
 mod stand_ins;
 
@@ -22,6 +23,7 @@ pub use events::{
 };
 pub use function_url::FunctionUrl;
 pub use functions::{Function, binary, build_release_binaries};
+pub use oversized::{Framing, OversizedExtension};
 pub use runtime_api::{Answered, RuntimeApi, Waiting};
 pub use stand_ins::{
     ExtensionStart, Misbehaviour, RawStandIn, Received, Reply, SESSION_TOKEN, SecretsExtension,

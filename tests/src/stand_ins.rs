@@ -2,7 +2,7 @@
 //! what it received and answers as told (or fails, hangs, refuses), behaving as the real
 //! service is documented to where that matters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +14,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::serve;
@@ -258,7 +259,7 @@ pub struct RawStandIn {
 
 impl RawStandIn {
     pub async fn start(misbehaviour: Misbehaviour) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let connections = Arc::new(AtomicUsize::new(0));
@@ -268,13 +269,8 @@ impl RawStandIn {
                 counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     // Read the request head so the client has finished sending.
-                    let mut head = Vec::new();
-                    let mut buffer = [0_u8; 4096];
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buffer).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buffer[..n]),
-                        }
+                    if read_head(&mut stream).await.is_none() {
+                        return;
                     }
                     match misbehaviour {
                         Misbehaviour::TruncatedBody => {
@@ -308,6 +304,20 @@ impl RawStandIn {
     }
 }
 
+/// A request's head (request line and headers) read off a raw connection; `None` when the
+/// client went away first.
+pub(crate) async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut buffer = [0_u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => head.extend_from_slice(&buffer[..n]),
+        }
+    }
+    Some(head)
+}
+
 // ---------------------------------------------------------------------------------------
 // The AWS Parameters and Secrets Lambda Extension
 
@@ -322,6 +332,9 @@ pub enum ExtensionStart {
     FailsOnce,
     /// Ready during INVOKE; answers once, then fails every time (an outage after start).
     FailsAfterFirst,
+    /// Ready during INVOKE; answers each secret's first request, then accepts every request
+    /// and never answers (a cache miss in an extension whose Secrets Manager calls hang).
+    HangsAfterFirst,
     /// Accepts the request and never answers.
     Hangs,
     /// Ready during INVOKE, each answer 200 ms late (a cache miss in the extension: it calls
@@ -376,6 +389,7 @@ impl SecretsExtension {
         let parameters: Arc<Mutex<HashMap<String, Parameter>>> = Arc::default();
         let held = parameters.clone();
         let answered = Arc::new(AtomicUsize::new(0));
+        let asked_before: Mutex<HashSet<String>> = Mutex::default();
         let stand_in = StandIn::start(move |request| {
             if !*invoking.borrow() {
                 return Reply::json(
@@ -391,13 +405,19 @@ impl SecretsExtension {
             {
                 return Reply::json(401, json!({"message": "missing or wrong X-Aws-Parameters-Secrets-Token"}));
             }
-            if start == ExtensionStart::Hangs {
+            let again = !asked_before
+                .lock()
+                .expect("asked")
+                .insert(request.query.clone());
+            if start == ExtensionStart::Hangs || (start == ExtensionStart::HangsAfterFirst && again)
+            {
                 return Reply::json(200, json!({})).after(Duration::from_secs(600));
             }
             let nth = answered.fetch_add(1, Ordering::SeqCst);
             let fails = match start {
                 ExtensionStart::ReadyOnlyDuringInvoke
                 | ExtensionStart::Hangs
+                | ExtensionStart::HangsAfterFirst
                 | ExtensionStart::Slow => false,
                 ExtensionStart::FailsOnce => nth == 0,
                 ExtensionStart::FailsAfterFirst => nth > 0,

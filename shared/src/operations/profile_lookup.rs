@@ -125,6 +125,11 @@ impl<P: Profiles> Operation for ProfileLookup<P> {
     const NAME: &'static str = "profile-lookup";
     const MAX_BODY_BYTES: usize = 16 * 1024;
 
+    /// Studio waits for the lookup, authentication included, no longer than its deadline.
+    fn authenticate_by(&self, invoked: &Invoked) -> Instant {
+        invoked.deadline(self.deadline)
+    }
+
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
         let started = invoked.at;
         let fields =

@@ -115,6 +115,11 @@ impl<P: Profiles> Operation for RouteDecision<P> {
     const NAME: &'static str = "route-decision";
     const MAX_BODY_BYTES: usize = 64 * 1024;
 
+    /// Studio waits for the decision, authentication included, no longer than its deadline.
+    fn authenticate_by(&self, invoked: &Invoked) -> Instant {
+        invoked.deadline(self.deadline)
+    }
+
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
         let started = invoked.at;
         let fields =

@@ -56,35 +56,52 @@ where
     where
         F: Future<Output = V> + Send + 'static,
     {
-        let (mut answer, flight) = {
-            let mut pending = self.lock();
-            match pending.get(&key) {
-                Some(running) => (running.clone(), Flight::Joined),
-                None => {
-                    let (sender, receiver) = watch::channel(None);
-                    pending.insert(key.clone(), receiver.clone());
-                    let landing = Landing {
-                        flights: self.clone(),
-                        key,
-                    };
-                    let request = request();
-                    tokio::spawn(async move {
-                        let value = request.await;
-                        // Off the map before the answer goes out: a caller arriving between
-                        // finds the cache filled, or (after a failure) starts afresh.
-                        drop(landing);
-                        let _ = sender.send(Some(value));
-                    });
-                    (receiver, Flight::Started)
-                }
-            }
-        };
+        let (mut answer, flight) = self.join(key, request);
         let value = answer
             .wait_for(Option::is_some)
             .await
             .ok()
             .and_then(|value| value.clone());
         (value, flight)
+    }
+
+    /// Like [`Self::get`], without waiting for the answer: for a caller that has a value to
+    /// go on with meanwhile (a stale secret), and only wants a newer one to be on its way.
+    pub fn start<F>(self: &Arc<Self>, key: K, request: impl FnOnce() -> F) -> Flight
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        self.join(key, request).1
+    }
+
+    /// The answer channel of the request for `key`, spawning `request()` if none is in flight.
+    fn join<F>(
+        self: &Arc<Self>,
+        key: K,
+        request: impl FnOnce() -> F,
+    ) -> (watch::Receiver<Option<V>>, Flight)
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        let mut pending = self.lock();
+        if let Some(running) = pending.get(&key) {
+            return (running.clone(), Flight::Joined);
+        }
+        let (sender, receiver) = watch::channel(None);
+        pending.insert(key.clone(), receiver.clone());
+        let landing = Landing {
+            flights: self.clone(),
+            key,
+        };
+        let request = request();
+        tokio::spawn(async move {
+            let value = request.await;
+            // Off the map before the answer goes out: a caller arriving between finds the
+            // cache filled, or (after a failure) starts afresh.
+            drop(landing);
+            let _ = sender.send(Some(value));
+        });
+        (receiver, Flight::Started)
     }
 
     /// How many keys have a request in flight.
@@ -202,6 +219,25 @@ mod tests {
             .await;
         assert_eq!(first, (Some(1), Flight::Started));
         assert_eq!(second, (Some(2), Flight::Started));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_started_request_runs_without_a_waiter_and_later_callers_join_it() {
+        let flights: Flights = Arc::default();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let delay = Duration::from_millis(150);
+        assert_eq!(
+            flights.start("ann", || counted(&requests, 7, delay)),
+            Flight::Started
+        );
+        assert_eq!(
+            flights.start("ann", || counted(&requests, 8, delay)),
+            Flight::Joined
+        );
+        let (value, flight) = flights.get("ann", || counted(&requests, 9, delay)).await;
+        assert_eq!((value, flight), (Some(7), Flight::Joined));
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert!(flights.is_empty());
     }
 
     #[tokio::test]

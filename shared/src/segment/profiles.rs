@@ -66,13 +66,17 @@ impl ProfileApi {
         if let Err(error) = self.http.client() {
             tracing::error!(%error, "could not prepare the Profile API client");
         }
-        // A failure is logged by the cell; the next lookup tries again.
-        let _ = self.token.get().await;
+        self.token.warm_up().await;
     }
 
-    /// Basic auth with the token as user name and an empty password, as Segment documents.
-    async fn authorization(&self) -> Result<HeaderValue, ProfileError> {
-        let token = self.token.get().await.map_err(ProfileError::Token)?;
+    /// Basic auth with the token as user name and an empty password, as Segment documents;
+    /// a token not yet held is waited for until `deadline`.
+    async fn authorization(&self, deadline: Instant) -> Result<HeaderValue, ProfileError> {
+        let token = self
+            .token
+            .get(deadline)
+            .await
+            .map_err(ProfileError::Token)?;
         basic_authorization(token.expose())
             .ok_or_else(|| ProfileError::Client("the access token cannot be sent".into()))
     }
@@ -200,7 +204,7 @@ impl ProfileApi {
             .http
             .client()
             .map_err(|e| ProfileError::Client(e.to_string()))?;
-        let authorization = self.authorization().await?;
+        let authorization = self.authorization(deadline).await?;
         self.backing_off()?;
         let url = crate::http_client::with_query(url, params);
         let mut retried_transport = false;

@@ -52,15 +52,15 @@ impl TrackingApi {
         if let Err(error) = self.http.client() {
             tracing::error!(%error, "could not prepare the Tracking API client");
         }
-        // A failure is logged by the cell; the next delivery tries again.
-        let _ = self.write_key.get().await;
+        self.write_key.warm_up().await;
     }
 
-    /// Basic auth with the write key as user name and an empty password.
-    async fn authorization(&self) -> Result<HeaderValue, TrackingError> {
+    /// Basic auth with the write key as user name and an empty password; a key not yet held
+    /// is waited for until `deadline`.
+    async fn authorization(&self, deadline: Instant) -> Result<HeaderValue, TrackingError> {
         let key = self
             .write_key
-            .get()
+            .get(deadline)
             .await
             .map_err(TrackingError::WriteKey)?;
         basic_authorization(key.expose())
@@ -79,7 +79,7 @@ impl TrackingApi {
         deadline: Instant,
     ) -> Result<Delivered, Undelivered> {
         let nothing = |error| Undelivered { error, accepted: 0 };
-        let authorization = self.authorization().await.map_err(nothing)?;
+        let authorization = self.authorization(deadline).await.map_err(nothing)?;
         let sent_at = Timestamp::now().map(Timestamp::to_rfc3339);
         let mut delivered = Delivered {
             messages: messages.len(),
