@@ -40,7 +40,10 @@ impl<'de> serde::Deserialize<'de> for Event {
             fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 formatter.write_str("a JSON event")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Value, A::Error> {
                 let mut object = Map::new();
                 while let Some(key) = map.next_key::<String>()? {
                     if key == QUERY_MAP {

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use e2e::{
-    Env, ExtensionStart, Function, Received, Reply, RuntimeApi, SECRETS, StandIn,
-    TWILIO_TOKEN, function_with_secrets, signed_form_post, studio_function, taskrouter_callback,
+    Env, ExtensionStart, Function, Received, Reply, RuntimeApi, SECRETS, StandIn, TWILIO_TOKEN,
+    function_with_secrets, signed_form_post, studio_function, taskrouter_callback,
     wrap_up_function,
 };
 use serde_json::{Value, json};
