@@ -35,7 +35,15 @@ async fn profiles_with_lists() -> StandIn {
     .await
 }
 
-fn decision_lines(function: &e2e::Function) -> Vec<Value> {
+/// The function's `decision` log lines, once there are `n` (a line follows its answer).
+async fn decision_lines(function: &e2e::Function, n: usize) -> Vec<Value> {
+    for _ in 0..200 {
+        let lines = function.log_lines("decision");
+        if lines.len() >= n {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     function.log_lines("decision")
 }
 
@@ -56,16 +64,19 @@ async fn a_slow_rule_falls_back_at_the_deadline_and_never_stalls_its_neighbours(
     // customer with short lists right behind them
     let slow: Vec<_> = ["+15555550900", "+15555550901"]
         .into_iter()
-        .map(|from| runtime.queue(studio_request(from)))
+        .map(|from| tokio::spawn(runtime.queue(studio_request(from)).answer()))
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let quick = runtime.invoke(studio_request("+15555550909")).await;
-    // THEN the third is decided by its rule, while the other two are still being evaluated
+    // THEN the third is decided by its rule before either of the other two is answered:
+    // nothing waited for their evaluations
+    assert!(slow.iter().all(|answer| !answer.is_finished()));
     assert_eq!(quick.body()["rule"], "default", "{}", quick.payload);
     assert_eq!(quick.body()["fallback"], false);
     let mut answered = Vec::new();
-    for waiting in slow {
-        answered.push(studio_router::invocation::status_and_body(&waiting.answer().await).1);
+    for answer in slow {
+        let payload = answer.await.expect("answered");
+        answered.push(studio_router::invocation::status_and_body(&payload).1);
     }
     // AND the two slow ones fall back, by their deadline, with a reason of their own
     for body in &answered {
@@ -75,17 +86,12 @@ async fn a_slow_rule_falls_back_at_the_deadline_and_never_stalls_its_neighbours(
             "{body}"
         );
     }
-    let lines = decision_lines(&function);
+    let lines = decision_lines(&function, 3).await;
     let reasons: Vec<&str> = lines
         .iter()
         .filter_map(|line| line["fallback_reason"].as_str())
         .collect();
     assert_eq!(reasons, ["rules_timeout", "rules_timeout"], "{lines:?}");
-    assert!(
-        lines[0]["latency_us"].as_u64().is_some() && quick.elapsed < Duration::from_secs(2),
-        "{:?}",
-        quick.elapsed
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,7 +115,7 @@ async fn past_the_bound_on_abandoned_evaluations_decisions_fall_back_at_once() {
     let busy = runtime.invoke(studio_request("+15555550904")).await;
     // THEN it falls back at once instead of starting a third
     assert_eq!(busy.body()["fallback"], true, "{}", busy.payload);
-    let lines = decision_lines(&function);
+    let lines = decision_lines(&function, 3).await;
     assert_eq!(lines[2]["fallback_reason"], "rules_busy", "{lines:?}");
     assert!(
         lines[2]["latency_us"].as_u64() < Some(250_000),
