@@ -20,6 +20,11 @@ const RULES: &str = r#"{"rules": [
   {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 0", "transition": "agent"}
 ], "default": "bot", "on_error": "agent"}"#;
 
+/// A rule that loops (a comprehension): evaluated off the async worker, within the deadline.
+const LOOPING: &str = r#"{"rules": [
+  {"name": "bought-what-they-viewed", "when": "traits.viewed.exists(x, traits.purchased.exists(y, x == y))", "transition": "agent"}
+], "default": "bot", "on_error": "agent"}"#;
+
 fn bench(c: &mut Criterion) {
     // Log lines are formatted as in production, then discarded.
     let _ = tracing_subscriber::fmt()
@@ -31,17 +36,19 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let env = |name: &str| -> Option<String> {
-        match name {
-            "SEGMENT_SPACE_ID" => Some("spa_bench".into()),
-            "SEGMENT_PROFILE_API_TOKEN" => Some("token".into()),
-            "SEGMENT_PROFILE_API_URL" => Some("http://127.0.0.1:9".into()),
-            "TWILIO_AUTH_TOKEN" => Some(TWILIO_TOKEN.into()),
-            "ROUTING_RULES" => Some(RULES.into()),
-            _ => None,
+    let env_with = |rules: &'static str| {
+        move |name: &str| -> Option<String> {
+            match name {
+                "SEGMENT_SPACE_ID" => Some("spa_bench".into()),
+                "SEGMENT_PROFILE_API_TOKEN" => Some("token".into()),
+                "SEGMENT_PROFILE_API_URL" => Some("http://127.0.0.1:9".into()),
+                "TWILIO_AUTH_TOKEN" => Some(TWILIO_TOKEN.into()),
+                "ROUTING_RULES" => Some(rules.into()),
+                _ => None,
+            }
         }
     };
-    let edge = Edge::load(&env, route_decision::load).expect("configuration");
+    let edge = Edge::load(&env_with(RULES), route_decision::load).expect("configuration");
     let traits = json!({"docs_last_2_days": 2, "total_inbounds": 1, "lifetime_value": 120.5, "predicted_churn": 0.2});
 
     let direct = json!({"traits": traits, "channel": "sms"});
@@ -63,6 +70,19 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || studio.clone(),
                 |event| runtime.block_on(edge.handle(black_box(event), None)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+
+    let looping = Edge::load(&env_with(LOOPING), route_decision::load).expect("configuration");
+    let lists = json!({"traits": {"viewed": ["a", "b", "c"], "purchased": ["d", "e", "c"]}, "channel": "sms"});
+    c.bench_function(
+        "route-decision: a looping rule over short lists, direct invoke",
+        |b| {
+            b.iter_batched(
+                || lists.clone(),
+                |event| runtime.block_on(looping.handle(black_box(event), None)),
                 BatchSize::SmallInput,
             )
         },
