@@ -1,12 +1,13 @@
-//! Any Lambda event: classified, an HTTP one read as far as a request is read (limits,
-//! payload), a Kinesis one down to its records' events, without a panic.
+//! Any Lambda event, read as the Runtime API's answer is read (without the query map):
+//! classified, an HTTP one read as far as a request is read (limits, payload), a Kinesis one
+//! down to its records' events, without a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use studio_router::invocation::{Invocation, Input};
+use studio_router::invocation::{Event, Invocation, Input};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(event) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let Ok(Event(event)) = serde_json::from_slice::<Event>(data) else {
         return;
     };
     match Invocation::decode(event, 64 * 1024) {
@@ -30,7 +31,8 @@ fuzz_target!(|data: &[u8]| {
             // A Kinesis event: its records, each record's data read as the function reads it.
             if let Ok(records) = batch.records() {
                 for record in records {
-                    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&record.data) {
+                    let Some(data) = record.data.as_deref() else { continue };
+                    if let Ok(value) = studio_router::json_text::from_slice::<serde_json::Value>(data) {
                         let _ = studio_router::taskrouter::decode(value);
                     }
                 }

@@ -13,6 +13,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = Timestamp::parse_rfc3339(text);
+    // JSON as Python reads it: never a panic, and the same value as serde_json's wherever
+    // serde_json reads the text at all.
+    let lenient = studio_router::json_text::from_str::<serde_json::Value>(text);
+    if let Ok(strict) = serde_json::from_str::<serde_json::Value>(text) {
+        assert_eq!(lenient.ok(), Some(strict));
+    }
     let decoded: Vec<Decoded> = match serde_json::from_str::<Vec<Box<RawValue>>>(text) {
         Ok(items) => items
             .iter()
