@@ -9,10 +9,14 @@
 //! - the `Host` must be a loopback name (`localhost`, `127.x.x.x`, `[::1]`, any port): a
 //!   rebound name is refused before anything is read;
 //! - an `Origin`, when there is one, must be a loopback origin (`http://localhost:9000`,
-//!   `http://127.0.0.1:5173`, ...). Browsers send `Origin` on every cross-origin request and
-//!   every POST, and `null` from sandboxed frames and files, so a page elsewhere is refused.
-//!   Requests without it (curl, Segment's server-side clients, the functions' own calls to
-//!   the Segment server) are not from a browser page and pass.
+//!   `http://127.0.0.1:5173`, ...). Browsers send `Origin` on CORS requests and on every
+//!   method but GET and HEAD, and `null` from sandboxed frames and files;
+//! - `Sec-Fetch-Site` must not be `cross-site`: a cross-site GET without CORS (an `<img>` or
+//!   a link to a Function URL with fields in its query) carries no `Origin`, but browsers
+//!   that send fetch metadata (all current ones) say where it came from.
+//!
+//! Requests with neither header (curl, Segment's server-side clients, the functions' own
+//! calls to the Segment server) are not from a browser page and pass.
 //!
 //! A tunnel that forwards its public name as `Host` is refused too: the functions here run
 //! without authentication, so they must not be reachable from outside.
@@ -35,8 +39,13 @@ async fn loopback_only(request: Request, next: Next) -> Response {
     if !host(&request).is_some_and(is_loopback_host) {
         return refuse("the sandbox answers only http://127.0.0.1 or http://localhost");
     }
+    let cross_site = request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
     match origin(&request) {
         Some(Origin::Foreign) => refuse("the sandbox answers only pages served from loopback"),
+        _ if cross_site => refuse("the sandbox answers only pages served from loopback"),
         Some(Origin::Loopback(_)) | None => next.run(request).await,
     }
 }

@@ -153,6 +153,23 @@ async fn cross_site_writes_without_a_preflight_are_refused_and_change_nothing() 
         let reply = post(&http, url, content_type, ("origin", origin), body).await;
         assert_forbidden(&reply);
     }
+    // And a cross-site GET (an `<img>` whose address holds the fields): no Origin at all,
+    // only the fetch metadata every current browser sends.
+    let attributes = json!({"from": NEWCOMER, "direction": "inbound"}).to_string();
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("EventType", "reservation.wrapup"),
+            ("TaskSid", "WTguard000000000000000000000000003"),
+            ("WorkerSid", "WK0000000000000000000000000000beef"),
+            ("TaskChannelUniqueName", "voice"),
+            ("TaskAttributes", attributes.as_str()),
+        ])
+        .finish();
+    let image = format!("{wrap_up_ingest}?{query}");
+    let reply = http
+        .get_with(&image, &[("sec-fetch-site", "cross-site")])
+        .await;
+    assert_forbidden(&reply);
     let seeded = (Value::Null, false, json!("bot"));
     assert_eq!(newcomer(&http, &running).await, seeded);
     running.stop().await;

@@ -213,18 +213,20 @@ impl<O: Operation> Edge<O> {
         };
         match Invocation::decode(event, O::MAX_BODY_BYTES) {
             Ok(Invocation::Direct(input @ Input::Stream(_))) => {
-                match self.operation.call(input, invoked).await {
-                    Ok(Answer::Json(body)) if body.get("batchItemFailures").is_some() => Ok(body),
-                    Ok(_) => Err(InvocationFailed::BatchNotDelivered(Failure::new(
+                let failure = match self.operation.call(input, invoked).await {
+                    Ok(Answer::Json(body)) if body.get("batchItemFailures").is_some() => {
+                        return Ok(body);
+                    }
+                    Ok(_) => Failure::new(
                         500,
                         "not_a_stream_function",
                         format!("{} does not read streams", O::NAME),
-                    ))),
-                    Err(failure) => {
-                        tracing::error!(function = O::NAME, code = failure.code, detail = %failure.message, "stream batch not delivered; the invocation fails so Lambda retries it");
-                        Err(InvocationFailed::BatchNotDelivered(failure))
-                    }
-                }
+                    ),
+                    Err(failure) => failure,
+                };
+                metrics::add(Counter::ServerErrors, 1);
+                tracing::error!(function = O::NAME, code = failure.code, detail = %failure.message, "stream batch not delivered; the invocation fails so Lambda retries it");
+                Err(InvocationFailed::BatchNotDelivered(failure))
             }
             decoded => Ok(self.answer_decoded(decoded, invoked).await),
         }
@@ -421,8 +423,22 @@ where
                     metrics
                         .measure(async { metrics::add(Counter::ServerErrors, 1) })
                         .await;
+                    // Neither a stream's batch nor AppConfig may read an answer as success:
+                    // Lambda would checkpoint the records, AppConfig deploy whatever it asked
+                    // about, unchecked.
                     if is_stream(&event) {
                         let failed = InvocationFailed::BatchNotDelivered((*failure).clone());
+                        return Err(lambda_runtime::Error::from(failed));
+                    }
+                    if event
+                        .as_object()
+                        .and_then(configuration_validation)
+                        .is_some()
+                    {
+                        let failed = InvocationFailed::ConfigurationRefused(format!(
+                            "{} is not configured correctly; its logs say why",
+                            O::NAME
+                        ));
                         return Err(lambda_runtime::Error::from(failed));
                     }
                     Ok::<Value, lambda_runtime::Error>(if is_http {

@@ -43,21 +43,37 @@ pub fn text<'a>(fields: &'a Fields, field: &'static str) -> Result<Option<&'a st
     }
 }
 
+/// How deeply a JSON object field may nest. What reads it (the rules' conversion to CEL, for
+/// one) walks it recursively; serde_json's own default is 128.
+pub const MAX_OBJECT_NESTING: usize = 64;
+
 /// A JSON object field; from a form it arrives as a string holding JSON.
 pub fn object(
     fields: &Fields,
     field: &'static str,
 ) -> Result<Option<Map<String, Value>>, FieldError> {
-    match fields.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => Ok(Some(map.clone())),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+    let map = match fields.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(map)) => map.clone(),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
         Some(Value::String(s)) => match crate::json_text::from_str::<Value>(s) {
-            Ok(Value::Object(map)) => Ok(Some(map)),
-            _ => Err(problem(field, "must be a JSON object")),
+            Ok(Value::Object(map)) => map,
+            _ => return Err(problem(field, "must be a JSON object")),
         },
-        Some(_) => Err(problem(field, "must be a JSON object")),
+        Some(_) => return Err(problem(field, "must be a JSON object")),
+    };
+    let nesting = 1 + map
+        .values()
+        .map(crate::json_text::nesting)
+        .max()
+        .unwrap_or(0);
+    if nesting > MAX_OBJECT_NESTING {
+        return Err(problem(
+            field,
+            format!("must nest at most {MAX_OBJECT_NESTING} levels (objects and lists within it)"),
+        ));
     }
+    Ok(Some(map))
 }
 
 /// A whole number within `range`, given as a JSON number or a string.

@@ -11,6 +11,7 @@
 //! browsers decode it), a non-finite number becomes `null` (it has no JSON value).
 
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Python's default recursion limit, which bounds how deep its `json` module reads.
 const PYTHON_DEPTH: usize = 1_000;
@@ -38,6 +39,24 @@ pub fn from_slice<T: DeserializeOwned + Send>(bytes: &[u8]) -> Result<T, serde_j
         // serde_json says where the bytes stop being UTF-8.
         Err(_) => serde_json::from_slice(bytes),
     }
+}
+
+/// How deeply `value` nests (a scalar is 0, `[]` and `{}` are 1), measured without recursing.
+/// Values read this way can nest up to Python's 1,000 levels; code that walks a value
+/// recursively (into CEL, say) checks this first.
+pub fn nesting(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(value, 0_usize)];
+    while let Some((value, depth)) = pending.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(depth + 1);
+        pending.extend(children.map(|child| (child, depth + 1)));
+    }
+    deepest
 }
 
 /// `text` with what serde_json cannot read rewritten (lone surrogates, non-finite numbers),
@@ -190,7 +209,7 @@ fn non_finite(token: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     use super::*;
 
@@ -239,6 +258,14 @@ mod tests {
         assert!(value.is_array());
         drop(value);
         assert!(from_str::<Value>(&deep(5_000)).is_err());
+    }
+
+    #[test]
+    fn nesting_is_measured_without_recursing() {
+        assert_eq!(nesting(&json!(1)), 0);
+        assert_eq!(nesting(&json!({"a": [1, {"b": []}]})), 4);
+        let deep: Value = from_str(&format!("{}{}", "[".repeat(990), "]".repeat(990))).unwrap();
+        assert_eq!(nesting(&deep), 990);
     }
 
     #[test]

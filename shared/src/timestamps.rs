@@ -62,7 +62,13 @@ impl Timestamp {
                     b'-' => -1,
                     _ => return None,
                 };
+                // Exactly `HH:MM`: two digits each (a sign or a third digit is no offset).
                 let (hours, minutes) = zone[1..].split_once(':')?;
+                let two_digits =
+                    |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+                if !two_digits(hours) || !two_digits(minutes) {
+                    return None;
+                }
                 let (hours, minutes): (i64, i64) = (hours.parse().ok()?, minutes.parse().ok()?);
                 if hours > 23 || minutes > 59 {
                     return None;
@@ -186,6 +192,9 @@ mod tests {
             "2026-11-22T10:15:30",
             "2026-11-22T10:15:30.250",
             "2026-11-22_10:15:30Z",
+            "2026-11-22T10:15:30+-1:00",
+            "2026-11-22T10:15:3+1:000",
+            "2026-11-22T10:15:30+1:00",
         ] {
             assert_eq!(read(bad), None, "{bad}");
         }

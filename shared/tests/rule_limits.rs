@@ -70,6 +70,7 @@ fn shapes(n: usize) -> Vec<String> {
         ),
         format!("{}traits.x{}", "size([".repeat(n), "]) ".repeat(n)),
         format!("{}1{}", "{'k': ".repeat(n), "}".repeat(n)),
+        format!("traits.x // the customer's tier\n{} > 0", " + 1".repeat(n)),
     ]
 }
 
@@ -130,6 +131,7 @@ fn expression() -> impl Strategy<Value = String> {
         Just(("", " in [1, 2]")),
         Just(("{'k': ", "}")),
         Just(("size(", ")")),
+        Just(("", " // it's a comment\n + 1")),
     ];
     (
         prop::collection::vec(step, 0..400),
@@ -159,4 +161,23 @@ proptest! {
         // Either outcome is fine; returning at all is the property.
         let _ = compile_and_run(condition);
     }
+}
+
+#[test]
+fn traits_as_deep_as_a_lookup_may_answer_are_evaluated_on_a_worker_stack() {
+    // The Profile API's answer is read up to 128 levels: a rule over such a trait, on a 2 MiB
+    // stack, explained too.
+    let outcome = on_a_worker_stack(|| {
+        let deep = (0..127).fold(json!(1), |inner, _| json!({"b": inner}));
+        let traits = json!({"a": deep}).as_object().cloned().unwrap_or_default();
+        let rules = RuleSet::compile(&document("has(traits.a.b.b) && traits.a != traits.x"))
+            .map_err(|e| e.to_string())?;
+        let facts = Facts {
+            traits: &traits,
+            channel: None,
+        };
+        let (verdict, _) = rules.explain(&facts);
+        Ok::<String, String>(verdict.transition)
+    });
+    assert!(outcome.is_ok(), "{outcome:?}");
 }

@@ -305,4 +305,8 @@ async fn a_record_that_is_not_base64_is_skipped_and_the_rest_delivered() {
     assert!(problem.contains(&sequence_number(1)), "{problem}");
     assert!(problem.contains("base64"), "{problem}");
     assert_eq!(function.log_line("stream delivery").await["skipped"], 1);
+    let poison = function
+        .log_line("poison records skipped: they can never be delivered, so they are not retried")
+        .await;
+    assert_eq!(poison["sequence_numbers"], sequence_number(1));
 }

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use crate::config::{self, ConfigError, Setup, VariableError, Variables};
 use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::engagement::{Mapped, Mapping, Moment, Schema};
-use crate::invocation::{Input, JsonList, StreamBatch};
+use crate::invocation::{Input, JsonList, StreamBatch, StreamRecord};
 use crate::metrics::{self, Counter};
 use crate::ports::{EventSink, TrackingError, Undelivered};
 use crate::secrets::{Requirement, SecretCell};
@@ -200,46 +200,25 @@ impl<S: EventSink> WrapUpIngest<S> {
         let mut tally = Tally::default();
         // The record each message came from, by the message's place in the delivery.
         let mut record_of: Vec<usize> = Vec::new();
+        // Records with an event that can never be delivered: each is named once.
+        let mut poison: Vec<&str> = Vec::new();
         for (index, record) in records.iter().enumerate() {
-            let sent_before = tally.messages.len();
-            let take = |tally: &mut Tally, outcome: Result<(), String>| {
-                if let Err(problem) = outcome {
-                    tally.skip(&format!("record {}: {problem}", record.sequence_number));
-                }
-            };
-            let Some(data) = &record.data else {
-                take(&mut tally, Err("its data is not base64".into()));
-                continue;
-            };
-            match std::str::from_utf8(data) {
-                Err(_) => take(&mut tally, Err("its data is not UTF-8 text".into())),
-                Ok(text) if text.trim_start().starts_with('[') => {
-                    match JsonList::parse(text.to_owned()) {
-                        Ok(list) => list.for_each(|item| {
-                            let outcome = self.take_item(&mut tally, item);
-                            take(&mut tally, outcome);
-                        }),
-                        Err(error) => {
-                            take(&mut tally, Err(format!("its data is not JSON: {error}")))
-                        }
-                    }
-                }
-                Ok(text) => {
-                    let outcome = if text.len() > MAX_EVENT_BYTES {
-                        Err(too_large(text.len()))
-                    } else {
-                        match crate::json_text::from_str::<Value>(text) {
-                            Ok(value) => self.take(&mut tally, taskrouter::decode(value)),
-                            Err(error) => Err(format!("its data is not JSON: {error}")),
-                        }
-                    };
-                    take(&mut tally, outcome);
-                }
+            let (sent_before, skipped_before) = (tally.messages.len(), tally.skipped);
+            self.read_record(&mut tally, record);
+            if tally.skipped > skipped_before {
+                poison.push(&record.sequence_number);
             }
             record_of.extend(std::iter::repeat_n(
                 index,
                 tally.messages.len() - sent_before,
             ));
+        }
+        if !poison.is_empty() {
+            tracing::warn!(
+                records = poison.len(),
+                sequence_numbers = %poison.join(","),
+                "poison records skipped: they can never be delivered, so they are not retried"
+            );
         }
         let mut response = KinesisEventResponse::default();
         if !tally.messages.is_empty() {
@@ -284,6 +263,39 @@ impl<S: EventSink> WrapUpIngest<S> {
         serde_json::to_value(response)
             .map(Answer::Json)
             .map_err(|e| Failure::new(500, "internal_error", e.to_string()))
+    }
+
+    /// One record's events into the tally; an event that can never be delivered is skipped,
+    /// named by the record's sequence number.
+    fn read_record(&self, tally: &mut Tally, record: &StreamRecord) {
+        let take = |tally: &mut Tally, outcome: Result<(), String>| {
+            if let Err(problem) = outcome {
+                tally.skip(&format!("record {}: {problem}", record.sequence_number));
+            }
+        };
+        let Some(data) = &record.data else {
+            return take(tally, Err("its data is not base64".into()));
+        };
+        match std::str::from_utf8(data) {
+            Err(_) => take(tally, Err("its data is not UTF-8 text".into())),
+            Ok(text) if text.trim_start().starts_with('[') => {
+                match JsonList::parse(text.to_owned()) {
+                    Ok(list) => list.for_each(|item| {
+                        let outcome = self.take_item(tally, item);
+                        take(tally, outcome);
+                    }),
+                    Err(error) => take(tally, Err(format!("its data is not JSON: {error}"))),
+                }
+            }
+            Ok(text) if text.len() > MAX_EVENT_BYTES => take(tally, Err(too_large(text.len()))),
+            Ok(text) => {
+                let outcome = match crate::json_text::from_str::<Value>(text) {
+                    Ok(value) => self.take(tally, taskrouter::decode(value)),
+                    Err(error) => Err(format!("its data is not JSON: {error}")),
+                };
+                take(tally, outcome);
+            }
+        }
     }
 
     /// One item of a JSON list: skipped when over what one event may take.

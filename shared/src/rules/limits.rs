@@ -68,6 +68,15 @@ pub fn check_text(source: &str) -> Result<(), LimitError> {
                 i = after_string(bytes, i);
                 continue;
             }
+            // A comment runs to the end of its line (cel's lexer skips it): a quote inside
+            // one opens no string, so it must not hide the operators after it.
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = bytes[i..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(bytes.len(), |end| i + end);
+                continue;
+            }
             b'(' | b'[' | b'{' => operators += 1,
             b'.' if !bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => operators += 1,
             b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'&' | b'|' | b'?'
@@ -185,6 +194,13 @@ mod tests {
         assert_eq!(check_text(&nots), Err(LimitError::TooManyOperators));
         let ins = format!("1{}", " in [1]".repeat(260));
         assert_eq!(check_text(&ins), Err(LimitError::TooManyOperators));
+    }
+
+    #[test]
+    fn a_quote_in_a_comment_hides_nothing() {
+        let commented = format!("traits.x // the customer's tier\n{}", " + 1".repeat(600));
+        assert_eq!(check_text(&commented), Err(LimitError::TooManyOperators));
+        assert_eq!(check_text("traits.x > 0 // it's 'fine'"), Ok(()));
     }
 
     #[test]

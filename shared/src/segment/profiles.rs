@@ -249,9 +249,17 @@ impl ProfileApi {
                 self.back_off.succeeded(Instant::now());
             }
             return match status {
-                200..=299 => serde_json::from_slice::<Value>(&body)
-                    .map(Outcome::Body)
-                    .map_err(|e| ProfileError::InvalidResponse(e.to_string())),
+                // Read as Python reads it (a trait cut inside an emoji is still a profile), and
+                // no deeper than serde_json's 128 levels: the rules walk traits recursively.
+                200..=299 => match crate::json_text::from_slice::<Value>(&body) {
+                    Ok(value) if crate::json_text::nesting(&value) <= 128 => {
+                        Ok(Outcome::Body(value))
+                    }
+                    Ok(_) => Err(ProfileError::InvalidResponse(
+                        "the answer nests more than 128 levels".into(),
+                    )),
+                    Err(e) => Err(ProfileError::InvalidResponse(e.to_string())),
+                },
                 404 => Ok(Outcome::NotFound),
                 401 | 403 => Err(ProfileError::Unauthorized(status)),
                 429 => match retry_after {
