@@ -5,21 +5,22 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::http::header::WWW_AUTHENTICATE;
-use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
 use crate::auth::Authenticator;
-use crate::concurrency::{self, Concurrency};
-use crate::config::{ConfigError, Environment, ProcessEnv, Setup, Variables};
+use crate::config::{ConfigError, Environment, Setup};
 pub use crate::failure::Failure;
 use crate::invocation::{
-    ConfigurationValidation, Event, HttpRequest, Input, Invocation, InvocationError,
-    configuration_validation, http_response, is_stream,
+    ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
+    configuration_validation, http_response,
 };
 use crate::metrics::{self, Counter, Documents};
+
+mod run;
+pub use run::{main, run};
 
 /// The longest query string accepted. Studio's requests carry a few fields; even an
 /// `include=` list of profile-lookup's 200 traits fits.
@@ -353,106 +354,6 @@ fn answer_by(deadline: Option<SystemTime>) -> Instant {
     now + remaining
 }
 
-/// A function binary's whole `main`: a Tokio runtime shaped by the concurrency Lambda asks
-/// for, then [`run`]. One invocation at a time (classic Lambda, a fraction of a vCPU at
-/// 128 MB) gets one thread, so the cold start pays for no worker threads; many at once
-/// (Lambda Managed Instances, whole vCPUs) get one worker per core.
-pub fn main<O: Operation>(
-    load: fn(&Setup<'_>) -> Result<O, ConfigError>,
-) -> std::process::ExitCode {
-    // Quietly here: a bad value is warned about once, after logging starts (`Setup::new`).
-    let concurrency = Concurrency::parse(
-        Variables::new(&ProcessEnv)
-            .raw(concurrency::VARIABLE)
-            .as_deref(),
-    )
-    .unwrap_or(Concurrency::ONE);
-    let result = match concurrency.runtime() {
-        Ok(runtime) => runtime.block_on(run(|| Edge::load(&ProcessEnv, load))),
-        Err(error) => Err(error.into()),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("{}: {error}", O::NAME);
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// Runs a function under the Lambda Runtime API: telemetry, then `load` (configuration and
-/// clients, once; nothing that needs the network, which INIT may not have), then the event
-/// loop: `run_concurrent`, which polls with `AWS_LAMBDA_MAX_CONCURRENCY` workers when Lambda
-/// sets it above 1 and one at a time otherwise. A configuration error is logged once with
-/// its reason and every invocation answers 500 `configuration_error`, instead of a crash
-/// loop that Studio would only see as timeouts.
-pub async fn run<O, L>(load: L) -> Result<(), lambda_runtime::Error>
-where
-    O: Operation,
-    L: FnOnce() -> Result<Edge<O>, ConfigError>,
-{
-    crate::telemetry::init(&Variables::new(&ProcessEnv));
-    match load() {
-        Ok(edge) => {
-            let edge = Arc::new(edge);
-            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Event>| {
-                let edge = edge.clone();
-                async move {
-                    let deadline =
-                        UNIX_EPOCH.checked_add(Duration::from_millis(event.context.deadline));
-                    edge.invoke(event.payload.0, deadline)
-                        .await
-                        .map_err(lambda_runtime::Error::from)
-                }
-            }))
-            .await
-        }
-        Err(error) => {
-            tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
-            let failure = Arc::new(Failure::configuration(O::NAME));
-            let vars = Variables::new(&ProcessEnv);
-            let metrics = Documents::from_variables(&vars, O::NAME)
-                .unwrap_or_else(|_| Documents::new(&metrics::function_name(&vars, O::NAME)));
-            let metrics = Arc::new(metrics);
-            lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Event>| {
-                let (failure, metrics) = (failure.clone(), metrics.clone());
-                async move {
-                    let event = event.payload.0;
-                    let is_http = event.get("requestContext").is_some();
-                    let body = failure.body();
-                    metrics
-                        .measure(async { metrics::add(Counter::ServerErrors, 1) })
-                        .await;
-                    // Neither a stream's batch nor AppConfig may read an answer as success:
-                    // Lambda would checkpoint the records, AppConfig deploy whatever it asked
-                    // about, unchecked.
-                    if is_stream(&event) {
-                        let failed = InvocationFailed::BatchNotDelivered((*failure).clone());
-                        return Err(lambda_runtime::Error::from(failed));
-                    }
-                    if event
-                        .as_object()
-                        .and_then(configuration_validation)
-                        .is_some()
-                    {
-                        let failed = InvocationFailed::ConfigurationRefused(format!(
-                            "{} is not configured correctly; its logs say why",
-                            O::NAME
-                        ));
-                        return Err(lambda_runtime::Error::from(failed));
-                    }
-                    Ok::<Value, lambda_runtime::Error>(if is_http {
-                        http_response(500, Some(&body), &[])
-                    } else {
-                        body
-                    })
-                }
-            }))
-            .await
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -494,7 +395,10 @@ mod tests {
         let late = answer_by(Some(SystemTime::now() - Duration::from_secs(5)));
         assert!(late < Instant::now() + Duration::from_millis(50));
         // None, or a duration sent where a time belongs: an hour.
-        for deadline in [None, UNIX_EPOCH.checked_add(Duration::from_millis(600_000))] {
+        for deadline in [
+            None,
+            std::time::UNIX_EPOCH.checked_add(Duration::from_millis(600_000)),
+        ] {
             assert!(
                 answer_by(deadline) > now + Duration::from_secs(3_500),
                 "{deadline:?}"

@@ -10,13 +10,12 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::config::{self, ConfigError, Setup, VariableError, Variables};
+use crate::config::{ConfigError, Setup};
 use crate::edge::{Answer, Failure, Invoked, Operation};
-use crate::engagement::{Mapped, Mapping, Moment, Schema};
+use crate::engagement::{Mapped, Mapping, Moment};
 use crate::invocation::{Input, JsonList, StreamBatch, StreamRecord};
 use crate::metrics::{self, Counter};
 use crate::ports::{EventSink, TrackingError, Undelivered};
-use crate::secrets::{Requirement, SecretCell};
 use crate::segment::message::EncodedMessage;
 use crate::segment::tracking::TrackingApi;
 use crate::taskrouter::{self, DecodeError, Decoded};
@@ -36,6 +35,9 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// How many skipped events a delivery logs one by one; the rest are counted.
 const LOGGED_SKIPS: usize = 20;
 
+mod config;
+pub use config::Config;
+
 pub struct WrapUpIngest<S> {
     pub sink: S,
     pub mapping: Mapping,
@@ -43,43 +45,6 @@ pub struct WrapUpIngest<S> {
     pub deadline: Duration,
     /// The budget for an Event Streams delivery (`EVENT_STREAMS_DEADLINE_MS`, at most 4.5 s).
     pub event_streams_deadline: Duration,
-}
-
-/// wrap-up-ingest's configuration.
-pub struct Config {
-    pub write_key: SecretCell,
-    pub tracking_api_url: String,
-    pub deadline: Duration,
-    pub event_streams_deadline: Duration,
-    pub mapping: Mapping,
-}
-
-impl Config {
-    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
-        let vars = &setup.vars;
-        let write_key = SecretCell::required(
-            vars,
-            "SEGMENT_WRITE_KEY",
-            Requirement::Any,
-            &setup.extension,
-        )?;
-        let tracking_api_url = vars.url("SEGMENT_TRACKING_API_URL", "https://api.segment.io")?;
-        let deadline = vars.millis("DELIVERY_DEADLINE_MS", DEFAULT_DEADLINE_MS, 500..=14_000)?;
-        let event_streams_deadline = vars
-            .millis(
-                "EVENT_STREAMS_DEADLINE_MS",
-                EVENT_STREAMS_LIMIT_MS,
-                500..=EVENT_STREAMS_LIMIT_MS,
-            )?
-            .min(deadline);
-        Ok(Self {
-            write_key,
-            tracking_api_url,
-            deadline,
-            event_streams_deadline,
-            mapping: mapping(vars)?,
-        })
-    }
 }
 
 /// Reads wrap-up-ingest's configuration and builds its client. Nothing is fetched: the
@@ -95,59 +60,6 @@ pub fn load(setup: &Setup<'_>) -> Result<WrapUpIngest<TrackingApi>, ConfigError>
         mapping: config.mapping,
         deadline: config.deadline,
         event_streams_deadline: config.event_streams_deadline,
-    })
-}
-
-/// The schema, event names and attribute paths, each overridable; paths are comma lists of
-/// dotted paths.
-fn mapping(vars: &Variables<'_>) -> Result<Mapping, VariableError> {
-    let schema =
-        Schema::named(vars.choice("EVENT_SCHEMA", &Schema::NAMES, "seed")?).unwrap_or(Schema::Seed);
-    let defaults = Mapping::for_schema(schema);
-    let list = |name: &'static str, default: Vec<String>| -> Result<Vec<String>, VariableError> {
-        let Some(raw) = vars.optional(name) else {
-            return Ok(default);
-        };
-        let paths: Vec<String> = raw
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
-        if paths.is_empty() || paths.iter().any(|p| p.split('.').any(str::is_empty)) {
-            return Err(VariableError::Invalid { name, problem: "must be a comma list of attribute paths such as customerAddress,customers.phone".into() });
-        }
-        Ok(paths)
-    };
-    // The older names (from the seed guide's event names) are still read.
-    let event = |name: &str, older: &str, default: String| {
-        vars.optional(name)
-            .or_else(|| vars.optional(older))
-            .unwrap_or(default)
-    };
-    Ok(Mapping {
-        schema,
-        wrap_up_event: event(
-            "WRAP_UP_EVENT",
-            "ENGAGEMENT_COMPLETED_EVENT",
-            defaults.wrap_up_event,
-        ),
-        completed_event: event(
-            "COMPLETION_EVENT",
-            "WRAP_UP_COMPLETED_EVENT",
-            defaults.completed_event,
-        ),
-        inbound_address_paths: list("CUSTOMER_ADDRESS_PATHS", defaults.inbound_address_paths)?,
-        outbound_address_paths: list(
-            "OUTBOUND_CUSTOMER_ADDRESS_PATHS",
-            defaults.outbound_address_paths,
-        )?,
-        email_paths: list("CUSTOMER_EMAIL_PATHS", defaults.email_paths)?,
-        user_id_paths: list("USER_ID_PATHS", defaults.user_id_paths)?,
-        topic_paths: list("TOPIC_PATHS", defaults.topic_paths)?,
-        sentiment_paths: list("SENTIMENT_PATHS", defaults.sentiment_paths)?,
-        disposition_code_paths: list("DISPOSITION_CODE_PATHS", defaults.disposition_code_paths)?,
-        phone_identifier: config::phone_identifier(vars)?,
     })
 }
 
