@@ -167,46 +167,13 @@ impl Running {
 }
 
 pub async fn start(options: Options) -> Result<Running, String> {
-    let definitions = match &options.definitions {
-        Some(path) => {
-            let json = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            Definitions::parse(&json).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        None => Definitions::parse(DEFAULT_DEFINITIONS)?,
-    };
-    let store = match &options.data {
-        Some(path) => Store::open(path, options.reset),
-        None => Store::in_memory(),
-    }
-    .map_err(|e| e.to_string())?;
-    let segment = Arc::new(Segment {
-        store,
-        definitions,
-        token: options.token.clone(),
-        space_id: options.space_id.clone(),
-        write_keys: options.accepted_write_keys.clone(),
-    });
+    let segment = Arc::new(segment_server(&options)?);
     let seeded_now = if options.seed_demo {
         demo::seed(&segment)?
     } else {
         false
     };
-
-    let segment_listener = TcpListener::bind(options.segment_addr).await.map_err(|e| {
-        format!(
-            "cannot listen on {} for the Segment server: {e} (--segment-port N picks another port)",
-            options.segment_addr
-        )
-    })?;
-    let functions_listener = TcpListener::bind(options.functions_addr)
-        .await
-        .map_err(|e| {
-            format!(
-                "cannot listen on {} for the Function URLs: {e} (--functions-port N picks another port)",
-                options.functions_addr
-            )
-        })?;
+    let (segment_listener, functions_listener) = listen(&options).await?;
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
@@ -235,26 +202,12 @@ pub async fn start(options: Options) -> Result<Running, String> {
         decisions: decisions.clone(),
         functions: functions.clone(),
     };
-    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    let newline = || axum::middleware::map_response(end_with_newline);
     // Both ports behind the same guard: loopback Host names and loopback pages only.
-    let segment_server = axum::serve(
-        segment_listener,
-        guard::guarded(segment::router(segment.clone())).layer(newline()),
-    )
-    .with_graceful_shutdown(until_stopped(stopped.clone()));
-    let functions_server = axum::serve(
-        functions_listener,
-        guard::guarded(functions.clone().router().merge(console::router(console))).layer(newline()),
-    )
-    .with_graceful_shutdown(until_stopped(stopped));
-    let servers = tokio::spawn(async move {
-        if let Err(error) = tokio::try_join!(segment_server, functions_server) {
-            tracing::error!(%error, "sandbox server stopped");
-        }
-    });
+    let routers = (
+        guard::guarded(segment::router(segment.clone())),
+        guard::guarded(functions.clone().router().merge(console::router(console))),
+    );
+    let servers = serve((segment_listener, functions_listener), routers, stopped);
     Ok(Running {
         functions_addr,
         segment_addr,
@@ -266,6 +219,70 @@ pub async fn start(options: Options) -> Result<Running, String> {
         functions,
         stop,
         servers,
+    })
+}
+
+/// The Segment-compatible server's state: its computed-trait definitions and its store.
+fn segment_server(options: &Options) -> Result<Segment, String> {
+    let definitions = match &options.definitions {
+        Some(path) => {
+            let json = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Definitions::parse(&json).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => Definitions::parse(DEFAULT_DEFINITIONS)?,
+    };
+    let store = match &options.data {
+        Some(path) => Store::open(path, options.reset),
+        None => Store::in_memory(),
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(Segment {
+        store,
+        definitions,
+        token: options.token.clone(),
+        space_id: options.space_id.clone(),
+        write_keys: options.accepted_write_keys.clone(),
+    })
+}
+
+/// Both ports, each refused with the option that picks another.
+async fn listen(options: &Options) -> Result<(TcpListener, TcpListener), String> {
+    let segment = TcpListener::bind(options.segment_addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {} for the Segment server: {e} (--segment-port N picks another port)",
+            options.segment_addr
+        )
+    })?;
+    let functions = TcpListener::bind(options.functions_addr)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} for the Function URLs: {e} (--functions-port N picks another port)",
+                options.functions_addr
+            )
+        })?;
+    Ok((segment, functions))
+}
+
+/// Serves the Segment server's and the functions' routers until `stopped` says so.
+fn serve(
+    (segment_listener, functions_listener): (TcpListener, TcpListener),
+    (segment_router, functions_router): (axum::Router, axum::Router),
+    stopped: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let until_stopped = |mut stopped: watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    let newline = || axum::middleware::map_response(end_with_newline);
+    let segment_server = axum::serve(segment_listener, segment_router.layer(newline()))
+        .with_graceful_shutdown(until_stopped(stopped.clone()));
+    let functions_server = axum::serve(functions_listener, functions_router.layer(newline()))
+        .with_graceful_shutdown(until_stopped(stopped));
+    tokio::spawn(async move {
+        if let Err(error) = tokio::try_join!(segment_server, functions_server) {
+            tracing::error!(%error, "sandbox server stopped");
+        }
     })
 }
 

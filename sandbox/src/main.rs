@@ -139,11 +139,58 @@ async fn demo_outcomes(running: &Running, seeded: bool) -> Vec<(&'static str, St
 }
 
 fn welcome(running: &Running, data: Option<&std::path::Path>, outcomes: &[(&str, String)]) {
+    print_addresses(running, data);
     let console = running.console_url();
     let decision = running.function_url("route-decision");
-    let lookup = running.function_url("profile-lookup");
-    let ingest = running.function_url("wrap-up-ingest");
-    let segment = running.segment_url();
+    if outcomes.is_empty() {
+        eprintln!(
+            "A routing decision:\n\n  curl -s {decision} --data-urlencode 'From=+15555550100'\n"
+        );
+        eprintln!("Or open {console} in a browser: every profile, decision and rule, live.\n");
+        return;
+    }
+    eprintln!("Routing decisions, one per demo customer, as they stand now:\n");
+    for (from, outcome) in outcomes {
+        let from = if *from == demo::DOCS_READER {
+            format!("whatsapp:{from}")
+        } else {
+            (*from).to_owned()
+        };
+        eprintln!("  curl -s {decision} --data-urlencode 'From={from}'   # {outcome}");
+    }
+    print_walkthrough(running);
+}
+
+/// The addresses the welcome text names.
+struct Addresses {
+    console: String,
+    decision: String,
+    lookup: String,
+    ingest: String,
+    segment: String,
+}
+
+impl Addresses {
+    fn of(running: &Running) -> Self {
+        Self {
+            console: running.console_url(),
+            decision: running.function_url("route-decision"),
+            lookup: running.function_url("profile-lookup"),
+            ingest: running.function_url("wrap-up-ingest"),
+            segment: running.segment_url(),
+        }
+    }
+}
+
+/// Where everything is: the console, each function, the Segment server, the data and rules.
+fn print_addresses(running: &Running, data: Option<&std::path::Path>) {
+    let Addresses {
+        console,
+        decision,
+        lookup,
+        ingest,
+        segment,
+    } = Addresses::of(running);
     let (token, space) = (&running.segment.token, &running.segment.space_id);
     let storage = data.map_or("in memory (nothing kept)".to_owned(), |p| {
         format!(
@@ -179,22 +226,11 @@ studio-router sandbox is running. Ctrl-C stops it.
   rules             {rules}
 "#
     );
-    if outcomes.is_empty() {
-        eprintln!(
-            "A routing decision:\n\n  curl -s {decision} --data-urlencode 'From=+15555550100'\n"
-        );
-        eprintln!("Or open {console} in a browser: every profile, decision and rule, live.\n");
-        return;
-    }
-    eprintln!("Routing decisions, one per demo customer, as they stand now:\n");
-    for (from, outcome) in outcomes {
-        let from = if *from == demo::DOCS_READER {
-            format!("whatsapp:{from}")
-        } else {
-            (*from).to_owned()
-        };
-        eprintln!("  curl -s {decision} --data-urlencode 'From={from}'   # {outcome}");
-    }
+}
+
+/// The curl commands that walk a newcomer from bot to agent.
+fn print_walkthrough(running: &Running) {
+    let at = Addresses::of(running);
     eprintln!(
         r#"
 A customer's traits, as a Studio widget would read them:
@@ -216,6 +252,13 @@ Or open {console} in a browser to see all of this: the customers and their trait
 timeline, every decision as it happens, a rules workbench with a dry run, and buttons that
 send a message, a page view or a wrap-up.
 "#,
+        console = at.console,
+        decision = at.decision,
+        lookup = at.lookup,
+        ingest = at.ingest,
+        segment = at.segment,
+        token = running.segment.token,
+        space = running.segment.space_id,
         new = demo::NEWCOMER,
         ret = demo::RETURNING,
         ret_digits = demo::RETURNING.trim_start_matches('+'),

@@ -110,24 +110,7 @@ pub fn detail(
         channel: None,
     });
     let events = segment.store.events(profile)?;
-    let computed: Vec<(String, Vec<&str>, Value)> = segment
-        .definitions
-        .traits
-        .iter()
-        .map(|definition| {
-            let counted = definition
-                .counted(&events, now_ms)
-                .into_iter()
-                .map(|e| e.message_id.as_str())
-                .collect();
-            let about = json!({
-                "key": definition.key,
-                "value": definition.evaluate(&events, now_ms).map(|v| masked(&v, reveal)),
-                "definition": definition.describe(),
-            });
-            (definition.key.clone(), counted, about)
-        })
-        .collect();
+    let computed = computed_traits(segment, &events, now_ms, reveal);
     let mut set_by: Map<String, Value> = Map::new();
     for event in events.iter().filter(|e| e.kind == "identify") {
         for key in identify_keys(event) {
@@ -138,32 +121,7 @@ pub fn detail(
         .iter()
         .rev()
         .take(TIMELINE_EVENTS)
-        .map(|event| {
-            let mut feeds: Vec<String> = computed
-                .iter()
-                .filter(|(_, counted, _)| counted.contains(&event.message_id.as_str()))
-                .map(|(key, _, _)| key.clone())
-                .collect();
-            if event.kind == "identify" {
-                feeds.extend(identify_keys(event));
-            }
-            let expired: Vec<&str> = segment
-                .definitions
-                .traits
-                .iter()
-                .filter(|d| d.takes(event) && !d.in_window(event, now_ms))
-                .map(|d| d.key.as_str())
-                .collect();
-            json!({
-                "message_id": event.message_id,
-                "type": event.kind,
-                "name": event_name(event),
-                "at": rfc3339(event.timestamp_ms),
-                "feeds": feeds,
-                "outside_window_of": expired,
-                "message": masked(&event.message, reveal),
-            })
-        })
+        .map(|event| timeline_entry(segment, event, &computed, now_ms, reveal))
         .collect();
     page["explanation"] = serde_json::to_value(trace).unwrap_or_default();
     page["computed"] = Value::Array(
@@ -179,6 +137,67 @@ pub fn detail(
     page["timeline"] = Value::Array(timeline);
     page["events_total"] = json!(events.len());
     Ok(Some(page))
+}
+
+/// Each computed trait: its key, the events it counted, and what the page shows of it.
+fn computed_traits<'a>(
+    segment: &Segment,
+    events: &'a [StoredEvent],
+    now_ms: i64,
+    reveal: bool,
+) -> Vec<(String, Vec<&'a str>, Value)> {
+    segment
+        .definitions
+        .traits
+        .iter()
+        .map(|definition| {
+            let counted = definition
+                .counted(events, now_ms)
+                .into_iter()
+                .map(|e| e.message_id.as_str())
+                .collect();
+            let about = json!({
+                "key": definition.key,
+                "value": definition.evaluate(events, now_ms).map(|v| masked(&v, reveal)),
+                "definition": definition.describe(),
+            });
+            (definition.key.clone(), counted, about)
+        })
+        .collect()
+}
+
+/// One event of the timeline: which traits it feeds, and which it is too old for.
+fn timeline_entry(
+    segment: &Segment,
+    event: &StoredEvent,
+    computed: &[(String, Vec<&str>, Value)],
+    now_ms: i64,
+    reveal: bool,
+) -> Value {
+    let mut feeds: Vec<String> = computed
+        .iter()
+        .filter(|(_, counted, _)| counted.contains(&event.message_id.as_str()))
+        .map(|(key, _, _)| key.clone())
+        .collect();
+    if event.kind == "identify" {
+        feeds.extend(identify_keys(event));
+    }
+    let expired: Vec<&str> = segment
+        .definitions
+        .traits
+        .iter()
+        .filter(|d| d.takes(event) && !d.in_window(event, now_ms))
+        .map(|d| d.key.as_str())
+        .collect();
+    json!({
+        "message_id": event.message_id,
+        "type": event.kind,
+        "name": event_name(event),
+        "at": rfc3339(event.timestamp_ms),
+        "feeds": feeds,
+        "outside_window_of": expired,
+        "message": masked(&event.message, reveal),
+    })
 }
 
 /// The trait keys an identify call sets.

@@ -239,49 +239,40 @@ impl ProfileApi {
                 .bytes()
                 .await
                 .map_err(|e| self.transport_error(&e, timeout))?;
-            if status == 429 {
-                let window = self.back_off.rate_limited(retry_after, Instant::now());
-                tracing::warn!(
-                    window_ms = window.as_millis() as u64,
-                    "Segment's Profile API answered 429; no lookups from this environment until the window ends"
-                );
-            } else if matches!(status, 200..=299 | 404) {
-                self.back_off.succeeded(Instant::now());
+            self.note_status(status, retry_after);
+            if status != 429 {
+                return read_answer(status, &body);
             }
-            return match status {
-                // Read as Python reads it (a trait cut inside an emoji is still a profile), and
-                // no deeper than serde_json's 128 levels: the rules walk traits recursively.
-                200..=299 => match crate::json_text::from_slice::<Value>(&body) {
-                    Ok(value) if crate::json_text::nesting(&value) <= 128 => {
-                        Ok(Outcome::Body(value))
-                    }
-                    Ok(_) => Err(ProfileError::InvalidResponse(
-                        "the answer nests more than 128 levels".into(),
-                    )),
-                    Err(e) => Err(ProfileError::InvalidResponse(e.to_string())),
-                },
-                404 => Ok(Outcome::NotFound),
-                401 | 403 => Err(ProfileError::Unauthorized(status)),
-                429 => match retry_after {
-                    // Worth waiting only if the retry itself still has time to run.
-                    // checked_add: a Retry-After of any size is Segment's to send.
-                    Some(wait)
-                        if !retried_rate_limit
-                            && Instant::now()
-                                .checked_add(wait + MIN_ATTEMPT)
-                                .is_some_and(|retry_done| retry_done < deadline) =>
-                    {
-                        retried_rate_limit = true;
-                        tokio::time::sleep(wait).await;
-                        // Another 429 may have opened a longer window meanwhile.
-                        self.backing_off()?;
-                        continue;
-                    }
-                    _ => Err(ProfileError::RateLimited { retry_after }),
-                },
-                // Segment's APIs do not redirect: a 3xx is an answer we cannot use.
-                _ => Err(ProfileError::Status(status)),
-            };
+            // Worth waiting only if the retry itself still has time to run. checked_add: a
+            // Retry-After of any size is Segment's to send.
+            match retry_after {
+                Some(wait)
+                    if !retried_rate_limit
+                        && Instant::now()
+                            .checked_add(wait + MIN_ATTEMPT)
+                            .is_some_and(|retry_done| retry_done < deadline) =>
+                {
+                    retried_rate_limit = true;
+                    tokio::time::sleep(wait).await;
+                    // Another 429 may have opened a longer window meanwhile.
+                    self.backing_off()?;
+                }
+                _ => return Err(ProfileError::RateLimited { retry_after }),
+            }
+        }
+    }
+
+    /// What an answer's status tells the environment's back-off: a 429 opens a window, an
+    /// answer Segment served closes it.
+    fn note_status(&self, status: u16, retry_after: Option<Duration>) {
+        if status == 429 {
+            let window = self.back_off.rate_limited(retry_after, Instant::now());
+            tracing::warn!(
+                window_ms = window.as_millis() as u64,
+                "Segment's Profile API answered 429; no lookups from this environment until the window ends"
+            );
+        } else if matches!(status, 200..=299 | 404) {
+            self.back_off.succeeded(Instant::now());
         }
     }
 
@@ -293,5 +284,24 @@ impl ProfileApi {
         } else {
             ProfileError::Network(root_cause(error))
         }
+    }
+}
+
+/// An answer other than a 429, read. A body is read as Python reads it (a trait cut inside an
+/// emoji is still a profile), and no deeper than serde_json's 128 levels: the rules walk
+/// traits recursively.
+fn read_answer(status: u16, body: &[u8]) -> Result<Outcome, ProfileError> {
+    match status {
+        200..=299 => match crate::json_text::from_slice::<Value>(body) {
+            Ok(value) if crate::json_text::nesting(&value) <= 128 => Ok(Outcome::Body(value)),
+            Ok(_) => Err(ProfileError::InvalidResponse(
+                "the answer nests more than 128 levels".into(),
+            )),
+            Err(e) => Err(ProfileError::InvalidResponse(e.to_string())),
+        },
+        404 => Ok(Outcome::NotFound),
+        401 | 403 => Err(ProfileError::Unauthorized(status)),
+        // Segment's APIs do not redirect: a 3xx is an answer we cannot use.
+        _ => Err(ProfileError::Status(status)),
     }
 }

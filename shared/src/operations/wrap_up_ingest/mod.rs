@@ -15,7 +15,7 @@ use crate::edge::{Answer, Failure, Invoked, Operation};
 use crate::engagement::{Mapped, Mapping, Moment};
 use crate::invocation::{Input, JsonList, StreamBatch, StreamRecord};
 use crate::metrics::{self, Counter};
-use crate::ports::{EventSink, TrackingError, Undelivered};
+use crate::ports::{Delivered, EventSink, TrackingError, Undelivered};
 use crate::segment::message::EncodedMessage;
 use crate::segment::tracking::TrackingApi;
 use crate::taskrouter::{self, DecodeError, Decoded};
@@ -134,15 +134,9 @@ impl<S: EventSink> WrapUpIngest<S> {
         }
         let mut response = KinesisEventResponse::default();
         if !tally.messages.is_empty() {
-            let deadline = invoked.deadline(self.deadline);
-            let sent =
-                tokio::time::timeout_at(deadline.into(), self.sink.send(&tally.messages, deadline))
-                    .await
-                    .unwrap_or_else(|_| Err(timed_out()));
-            let accepted = sent
-                .as_ref()
-                .map_or_else(|u| u.accepted, |_| tally.messages.len());
-            count_delivery(accepted, tally.messages.len() - accepted);
+            let sent = self
+                .deliver(&tally.messages, invoked.deadline(self.deadline))
+                .await;
             if let Err(undelivered) = sent {
                 let mut failed: Vec<usize> = record_of[undelivered.accepted..].to_vec();
                 failed.dedup();
@@ -177,6 +171,23 @@ impl<S: EventSink> WrapUpIngest<S> {
             .map_err(|e| Failure::new(500, "internal_error", e.to_string()))
     }
 
+    /// Sends `messages` to the sink by `deadline`, and counts what it accepted. The sink is
+    /// told the deadline; the timeout is what guarantees it, whatever the sink does.
+    async fn deliver(
+        &self,
+        messages: &[EncodedMessage],
+        deadline: std::time::Instant,
+    ) -> Result<Delivered, Undelivered> {
+        let sent = tokio::time::timeout_at(deadline.into(), self.sink.send(messages, deadline))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        let accepted = sent
+            .as_ref()
+            .map_or_else(|u| u.accepted, |_| messages.len());
+        count_delivery(accepted, messages.len() - accepted);
+        sent
+    }
+
     /// One record's events into the tally; an event that can never be delivered is skipped,
     /// named by the record's sequence number.
     fn read_record(&self, tally: &mut Tally, record: &StreamRecord) {
@@ -208,6 +219,35 @@ impl<S: EventSink> WrapUpIngest<S> {
                 take(tally, outcome);
             }
         }
+    }
+
+    /// A delivery's events into the tally; one that can never be delivered is skipped, so
+    /// that it holds back neither the others nor, redelivered, every later delivery.
+    fn read_list(&self, tally: &mut Tally, list: &JsonList) -> Result<(), Failure> {
+        if list.len() > MAX_EVENTS {
+            return Err(Failure::new(
+                413,
+                "too_many_events",
+                format!(
+                    "the delivery holds {} events; one delivery is at most {MAX_EVENTS}",
+                    list.len()
+                ),
+            ));
+        }
+        tally.messages.reserve(list.len());
+        list.for_each(|item| {
+            if let Err(problem) = self.take_item(tally, item) {
+                tally.skip(&problem);
+            }
+        });
+        if tally.skipped > LOGGED_SKIPS {
+            tracing::warn!(
+                skipped = tally.skipped,
+                logged = LOGGED_SKIPS,
+                "more events skipped than are logged one by one"
+            );
+        }
+        Ok(())
     }
 
     /// One item of a JSON list: skipped when over what one event may take.
@@ -286,31 +326,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
                 self.take(&mut tally, taskrouter::decode(Value::Object(fields)))
                     .map_err(|problem| Failure::bad_request("invalid_event", problem))?;
             }
-            Input::List(list) => {
-                if list.len() > MAX_EVENTS {
-                    return Err(Failure::new(
-                        413,
-                        "too_many_events",
-                        format!(
-                            "the delivery holds {} events; one delivery is at most {MAX_EVENTS}",
-                            list.len()
-                        ),
-                    ));
-                }
-                tally.messages.reserve(list.len());
-                list.for_each(|item| {
-                    if let Err(problem) = self.take_item(&mut tally, item) {
-                        tally.skip(&problem);
-                    }
-                });
-                if tally.skipped > LOGGED_SKIPS {
-                    tracing::warn!(
-                        skipped = tally.skipped,
-                        logged = LOGGED_SKIPS,
-                        "more events skipped than are logged one by one"
-                    );
-                }
-            }
+            Input::List(list) => self.read_list(&mut tally, &list)?,
         }
         let Tally {
             received,
@@ -329,15 +345,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
         } else {
             self.deadline
         };
-        let deadline = invoked.deadline(budget);
-        // The sink is told the deadline; the timeout is what guarantees it, whatever it does.
-        let sent = tokio::time::timeout_at(deadline.into(), self.sink.send(&messages, deadline))
-            .await
-            .unwrap_or_else(|_| Err(timed_out()));
-        let accepted = sent
-            .as_ref()
-            .map_or_else(|u| u.accepted, |_| messages.len());
-        count_delivery(accepted, messages.len() - accepted);
+        let sent = self.deliver(&messages, invoked.deadline(budget)).await;
         match sent {
             Ok(delivered) => {
                 tracing::info!(
