@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use studio_router::edge::Operation;
-use studio_router::fields::fields_of;
 use studio_router::identity::{Customer, Identifier};
 use studio_router::invocation::{Invocation, status_and_body};
 use studio_router::operations::route_decision::RouteDecision;
@@ -131,7 +130,7 @@ fn customer_of(event: &Value, phone_kind: &str) -> Option<Identifier> {
         Invocation::Direct(input) => input,
         _ => return None,
     };
-    let fields = fields_of(input).ok()?;
+    let fields = input.into_fields().ok()?;
     match Identifier::from_fields(&fields, phone_kind).ok()? {
         Customer::Identified(identifier) => Some(identifier),
         Customer::Withheld => None,

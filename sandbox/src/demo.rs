@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use studio_router::engagement::{Moment, Schema};
-use studio_router::segment::message::{ExternalId, MessageContext, TrackKind, TrackMessage};
+use studio_router::track_message::{ExternalId, MessageContext, TrackKind, TrackMessage};
 
 use crate::segment::{Segment, intake, now_ms, rfc3339};
 

@@ -2,8 +2,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::invocation::Input;
-
 /// Field name -> value. Form and query values are strings; JSON bodies keep their types.
 pub type Fields = Map<String, Value>;
 
@@ -14,19 +12,7 @@ pub struct FieldError {
     pub problem: String,
 }
 
-/// The input as an object of fields; a list is not one.
-pub fn fields_of(input: Input) -> Result<Fields, FieldError> {
-    match input {
-        Input::Fields(fields) => Ok(fields),
-        Input::List(_) => Err(problem("body", "must be an object of fields, not a list")),
-        Input::Stream(_) => Err(problem(
-            "body",
-            "must be an object of fields; this function reads no stream",
-        )),
-    }
-}
-
-fn problem(field: &'static str, problem: impl Into<String>) -> FieldError {
+pub(crate) fn problem(field: &'static str, problem: impl Into<String>) -> FieldError {
     FieldError {
         field,
         problem: problem.into(),

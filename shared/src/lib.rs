@@ -17,6 +17,7 @@ pub mod failure;
 pub mod fields;
 pub mod http_client;
 pub mod identity;
+pub mod in_flight;
 pub mod invocation;
 pub mod json_text;
 pub mod memory;
@@ -32,6 +33,7 @@ pub mod segment;
 pub mod taskrouter;
 pub mod telemetry;
 pub mod timestamps;
+pub mod track_message;
 
 #[cfg(test)]
 pub(crate) mod testing;

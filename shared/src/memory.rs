@@ -13,7 +13,7 @@ use crate::identity::Identifier;
 use crate::ports::{
     Delivered, EventSink, ProfileError, Profiles, TrackingError, TraitsQuery, Undelivered,
 };
-use crate::segment::message::EncodedMessage;
+use crate::track_message::EncodedMessage;
 
 /// How an in-memory adapter answers.
 #[derive(Debug, Clone, Default)]

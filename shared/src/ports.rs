@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
 use crate::secrets::SecretError;
-use crate::segment::message::EncodedMessage;
+use crate::track_message::EncodedMessage;
 
 /// Where customers' profiles are read: traits, and the identifiers a profile holds.
 pub trait Profiles: Send + Sync + 'static {

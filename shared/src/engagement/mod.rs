@@ -11,7 +11,7 @@ mod schema;
 
 use serde_json::{Map, Value, json};
 
-use crate::segment::message::{ExternalId, MessageContext, TrackKind, TrackMessage};
+use crate::track_message::{ExternalId, MessageContext, TrackKind, TrackMessage};
 pub use schema::Schema;
 
 use customer::{Customer, anonymous_id, direction, text_at};

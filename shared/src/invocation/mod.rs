@@ -7,7 +7,7 @@
 use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde_json::{Map, Value};
 
-use crate::fields::Fields;
+use crate::fields::{self, FieldError, Fields};
 
 mod event;
 mod function_url;
@@ -92,6 +92,23 @@ impl Invocation {
             return HttpRequest::from_event(request, max_body_bytes).map(Self::Http);
         }
         Ok(Self::Direct(Input::Fields(object)))
+    }
+}
+
+impl Input {
+    /// The input as an object of fields; a list is not one.
+    pub fn into_fields(self) -> Result<Fields, FieldError> {
+        match self {
+            Input::Fields(fields) => Ok(fields),
+            Input::List(_) => Err(fields::problem(
+                "body",
+                "must be an object of fields, not a list",
+            )),
+            Input::Stream(_) => Err(fields::problem(
+                "body",
+                "must be an object of fields; this function reads no stream",
+            )),
+        }
     }
 }
 

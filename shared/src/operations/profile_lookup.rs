@@ -132,8 +132,9 @@ impl<P: Profiles> Operation for ProfileLookup<P> {
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
         let started = invoked.at;
-        let fields =
-            fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
+        let fields = input
+            .into_fields()
+            .map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
         let Customer::Identified(identifier) = &request.customer else {
             // No one to look up: every withheld caller would share one profile.

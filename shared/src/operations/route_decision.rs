@@ -122,8 +122,9 @@ impl<P: Profiles> Operation for RouteDecision<P> {
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
         let started = invoked.at;
-        let fields =
-            fields::fields_of(input).map_err(|e| Failure::bad_request("invalid_body", e))?;
+        let fields = input
+            .into_fields()
+            .map_err(|e| Failure::bad_request("invalid_body", e))?;
         let request = self.request(&fields)?;
         // Before the budget is read: the first decision's wait for its rules is part of it.
         if let Some(source) = &self.rules_source {

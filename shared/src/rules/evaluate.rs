@@ -8,7 +8,7 @@ use cel::{Context, Value as Cel};
 use serde_json::Map;
 
 use super::compile::Outcome;
-use super::explain::RuleTrace;
+use super::explain::{RuleTrace, error_kind};
 use super::values::{cel_to_json, object_to_cel};
 use super::{Facts, RuleSet, Verdict};
 
@@ -111,26 +111,5 @@ impl Outcome {
             rule: rule.to_owned(),
             attributes,
         }
-    }
-}
-
-/// What kind of error an evaluation hit. Only the kind is ever logged: cel's messages quote
-/// the values involved, and those are the customer's traits.
-pub(super) fn error_kind(error: &cel::ExecutionError) -> &'static str {
-    use cel::ExecutionError as E;
-    match error {
-        E::NoSuchKey(_) => "no such key",
-        E::NoSuchOverload(_) => "no operator or function for these types",
-        E::UnexpectedType { .. } => "unexpected type",
-        E::ValuesNotComparable(..) => "values not comparable",
-        E::UnsupportedBinaryOperator(..) => "operator not supported for these types",
-        E::UnsupportedIndex(..) | E::IndexOutOfBounds(_) => "bad index",
-        E::UnsupportedKeyType(_) => "bad map key",
-        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero",
-        E::Overflow(..) => "overflow",
-        E::FunctionError { .. } => "function failed",
-        E::InvalidArgumentCount { .. } | E::MissingArgumentOrTarget => "wrong arguments",
-        E::UndeclaredReference(_) => "undeclared reference",
-        _ => "evaluation error",
     }
 }

@@ -6,7 +6,6 @@ use serde::Serialize;
 
 use cel::common::ast::IdedExpr;
 
-use super::evaluate::error_kind;
 use super::references::TraitWalk;
 
 /// How one rule fared for one customer's facts.
@@ -137,4 +136,25 @@ fn a(type_name: impl std::fmt::Display) -> String {
         "a"
     };
     format!("{article} {name}")
+}
+
+/// What kind of error an evaluation hit. Only the kind is ever logged: cel's messages quote
+/// the values involved, and those are the customer's traits.
+pub(super) fn error_kind(error: &cel::ExecutionError) -> &'static str {
+    use cel::ExecutionError as E;
+    match error {
+        E::NoSuchKey(_) => "no such key",
+        E::NoSuchOverload(_) => "no operator or function for these types",
+        E::UnexpectedType { .. } => "unexpected type",
+        E::ValuesNotComparable(..) => "values not comparable",
+        E::UnsupportedBinaryOperator(..) => "operator not supported for these types",
+        E::UnsupportedIndex(..) | E::IndexOutOfBounds(_) => "bad index",
+        E::UnsupportedKeyType(_) => "bad map key",
+        E::DivisionByZero(_) | E::RemainderByZero(_) => "division by zero",
+        E::Overflow(..) => "overflow",
+        E::FunctionError { .. } => "function failed",
+        E::InvalidArgumentCount { .. } | E::MissingArgumentOrTarget => "wrong arguments",
+        E::UndeclaredReference(_) => "undeclared reference",
+        _ => "evaluation error",
+    }
 }

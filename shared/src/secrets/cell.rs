@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use super::{Requirement, Secret, SecretError, SecretsExtension};
 use crate::environment::{VariableError, Variables};
 use crate::extension::FETCH_TIMEOUT;
-use crate::segment::in_flight::InFlight;
+use crate::in_flight::InFlight;
 
 /// How long after a failed fetch no other starts.
 pub const FAILURE_BACK_OFF: Duration = Duration::from_secs(1);

@@ -11,11 +11,6 @@ use std::time::{Duration, Instant};
 /// wrap-up): remember its absence only briefly.
 const NOT_FOUND_TTL: Duration = Duration::from_secs(5);
 
-/// Bounds memory whatever the traffic. An instance serves one request at a time: at ten
-/// decisions a second, a 30 s TTL sees about 300 customers, so 256 entries keep most repeats
-/// while the cache stays under a few hundred KB (RSS stays flat; see the warm benchmark).
-pub const DEFAULT_CAPACITY: usize = 256;
-
 struct Entry<V> {
     value: Option<V>,
     expires: Instant,

@@ -3,8 +3,6 @@
 
 pub mod back_off;
 pub mod cache;
-pub mod in_flight;
-pub mod message;
 pub mod profiles;
 pub mod tracking;
 
@@ -18,7 +16,7 @@ pub use tracking::TrackingApi;
 
 use crate::identity::Identifier;
 use crate::ports::{Delivered, EventSink, Profiles, Undelivered};
-use message::EncodedMessage;
+use crate::track_message::EncodedMessage;
 
 impl Profiles for ProfileApi {
     async fn traits(

@@ -9,12 +9,12 @@ use serde_json::{Map, Value};
 use crate::config::ProfileApiConfig;
 use crate::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
 use crate::identity::Identifier;
+use crate::in_flight::{Flight, InFlight};
 use crate::metrics::{self, Counter};
 use crate::ports::{ProfileError, TraitsQuery};
 use crate::secrets::SecretCell;
 use crate::segment::back_off::BackOff;
 use crate::segment::cache::TtlCache;
-use crate::segment::in_flight::{Flight, InFlight};
 
 /// The least time a retried request is given; a retry with less would only time out.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);

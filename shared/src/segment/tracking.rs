@@ -14,8 +14,8 @@ use crate::http_client::{HttpClient, basic_authorization, retry_after, root_caus
 use crate::metrics::{self, Counter};
 use crate::ports::{Delivered, TrackingError, Undelivered};
 use crate::secrets::SecretCell;
-pub use crate::segment::message::{EncodedMessage, MAX_MESSAGE_BYTES};
 use crate::timestamps::Timestamp;
+pub use crate::track_message::{EncodedMessage, MAX_MESSAGE_BYTES};
 
 /// Segment refuses a request over 500 KB with 400; stay under it with room for the envelope.
 pub const MAX_BATCH_BYTES: usize = 490_000;
@@ -183,7 +183,7 @@ pub struct Batch {
 /// Request bodies `{"batch": [...], "sentAt": ...}`, each under the size and count limits.
 /// Every message is already under [`MAX_MESSAGE_BYTES`] ([`TrackMessage::encode`]).
 ///
-/// [`TrackMessage::encode`]: crate::segment::message::TrackMessage::encode
+/// [`TrackMessage::encode`]: crate::track_message::TrackMessage::encode
 pub fn batches(messages: &[EncodedMessage], sent_at: Option<&str>) -> Vec<Batch> {
     let head = br#"{"batch":["#;
     let tail = match sent_at {

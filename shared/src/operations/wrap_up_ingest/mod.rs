@@ -16,9 +16,9 @@ use crate::engagement::{Mapped, Mapping, Moment};
 use crate::invocation::{Input, JsonList, StreamBatch, StreamRecord};
 use crate::metrics::{self, Counter};
 use crate::ports::{Delivered, EventSink, TrackingError, Undelivered};
-use crate::segment::message::EncodedMessage;
 use crate::segment::tracking::TrackingApi;
 use crate::taskrouter::{self, DecodeError, Decoded};
+use crate::track_message::EncodedMessage;
 
 /// TaskRouter waits 15 s for its callback's answer; finish well before.
 const DEFAULT_DEADLINE_MS: u64 = 10_000;
