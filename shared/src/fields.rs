@@ -1,6 +1,11 @@
-//! A request's fields (form, JSON or query, all alike) and typed reads of them.
+//! A request's fields (form, JSON or query, all alike), typed reads of them, and the customer
+//! they name (`Identifier::from_fields`: which field, in which order).
 
 use serde_json::{Map, Value};
+
+use crate::identity::{
+    Customer, Identifier, IdentityError, is_withheld, normalise_email, normalise_phone,
+};
 
 /// Field name -> value. Form and query values are strings; JSON bodies keep their types.
 pub type Fields = Map<String, Value>;
@@ -99,6 +104,70 @@ pub fn flag(fields: &Fields, field: &'static str) -> Result<bool, FieldError> {
             _ => Err(problem(field, "must be true or false")),
         },
         Some(_) => Err(problem(field, "must be true or false")),
+    }
+}
+
+/// Reading the customer from a request is the edge's part of identity: which field names
+/// them, in which order. What an identifier is stays in [`crate::identity`].
+impl Identifier {
+    /// Reads the customer from request fields, in this order: `identifier` (`type:value`),
+    /// `user_id`, `email`, `phone`, then `From` (what Studio has in `trigger.message.From` or
+    /// `trigger.call.From`). `phone_kind` is the space's identifier type for phone numbers.
+    pub fn from_fields(
+        fields: &Map<String, Value>,
+        phone_kind: &str,
+    ) -> Result<Customer, IdentityError> {
+        if let Some(raw) = identity_text(fields, "identifier")? {
+            let (kind, value) = raw.split_once(':').ok_or(IdentityError::Malformed)?;
+            let (kind, value) = (kind.trim(), value.trim());
+            if kind.is_empty() || value.is_empty() {
+                return Err(IdentityError::Malformed);
+            }
+            return Self::of_kind(kind, value, phone_kind, "identifier");
+        }
+        if let Some(user_id) = identity_text(fields, "user_id")? {
+            return Self::of_kind("user_id", user_id, phone_kind, "user_id");
+        }
+        if let Some(email) = identity_text(fields, "email")? {
+            return Self::of_kind("email", email, phone_kind, "email");
+        }
+        if let Some(phone) = raw_text(fields, "phone")? {
+            return Self::of_kind(phone_kind, phone, phone_kind, "phone");
+        }
+        if let Some(from) = raw_text(fields, "From")? {
+            if is_withheld(from) {
+                return Ok(Customer::Withheld);
+            }
+            // Studio's From is a phone for SMS, WhatsApp and voice; web chat may carry an email.
+            if let Some(phone) = normalise_phone(from) {
+                return Ok(Customer::Identified(Self::phone(phone_kind, phone)));
+            }
+            if let Some(email) = normalise_email(from) {
+                return Ok(Customer::Identified(Self::plain("email", email)));
+            }
+            return Err(IdentityError::FromNotUsable);
+        }
+        Err(IdentityError::Missing)
+    }
+}
+
+/// A present, non-blank string field, trimmed.
+fn identity_text<'a>(
+    fields: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, IdentityError> {
+    text(fields, name).map_err(|_| IdentityError::NotAString { field: name })
+}
+
+/// A present, non-blank string field as sent: a phone number's leading space may be the `+`
+/// of an unencoded form body, which trimming would lose.
+fn raw_text<'a>(
+    fields: &'a Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<&'a str>, IdentityError> {
+    match fields.get(name) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
+        _ => identity_text(fields, name),
     }
 }
 

@@ -4,7 +4,6 @@
 use std::fmt;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde_json::{Map, Value};
 
 use crate::telemetry::{mask_email, mask_other, mask_phone};
 
@@ -102,47 +101,8 @@ impl Identifier {
         format!("{}:{value}", self.kind)
     }
 
-    /// Reads the customer from request fields, in this order: `identifier` (`type:value`),
-    /// `user_id`, `email`, `phone`, then `From` (what Studio has in `trigger.message.From` or
-    /// `trigger.call.From`). `phone_kind` is the space's identifier type for phone numbers.
-    pub fn from_fields(
-        fields: &Map<String, Value>,
-        phone_kind: &str,
-    ) -> Result<Customer, IdentityError> {
-        if let Some(raw) = text(fields, "identifier")? {
-            let (kind, value) = raw.split_once(':').ok_or(IdentityError::Malformed)?;
-            let (kind, value) = (kind.trim(), value.trim());
-            if kind.is_empty() || value.is_empty() {
-                return Err(IdentityError::Malformed);
-            }
-            return Self::of_kind(kind, value, phone_kind, "identifier");
-        }
-        if let Some(user_id) = text(fields, "user_id")? {
-            return Self::of_kind("user_id", user_id, phone_kind, "user_id");
-        }
-        if let Some(email) = text(fields, "email")? {
-            return Self::of_kind("email", email, phone_kind, "email");
-        }
-        if let Some(phone) = raw_text(fields, "phone")? {
-            return Self::of_kind(phone_kind, phone, phone_kind, "phone");
-        }
-        if let Some(from) = raw_text(fields, "From")? {
-            if is_withheld(from) {
-                return Ok(Customer::Withheld);
-            }
-            // Studio's From is a phone for SMS, WhatsApp and voice; web chat may carry an email.
-            if let Some(phone) = normalise_phone(from) {
-                return Ok(Customer::Identified(Self::phone(phone_kind, phone)));
-            }
-            if let Some(email) = normalise_email(from) {
-                return Ok(Customer::Identified(Self::plain("email", email)));
-            }
-            return Err(IdentityError::FromNotUsable);
-        }
-        Err(IdentityError::Missing)
-    }
-
-    fn of_kind(
+    /// The customer a value of `kind` names; `field` is where it came from, for the error.
+    pub(crate) fn of_kind(
         kind: &str,
         value: &str,
         phone_kind: &str,
@@ -162,7 +122,7 @@ impl Identifier {
         }
     }
 
-    fn phone(kind: &str, e164: String) -> Self {
+    pub(crate) fn phone(kind: &str, e164: String) -> Self {
         Self {
             kind: kind.to_owned(),
             value: e164,
@@ -170,7 +130,7 @@ impl Identifier {
         }
     }
 
-    fn plain(kind: &str, value: String) -> Self {
+    pub(crate) fn plain(kind: &str, value: String) -> Self {
         Self {
             kind: kind.to_owned(),
             value,
@@ -183,26 +143,6 @@ impl fmt::Display for Identifier {
     /// The unmasked `type:value`, as answered to the caller; never log this form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.value)
-    }
-}
-
-/// A present, non-blank string field, trimmed.
-fn text<'a>(
-    fields: &'a Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'a str>, IdentityError> {
-    crate::fields::text(fields, name).map_err(|_| IdentityError::NotAString { field: name })
-}
-
-/// A present, non-blank string field as sent: a phone number's leading space may be the `+`
-/// of an unencoded form body, which trimming would lose.
-fn raw_text<'a>(
-    fields: &'a Map<String, Value>,
-    name: &'static str,
-) -> Result<Option<&'a str>, IdentityError> {
-    match fields.get(name) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s)),
-        _ => text(fields, name),
     }
 }
 
@@ -361,7 +301,7 @@ pub fn normalise_email(raw: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     use super::*;
 

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::identity::Identifier;
-use crate::secrets::SecretError;
 use crate::track_message::EncodedMessage;
 
 /// Where customers' profiles are read: traits, and the identifiers a profile holds.
@@ -190,4 +189,24 @@ pub struct Undelivered {
     pub error: TrackingError,
     /// Messages `0..accepted` were accepted; none after.
     pub accepted: usize,
+}
+
+/// Why a secret (a credential an adapter needs: the Profile API token, the write key) is not
+/// available to this invocation. The ports' errors carry it; the secrets adapter makes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    /// The extension did not answer or refused: worth trying again on the next invocation.
+    #[error("{name}_SECRET_ID could not be read: {problem}")]
+    Unavailable { name: &'static str, problem: String },
+    /// The extension answered, but the value cannot be used: the secret must be fixed.
+    #[error("{name}_SECRET_ID names a secret that cannot be used: {problem}")]
+    Unusable { name: &'static str, problem: String },
+}
+
+impl SecretError {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Unavailable { name, .. } | Self::Unusable { name, .. } => name,
+        }
+    }
 }

@@ -53,24 +53,8 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Why a secret is not available to this invocation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    /// The extension did not answer or refused: worth trying again on the next invocation.
-    #[error("{name}_SECRET_ID could not be read: {problem}")]
-    Unavailable { name: &'static str, problem: String },
-    /// The extension answered, but the value cannot be used: the secret must be fixed.
-    #[error("{name}_SECRET_ID names a secret that cannot be used: {problem}")]
-    Unusable { name: &'static str, problem: String },
-}
-
-impl SecretError {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Unavailable { name, .. } | Self::Unusable { name, .. } => name,
-        }
-    }
-}
+/// Why a secret is not available (defined with the ports, whose errors carry it).
+pub use crate::ports::SecretError;
 
 /// What a secret's value must satisfy beyond not being blank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
