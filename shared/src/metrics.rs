@@ -2,7 +2,7 @@
 //! stdout beside the log lines, which CloudWatch Logs turns into metrics in the `StudioRouter`
 //! namespace. Formatted by awslabs' metrique (`metrique-writer-format-emf`).
 //!
-//! What an invocation counts is gathered in its [`Tally`], reachable from anywhere inside the
+//! What an invocation counts is gathered in its [`InvocationCounts`], reachable from anywhere inside the
 //! invocation (the Segment clients count their requests without being handed anything) through
 //! a task-local set by the edge. Dimensions are low-cardinality only: the function, and for a
 //! decision its transition, rule and fallback reason. Never a customer.
@@ -112,9 +112,9 @@ struct Record {
 
 /// What one invocation counted.
 #[derive(Debug, Default)]
-pub struct Tally(Mutex<Record>);
+pub struct InvocationCounts(Mutex<Record>);
 
-impl Tally {
+impl InvocationCounts {
     fn with<R>(&self, f: impl FnOnce(&mut Record) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -128,10 +128,10 @@ impl Tally {
 }
 
 tokio::task_local! {
-    static TALLY: Arc<Tally>;
+    static TALLY: Arc<InvocationCounts>;
 }
 
-fn current() -> Option<Arc<Tally>> {
+fn current() -> Option<Arc<InvocationCounts>> {
     TALLY.try_with(Arc::clone).ok()
 }
 
@@ -188,7 +188,7 @@ enum Output {
 
 /// One function's metric documents: its formatters, and whether its first invocation (the
 /// cold start) has been.
-pub struct Documents {
+pub struct MetricsWriter {
     /// The deployed function's name (`AWS_LAMBDA_FUNCTION_NAME`): two stacks in one account
     /// publish apart, and the template's alarms name each function exactly.
     function: Arc<str>,
@@ -235,13 +235,13 @@ impl Formats {
     }
 }
 
-impl Documents {
-    /// Documents for `function`, written to stdout.
+impl MetricsWriter {
+    /// A writer of `function`'s documents to stdout.
     pub fn new(function: &str) -> Self {
         Self::to(function, Output::Stdout)
     }
 
-    /// Documents as `METRICS` says: `emf` (the default) or `off`.
+    /// A writer as `METRICS` says: `emf` (the default) or `off`.
     pub fn from_variables(
         vars: &crate::environment::Variables<'_>,
         binary: &str,
@@ -253,7 +253,7 @@ impl Documents {
         })
     }
 
-    /// Documents kept in memory, for tests: see [`Self::written`].
+    /// A writer that keeps its documents in memory, for tests: see [`Self::written`].
     #[cfg(test)]
     fn in_memory(function: &str) -> Self {
         Self::to(function, Output::Memory(Mutex::default()))
@@ -277,7 +277,7 @@ impl Documents {
         if !self.enabled {
             return invocation.await;
         }
-        let tally = Arc::new(Tally::default());
+        let tally = Arc::new(InvocationCounts::default());
         let output = TALLY.scope(tally.clone(), invocation).await;
         // Decided here, in invocation order, not by whichever writing task runs first.
         let cold_start = !self.warm.swap(true, Ordering::Relaxed);
@@ -386,7 +386,7 @@ mod tests {
     use super::*;
 
     /// The documents written so far, once their writing tasks have run.
-    async fn parsed(documents: &Documents) -> Vec<Value> {
+    async fn parsed(documents: &MetricsWriter) -> Vec<Value> {
         tokio::time::sleep(Duration::from_millis(10)).await;
         documents
             .written()
@@ -397,7 +397,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_invocation_writes_one_document_with_what_it_counted() {
-        let documents = Arc::new(Documents::in_memory("route-decision"));
+        let documents = Arc::new(MetricsWriter::in_memory("route-decision"));
         documents
             .measure(async {
                 add(Counter::ProfileApiRequests, 1);
@@ -463,13 +463,13 @@ mod tests {
         let env = off("off");
         let vars = crate::environment::Variables::new(&env);
         assert!(
-            !Documents::from_variables(&vars, "route-decision")
+            !MetricsWriter::from_variables(&vars, "route-decision")
                 .unwrap()
                 .enabled
         );
-        let documents = Arc::new(Documents {
+        let documents = Arc::new(MetricsWriter {
             enabled: false,
-            ..Documents::in_memory("route-decision")
+            ..MetricsWriter::in_memory("route-decision")
         });
         documents
             .measure(async { add(Counter::CacheHits, 1) })
@@ -477,7 +477,7 @@ mod tests {
         assert!(parsed(&documents).await.is_empty());
         let env = off("cloudwatch");
         let vars = crate::environment::Variables::new(&env);
-        let error = Documents::from_variables(&vars, "route-decision")
+        let error = MetricsWriter::from_variables(&vars, "route-decision")
             .err()
             .unwrap();
         assert!(error.to_string().contains("METRICS"), "{error}");
@@ -486,7 +486,7 @@ mod tests {
     #[tokio::test]
     async fn counts_outside_an_invocation_go_nowhere_and_spawned_work_can_carry_them() {
         add(Counter::CacheHits, 1);
-        let documents = Arc::new(Documents::in_memory("profile-lookup"));
+        let documents = Arc::new(MetricsWriter::in_memory("profile-lookup"));
         documents
             .measure(async {
                 tokio::spawn(carry(async { add(Counter::ProfileApiRequests, 3) }))

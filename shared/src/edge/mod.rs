@@ -17,7 +17,7 @@ use crate::invocation::{
     ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
     configuration_validation, http_response,
 };
-use crate::metrics::{self, Counter, Documents};
+use crate::metrics::{self, Counter, MetricsWriter};
 
 mod run;
 pub use run::{main, run};
@@ -135,7 +135,7 @@ impl InvocationFailed {
 pub struct Edge<O> {
     pub operation: O,
     pub auth: Authenticator,
-    pub metrics: Arc<Documents>,
+    pub metrics: Arc<MetricsWriter>,
 }
 
 impl<O: Operation> Edge<O> {
@@ -144,7 +144,7 @@ impl<O: Operation> Edge<O> {
         Self {
             operation,
             auth,
-            metrics: Arc::new(Documents::new(O::NAME)),
+            metrics: Arc::new(MetricsWriter::new(O::NAME)),
         }
     }
 
@@ -158,7 +158,7 @@ impl<O: Operation> Edge<O> {
         let operation = load(&setup)?;
         let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
         auth.warn_if_unprotected(O::NAME);
-        let metrics = Documents::from_variables(&setup.vars, O::NAME)?;
+        let metrics = MetricsWriter::from_variables(&setup.vars, O::NAME)?;
         Ok(Self {
             operation,
             auth,

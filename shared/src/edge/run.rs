@@ -12,7 +12,7 @@ use super::{Edge, Failure, InvocationFailed, Operation};
 use crate::concurrency::{self, Concurrency};
 use crate::config::{ConfigError, ProcessEnv, Setup, Variables};
 use crate::invocation::{Event, configuration_validation, http_response, is_stream};
-use crate::metrics::{self, Counter, Documents};
+use crate::metrics::{self, Counter, MetricsWriter};
 
 /// A function binary's whole `main`: a Tokio runtime shaped by the concurrency Lambda asks
 /// for, then [`run`]. One invocation at a time (classic Lambda, a fraction of a vCPU at
@@ -72,8 +72,8 @@ where
             tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
             let failure = Arc::new(Failure::configuration(O::NAME));
             let vars = Variables::new(&ProcessEnv);
-            let metrics = Documents::from_variables(&vars, O::NAME)
-                .unwrap_or_else(|_| Documents::new(&metrics::function_name(&vars, O::NAME)));
+            let metrics = MetricsWriter::from_variables(&vars, O::NAME)
+                .unwrap_or_else(|_| MetricsWriter::new(&metrics::function_name(&vars, O::NAME)));
             let metrics = Arc::new(metrics);
             lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Event>| {
                 let (failure, metrics) = (failure.clone(), metrics.clone());

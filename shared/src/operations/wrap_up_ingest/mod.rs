@@ -81,7 +81,7 @@ fn timed_out() -> Undelivered {
 /// One delivery's events, read and mapped one at a time: a large Event Streams batch is
 /// never held as a whole tree of JSON, only as its text and the messages it becomes.
 #[derive(Default)]
-struct Tally {
+struct EventsRead {
     received: usize,
     ignored: usize,
     skipped: usize,
@@ -90,7 +90,7 @@ struct Tally {
     messages: Vec<EncodedMessage>,
 }
 
-impl Tally {
+impl EventsRead {
     /// An event of a batch that can never be delivered: logged (the first few) and skipped,
     /// so that it neither holds back the others nor, redelivered, every later delivery.
     fn skip(&mut self, problem: &str) {
@@ -109,7 +109,7 @@ impl<S: EventSink> WrapUpIngest<S> {
     /// cannot block the shard.
     async fn stream(&self, batch: StreamBatch, invoked: Invoked) -> Result<Answer, Failure> {
         let records = batch.records()?;
-        let mut tally = Tally::default();
+        let mut tally = EventsRead::default();
         // The record each message came from, by the message's place in the delivery.
         let mut record_of: Vec<usize> = Vec::new();
         // Records with an event that can never be delivered: each is named once.
@@ -190,8 +190,8 @@ impl<S: EventSink> WrapUpIngest<S> {
 
     /// One record's events into the tally; an event that can never be delivered is skipped,
     /// named by the record's sequence number.
-    fn read_record(&self, tally: &mut Tally, record: &StreamRecord) {
-        let take = |tally: &mut Tally, outcome: Result<(), String>| {
+    fn read_record(&self, tally: &mut EventsRead, record: &StreamRecord) {
+        let take = |tally: &mut EventsRead, outcome: Result<(), String>| {
             if let Err(problem) = outcome {
                 tally.skip(&format!("record {}: {problem}", record.sequence_number));
             }
@@ -223,7 +223,7 @@ impl<S: EventSink> WrapUpIngest<S> {
 
     /// A delivery's events into the tally; one that can never be delivered is skipped, so
     /// that it holds back neither the others nor, redelivered, every later delivery.
-    fn read_list(&self, tally: &mut Tally, list: &JsonList) -> Result<(), Failure> {
+    fn read_list(&self, tally: &mut EventsRead, list: &JsonList) -> Result<(), Failure> {
         if list.len() > MAX_EVENTS {
             return Err(Failure::new(
                 413,
@@ -251,7 +251,7 @@ impl<S: EventSink> WrapUpIngest<S> {
     }
 
     /// One item of a JSON list: skipped when over what one event may take.
-    fn take_item(&self, tally: &mut Tally, item: &RawValue) -> Result<(), String> {
+    fn take_item(&self, tally: &mut EventsRead, item: &RawValue) -> Result<(), String> {
         if item.get().len() > MAX_EVENT_BYTES {
             return Err(too_large(item.get().len()));
         }
@@ -262,7 +262,7 @@ impl<S: EventSink> WrapUpIngest<S> {
     /// text (the caller decides whether it fails the delivery or is skipped).
     fn take(
         &self,
-        tally: &mut Tally,
+        tally: &mut EventsRead,
         (decoded, cloud_event): (Result<Decoded, DecodeError>, bool),
     ) -> Result<(), String> {
         tally.received += 1;
@@ -318,7 +318,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
 
     async fn call(&self, input: Input, invoked: Invoked) -> Result<Answer, Failure> {
         let started = invoked.at;
-        let mut tally = Tally::default();
+        let mut tally = EventsRead::default();
         match input {
             Input::Stream(batch) => return self.stream(batch, invoked).await,
             Input::Fields(fields) => {
@@ -328,7 +328,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
             }
             Input::List(list) => self.read_list(&mut tally, &list)?,
         }
-        let Tally {
+        let EventsRead {
             received,
             ignored,
             skipped,
