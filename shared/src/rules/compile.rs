@@ -11,7 +11,8 @@ use super::file::{OutcomeSpec, RulesFile};
 use super::references::TraitWalk;
 use super::{RuleSet, RulesError};
 
-pub(super) struct Outcome {
+/// Where a rule (or `default`, `on_error`) sends a customer: its transition and attributes.
+pub(super) struct RuleOutcome {
     pub(super) transition: String,
     pub(super) attributes: Vec<(String, IdedExpr)>,
 }
@@ -19,7 +20,7 @@ pub(super) struct Outcome {
 pub(super) struct Rule {
     pub(super) name: String,
     pub(super) condition: IdedExpr,
-    pub(super) outcome: Outcome,
+    pub(super) outcome: RuleOutcome,
 }
 
 /// What the rules read, gathered as each expression is compiled.
@@ -76,7 +77,7 @@ fn compile_outcome_spec(
     name: &str,
     spec: OutcomeSpec,
     reads: &mut Reads,
-) -> Result<Outcome, RulesError> {
+) -> Result<RuleOutcome, RulesError> {
     match spec {
         OutcomeSpec::Transition(transition) => {
             compile_outcome(name, transition, BTreeMap::new(), reads)
@@ -93,7 +94,7 @@ fn compile_outcome(
     transition: String,
     attributes: BTreeMap<String, String>,
     reads: &mut Reads,
-) -> Result<Outcome, RulesError> {
+) -> Result<RuleOutcome, RulesError> {
     if transition.trim().is_empty() {
         return Err(RulesError::Invalid {
             rule: rule.into(),
@@ -108,7 +109,7 @@ fn compile_outcome(
             Ok((name, expression))
         })
         .collect::<Result<_, RulesError>>()?;
-    Ok(Outcome {
+    Ok(RuleOutcome {
         transition,
         attributes,
     })

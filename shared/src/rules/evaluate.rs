@@ -7,7 +7,7 @@ use cel::objects::Key;
 use cel::{Context, Value as Cel};
 use serde_json::Map;
 
-use super::compile::Outcome;
+use super::compile::RuleOutcome;
 use super::explain::{RuleTrace, error_kind};
 use super::values::{cel_to_json, object_to_cel};
 use super::{Facts, RuleSet, Verdict};
@@ -90,7 +90,7 @@ impl RuleSet {
     }
 }
 
-impl Outcome {
+impl RuleOutcome {
     fn verdict(&self, rule: &str, context: &Context<'_, '_>) -> Verdict {
         let mut attributes = Map::new();
         for (name, expression) in &self.attributes {

@@ -23,7 +23,7 @@ use cel::Env;
 use serde_json::{Map, Value};
 
 pub use compile::parse;
-use compile::{Outcome, Rule};
+use compile::{Rule, RuleOutcome};
 pub use explain::{RuleTrace, TraceOutcome};
 pub use limits::{LimitError, MAX_DEPTH, MAX_EXPRESSION_BYTES, MAX_OPERATORS};
 pub use live::LiveRules;
@@ -113,8 +113,8 @@ impl RulesError {
 /// A compiled rule set. Cheap to share; evaluation never fails.
 pub struct RuleSet {
     rules: Vec<Rule>,
-    default: Outcome,
-    on_error: Outcome,
+    default: RuleOutcome,
+    on_error: RuleOutcome,
     env: Arc<Env>,
     /// The traits the rules read, or `None` when a rule reads `traits` as a whole.
     referenced: Option<BTreeSet<String>>,

@@ -38,7 +38,7 @@ pub struct ProfileApi {
 }
 
 /// What one GET came back with.
-enum Outcome {
+enum ProfileAnswer {
     Body(Value),
     NotFound,
 }
@@ -150,8 +150,8 @@ impl ProfileApi {
         }
         let url = format!("{}{}/traits", self.profiles_url, identifier.path_segment());
         Ok(match self.get(&url, &params, deadline).await? {
-            Outcome::NotFound => None,
-            Outcome::Body(body) => match body.get("traits") {
+            ProfileAnswer::NotFound => None,
+            ProfileAnswer::Body(body) => match body.get("traits") {
                 Some(Value::Object(traits)) => Some(traits.clone()),
                 Some(Value::Null) | None => Some(Map::new()),
                 Some(_) => {
@@ -175,8 +175,8 @@ impl ProfileApi {
             identifier.path_segment()
         );
         let body = match self.get(&url, &[("limit", "100")], deadline).await? {
-            Outcome::NotFound => return Ok(None),
-            Outcome::Body(body) => body,
+            ProfileAnswer::NotFound => return Ok(None),
+            ProfileAnswer::Body(body) => body,
         };
         let Some(Value::Array(data)) = body.get("data") else {
             return Err(ProfileError::InvalidResponse(
@@ -199,7 +199,7 @@ impl ProfileApi {
         url: &str,
         params: &[(&str, &str)],
         deadline: Instant,
-    ) -> Result<Outcome, ProfileError> {
+    ) -> Result<ProfileAnswer, ProfileError> {
         let client = self
             .http
             .client()
@@ -290,16 +290,16 @@ impl ProfileApi {
 /// An answer other than a 429, read. A body is read as Python reads it (a trait cut inside an
 /// emoji is still a profile), and no deeper than serde_json's 128 levels: the rules walk
 /// traits recursively.
-fn read_answer(status: u16, body: &[u8]) -> Result<Outcome, ProfileError> {
+fn read_answer(status: u16, body: &[u8]) -> Result<ProfileAnswer, ProfileError> {
     match status {
         200..=299 => match crate::json_text::from_slice::<Value>(body) {
-            Ok(value) if crate::json_text::nesting(&value) <= 128 => Ok(Outcome::Body(value)),
+            Ok(value) if crate::json_text::nesting(&value) <= 128 => Ok(ProfileAnswer::Body(value)),
             Ok(_) => Err(ProfileError::InvalidResponse(
                 "the answer nests more than 128 levels".into(),
             )),
             Err(e) => Err(ProfileError::InvalidResponse(e.to_string())),
         },
-        404 => Ok(Outcome::NotFound),
+        404 => Ok(ProfileAnswer::NotFound),
         401 | 403 => Err(ProfileError::Unauthorized(status)),
         // Segment's APIs do not redirect: a 3xx is an answer we cannot use.
         _ => Err(ProfileError::Status(status)),
