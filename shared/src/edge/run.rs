@@ -96,10 +96,8 @@ where
                         .and_then(configuration_validation)
                         .is_some()
                     {
-                        let failed = InvocationFailed::ConfigurationRefused(format!(
-                            "{} is not configured correctly; its logs say why",
-                            O::NAME
-                        ));
+                        let failed =
+                            InvocationFailed::ConfigurationRefused(failure.message.clone());
                         return Err(lambda_runtime::Error::from(failed));
                     }
                     Ok::<Value, lambda_runtime::Error>(if is_http {

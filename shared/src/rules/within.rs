@@ -73,11 +73,6 @@ impl Drop for Finish {
 /// A verdict, with how each rule fared when the caller asked.
 pub type Judged = (Verdict, Option<Vec<RuleTrace>>);
 
-/// Whether these rules can cost more than their size: they are evaluated off the worker.
-pub(super) fn can_loop(rules: &RuleSet) -> bool {
-    rules.loops
-}
-
 impl RuleSet {
     /// The rules applied to `traits`, by `deadline`: in place when they cannot loop, else on
     /// a blocking thread that the decision stops waiting for at the deadline.
@@ -88,7 +83,7 @@ impl RuleSet {
         explain: bool,
         deadline: Instant,
     ) -> Result<Judged, NotEvaluated> {
-        if !can_loop(self) {
+        if !self.loops {
             return Ok(self.judge(traits, channel, explain));
         }
         if ABANDONED.load(Ordering::Acquire) >= MAX_ABANDONED {
@@ -175,7 +170,7 @@ mod tests {
             .build()
             .unwrap();
         let rules = Arc::new(RuleSet::compile(LOOPING).unwrap());
-        assert!(can_loop(&rules));
+        assert!(rules.loops);
         // GIVEN small lists: evaluated in time, on a blocking thread
         let far = Instant::now() + Duration::from_secs(30);
         let judged = runtime.block_on(rules.judge_within(&lists(3), None, false, far));
@@ -200,7 +195,7 @@ mod tests {
     #[tokio::test]
     async fn rules_that_cannot_loop_are_evaluated_in_place() {
         let rules = Arc::new(RuleSet::compile(crate::rules::DEFAULT_RULES).unwrap());
-        assert!(!can_loop(&rules));
+        assert!(!rules.loops);
         let traits = json!({"docs_last_2_days": 1})
             .as_object()
             .cloned()
