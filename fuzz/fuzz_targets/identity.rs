@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use studio_router::identity::{Customer, Identifier, is_withheld, normalise_email, normalise_phone};
+use studio_router::domain::identity::{Customer, Identifier, is_withheld, normalise_email, normalise_phone};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

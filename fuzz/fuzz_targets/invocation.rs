@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use studio_router::invocation::{Event, Invocation, Input};
+use studio_router::edge::invocation::{Event, Invocation, Input};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(Event(event)) = serde_json::from_slice::<Event>(data) else {
@@ -16,11 +16,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = request.form_field_count();
             let _ = request.has_body();
             if let Ok(Input::Fields(fields)) = request.into_payload(64 * 1024) {
-                let _ = studio_router::identity::Identifier::from_fields(&fields, "phone");
+                let _ = studio_router::domain::identity::Identifier::from_fields(&fields, "phone");
             }
         }
         Ok(Invocation::Direct(Input::Fields(fields))) => {
-            let _ = studio_router::identity::Identifier::from_fields(&fields, "phone");
+            let _ = studio_router::domain::identity::Identifier::from_fields(&fields, "phone");
         }
         Ok(Invocation::Direct(Input::List(list))) => {
             let mut count = 0;
@@ -32,8 +32,8 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(records) = batch.records() {
                 for record in records {
                     let Some(data) = record.data.as_deref() else { continue };
-                    if let Ok(value) = studio_router::json_text::from_slice::<serde_json::Value>(data) {
-                        let _ = studio_router::taskrouter::decode(value);
+                    if let Ok(value) = studio_router::support::json_text::from_slice::<serde_json::Value>(data) {
+                        let _ = studio_router::edge::taskrouter::decode(value);
                     }
                 }
             }

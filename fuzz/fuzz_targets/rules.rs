@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use studio_router::rules::{Facts, RuleSet};
+use studio_router::domain::rules::{Facts, RuleSet};
 
 /// A tokio worker's stack.
 const WORKER_STACK: usize = 2 * 1024 * 1024;
@@ -43,7 +43,7 @@ fn check(text: String) {
     let Ok(rules) = RuleSet::compile(&document) else {
         return;
     };
-    let traits = studio_router::json_text::from_str::<serde_json::Map<String, serde_json::Value>>(traits)
+    let traits = studio_router::support::json_text::from_str::<serde_json::Map<String, serde_json::Value>>(traits)
         .unwrap_or_default();
     for channel in [None, Some("sms")] {
         let verdict = rules.evaluate(&Facts { traits: &traits, channel });

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::json;
-use studio_router::auth::Authenticator;
+use studio_router::edge::auth::Authenticator;
 use studio_router::edge::Edge;
-use studio_router::operations::route_decision::RouteDecision;
-use studio_router::memory::MemoryProfiles;
-use studio_router::rules::{DEFAULT_RULES, RuleSet};
-use studio_router::secrets::{Secret, SecretCell};
+use studio_router::domain::operations::route_decision::RouteDecision;
+use studio_router::domain::ports::NoUpdates;
+use studio_router::adapters::memory::MemoryProfiles;
+use studio_router::domain::rules::{DEFAULT_RULES, RuleSet};
+use studio_router::adapters::secrets::{Secret, SecretCell};
 
 fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
     static EDGE: OnceLock<Edge<RouteDecision<MemoryProfiles>>> = OnceLock::new();
@@ -23,8 +24,7 @@ fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
             RouteDecision {
                 profiles: MemoryProfiles::new(),
                 rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).expect("rules").into()),
-                rules_source: None,
-                emergency: None,
+                updates: NoUpdates,
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),
             },

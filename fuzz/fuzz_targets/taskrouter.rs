@@ -4,9 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::value::RawValue;
-use studio_router::engagement::{Mapped, Mapping, Schema};
-use studio_router::taskrouter::{self, Decoded};
-use studio_router::timestamps::Timestamp;
+use studio_router::domain::engagement::{Mapped, Mapping, Schema};
+use studio_router::domain::engagement::ReceivedEvent;
+use studio_router::edge::taskrouter;
+use studio_router::domain::timestamps::Timestamp;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -15,11 +16,11 @@ fuzz_target!(|data: &[u8]| {
     let _ = Timestamp::parse_rfc3339(text);
     // JSON as Python reads it: never a panic, and the same value as serde_json's wherever
     // serde_json reads the text at all.
-    let lenient = studio_router::json_text::from_str::<serde_json::Value>(text);
+    let lenient = studio_router::support::json_text::from_str::<serde_json::Value>(text);
     if let Ok(strict) = serde_json::from_str::<serde_json::Value>(text) {
         assert_eq!(lenient.ok(), Some(strict));
     }
-    let decoded: Vec<Decoded> = match serde_json::from_str::<Vec<Box<RawValue>>>(text) {
+    let decoded: Vec<ReceivedEvent> = match serde_json::from_str::<Vec<Box<RawValue>>>(text) {
         Ok(items) => items
             .iter()
             .filter_map(|item| taskrouter::decode_raw(item).0.ok())
@@ -30,7 +31,7 @@ fuzz_target!(|data: &[u8]| {
         },
     };
     for event in decoded {
-        let Decoded::Task(event) = event else { continue };
+        let ReceivedEvent::Task(event) = event else { continue };
         for mapping in [Mapping::default(), Mapping::for_schema(Schema::Current)] {
             if let Ok(Mapped::Track(message)) = mapping.map(&event) {
                 assert!(message.message_id.len() < 100);

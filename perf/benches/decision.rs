@@ -8,9 +8,9 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use e2e::{TWILIO_TOKEN, signed_form_post};
 use serde_json::json;
+use studio_router::domain::rules::{Facts, RuleSet};
 use studio_router::edge::Edge;
-use studio_router::operations::route_decision;
-use studio_router::rules::{Facts, RuleSet};
+use studio_router::edge::functions::route_decision;
 
 const RULES: &str = r#"{"rules": [
   {"name": "vip", "when": "traits.vip == true || traits.lifetime_value >= 5000", "transition": "agent", "attributes": {"priority": "100"}},

@@ -172,7 +172,7 @@ async fn capacity(concurrency: u32, decisions: usize, limited: bool) {
     let mut fallbacks = 0;
     for answer in waiting {
         let payload = answer.answer().await;
-        let body = studio_router::invocation::status_and_body(&payload).1;
+        let body = studio_router::edge::invocation::status_and_body(&payload).1;
         assert!(body["transition"].is_string(), "{body}");
         fallbacks += usize::from(body["fallback"] == true);
     }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use e2e::{Reply, StandIn};
 use serde_json::json;
-use studio_router::http_client::HttpClient;
+use studio_router::adapters::http_client::HttpClient;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()

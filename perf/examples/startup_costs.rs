@@ -2,14 +2,14 @@
 //!   cargo run --release -p perf --example startup_costs
 use std::time::Instant;
 
-use studio_router::http_client::HttpClient;
-use studio_router::rules::{DEFAULT_RULES, RuleSet};
+use studio_router::adapters::http_client::HttpClient;
+use studio_router::domain::rules::{DEFAULT_RULES, RuleSet};
 
 fn main() {
     let t = Instant::now();
-    studio_router::telemetry::init(&studio_router::config::Variables::new(
-        &studio_router::config::ProcessEnv,
-    ));
+    studio_router::adapters::config::runtime::start_logging(
+        &studio_router::adapters::config::ProcessEnv,
+    );
     println!(
         "telemetry init            {:>8.3} ms",
         t.elapsed().as_secs_f64() * 1000.0
@@ -28,7 +28,7 @@ fn main() {
     );
     let t = Instant::now();
     let traits = serde_json::json!({"docs_last_2_days": 1});
-    let _ = rules.evaluate(&studio_router::rules::Facts {
+    let _ = rules.evaluate(&studio_router::domain::rules::Facts {
         traits: traits.as_object().expect("object"),
         channel: None,
     });

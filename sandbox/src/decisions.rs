@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+use studio_router::adapters::segment::ProfileApi;
+use studio_router::domain::identity::{Customer, Identifier};
+use studio_router::domain::operations::route_decision::RouteDecision;
 use studio_router::edge::Operation;
-use studio_router::identity::{Customer, Identifier};
-use studio_router::invocation::{Invocation, status_and_body};
-use studio_router::operations::route_decision::RouteDecision;
-use studio_router::segment::ProfileApi;
+use studio_router::edge::invocation::{Invocation, status_and_body};
 
 use crate::segment::now_ms;
 

@@ -2,8 +2,8 @@
 //! computed trait is derived exactly as for real traffic.
 
 use serde_json::{Value, json};
-use studio_router::engagement::{Moment, Schema};
-use studio_router::track_message::{ExternalId, MessageContext, TrackKind, TrackMessage};
+use studio_router::domain::engagement::{Moment, Schema};
+use studio_router::domain::track_message::{ExternalId, MessageContext, TrackKind, TrackMessage};
 
 use crate::segment::{Segment, intake, now_ms, rfc3339};
 

@@ -17,8 +17,8 @@ use axum::routing::any;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use studio_router::edge::invocation::FunctionUrlRequest;
 use studio_router::edge::{Edge, Operation};
-use studio_router::invocation::FunctionUrlRequest;
 
 type Invoke = Arc<dyn Fn(Value) -> Pin<Box<dyn Future<Output = Value> + Send>> + Send + Sync>;
 

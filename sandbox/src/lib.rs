@@ -2,15 +2,15 @@
 //! on loopback, wired together. The binary runs it; tests start it in-process on free ports
 //! and drive it over HTTP.
 
-pub mod active_rules;
 pub mod computed;
 pub mod console;
 pub mod decisions;
 pub mod demo;
+pub mod editable_rules;
 pub mod guard;
 pub mod identities;
 pub mod lambda_urls;
-pub mod rules_reload;
+pub mod rules_file_watch;
 pub mod segment;
 pub mod store;
 
@@ -23,16 +23,17 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use serde_json::Value;
+use studio_router::adapters::config::{self, Variables};
 use studio_router::edge::Edge;
-use studio_router::operations::{profile_lookup, route_decision, wrap_up_ingest};
+use studio_router::edge::functions::{profile_lookup, route_decision, wrap_up_ingest};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::active_rules::ActiveRules;
 use crate::computed::{DEFAULT_DEFINITIONS, Definitions};
 use crate::console::Console;
 use crate::decisions::DecisionLog;
+use crate::editable_rules::EditableRules;
 use crate::lambda_urls::Functions;
 use crate::segment::Segment;
 use crate::store::Store;
@@ -90,7 +91,7 @@ impl Default for Options {
 
 /// The routing rules route-decision loaded, for the welcome text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadedRules {
+pub struct StartingRules {
     /// Where they came from: `sandbox/rules.json`, a `ROUTING_RULES_FILE` path, or
     /// `ROUTING_RULES`.
     pub source: String,
@@ -105,9 +106,9 @@ pub struct Running {
     pub segment_addr: SocketAddr,
     pub segment: Arc<Segment>,
     pub seeded_now: bool,
-    pub rules: LoadedRules,
+    pub rules: StartingRules,
     /// The rules route-decision uses now, with their text.
-    pub active_rules: Arc<ActiveRules>,
+    pub editable_rules: Arc<EditableRules>,
     /// Every decision route-decision made since the start.
     pub decisions: Arc<DecisionLog>,
     functions: Functions,
@@ -177,7 +178,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (mut functions, rules, active_rules, phone_kind) = functions(&options, segment_addr)?;
+    let (mut functions, rules, editable_rules, phone_kind) = functions(&options, segment_addr)?;
     let decisions = Arc::new(DecisionLog::default());
     let (log, store) = (decisions.clone(), segment.clone());
     functions.observe(
@@ -193,12 +194,12 @@ pub async fn start(options: Options) -> Result<Running, String> {
         }),
     );
     let (stop, stopped) = watch::channel(false);
-    if let Some(path) = active_rules.file().map(std::path::Path::to_path_buf) {
-        rules_reload::follow(path, active_rules.clone(), stopped.clone());
+    if let Some(path) = editable_rules.file().map(std::path::Path::to_path_buf) {
+        rules_file_watch::follow(path, editable_rules.clone(), stopped.clone());
     }
     let console = Console {
         segment: segment.clone(),
-        rules: active_rules.clone(),
+        rules: editable_rules.clone(),
         decisions: decisions.clone(),
         functions: functions.clone(),
     };
@@ -214,7 +215,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         segment,
         seeded_now,
         rules,
-        active_rules,
+        editable_rules,
         decisions,
         functions,
         stop,
@@ -305,7 +306,7 @@ async fn end_with_newline(response: Response) -> Response {
 
 /// The three functions, the rules route-decision loaded (and follows while it runs), and
 /// the identifier type of phone numbers.
-type Loaded = (Functions, LoadedRules, Arc<ActiveRules>, String);
+type Loaded = (Functions, StartingRules, Arc<EditableRules>, String);
 
 /// The three functions, configured as a deployment would be, but against this server.
 fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, String> {
@@ -331,42 +332,37 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
         ("AWS_LAMBDA_MAX_CONCURRENCY".into(), "64".into()),
     ]);
     env.extend(options.function_env.iter().cloned());
-    // The file the rules follow while the sandbox runs (none for inline ROUTING_RULES).
-    let (source, demo, file, text) = match (env.get("ROUTING_RULES_FILE"), env.get("ROUTING_RULES"))
-    {
-        (Some(path), _) => {
-            // Unreadable, the function's own start below says why.
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            (path.clone(), false, Some(PathBuf::from(path)), text)
-        }
-        (None, Some(text)) => ("ROUTING_RULES".to_owned(), false, None, text.clone()),
-        (None, None) => {
-            env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
-            let file = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules.json"));
-            (
-                "sandbox/rules.json".to_owned(),
-                true,
-                file.exists().then_some(file),
-                SANDBOX_RULES.to_owned(),
-            )
-        }
-    };
-    let phone_kind = env
-        .get("SEGMENT_PHONE_IDENTIFIER")
-        .cloned()
-        .unwrap_or_else(|| "phone".to_owned());
+    // With no rules of the user's, the sandbox's own (the demo customers' outcomes).
+    let demo = !env.contains_key("ROUTING_RULES_FILE") && !env.contains_key("ROUTING_RULES");
+    if demo {
+        env.insert("ROUTING_RULES".into(), SANDBOX_RULES.into());
+    }
     let lookup = |name: &str| env.get(name).cloned();
     let mut functions = Functions::default();
     // The timeouts template.yaml gives each function.
     let decision =
         Edge::load(&lookup, route_decision::load).map_err(|e| format!("route-decision: {e}"))?;
+    // The rules' text as the function's configuration read it (it compiled, so it is there).
+    let text = config::rules_text(&Variables::new(&lookup)).map_err(|e| e.to_string())?;
+    let (source, file) = match (demo, text.file) {
+        (true, _) => {
+            let file = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/rules.json"));
+            (
+                "sandbox/rules.json".to_owned(),
+                file.exists().then_some(file),
+            )
+        }
+        (false, Some(path)) => (path.display().to_string(), Some(path)),
+        (false, None) => ("ROUTING_RULES".to_owned(), None),
+    };
+    let phone_kind = decision.operation.phone_identifier.clone();
     let live = decision.operation.rules.clone();
-    let rules = LoadedRules {
+    let rules = StartingRules {
         source: source.clone(),
         names: live.current().rule_names().map(str::to_owned).collect(),
         demo,
     };
-    let active = Arc::new(ActiveRules::new(live, text, source, file));
+    let active = Arc::new(EditableRules::new(live, text.json, source, file));
     functions.add("route-decision", decision, Duration::from_secs(10));
     functions.add(
         "profile-lookup",

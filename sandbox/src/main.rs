@@ -87,9 +87,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        studio_router::telemetry::init(&studio_router::config::Variables::new(
-            &studio_router::config::ProcessEnv,
-        ));
+        studio_router::adapters::config::runtime::start_logging(
+            &studio_router::adapters::config::ProcessEnv,
+        );
         let data = options.data.clone();
         let seed_demo = options.seed_demo;
         let running = match sandbox::start(options).await {

@@ -18,7 +18,7 @@ async fn the_rules_loaded_and_the_demo_outcomes_are_as_they_stand_now() {
     .await;
     assert_eq!(
         running.rules,
-        sandbox::LoadedRules {
+        sandbox::StartingRules {
             source: "sandbox/rules.json".into(),
             names: ["vip", "churn-risk", "known-agent", "read-docs-recently"]
                 .map(String::from)
@@ -61,7 +61,7 @@ async fn rules_of_ones_own_are_named_as_loaded() {
     .await;
     assert_eq!(
         running.rules,
-        sandbox::LoadedRules {
+        sandbox::StartingRules {
             source: path,
             names: vec!["whatsapp-bot".into()],
             demo: false,
@@ -79,7 +79,8 @@ async fn rules_of_ones_own_are_named_as_loaded() {
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_end_with_a_newline() {
     let running = start(options()).await;
-    let http = studio_router::http_client::HttpClient::new(std::time::Duration::from_secs(2));
+    let http =
+        studio_router::adapters::http_client::HttpClient::new(std::time::Duration::from_secs(2));
     let client = http.client().expect("client");
     let decision = client
         .post(running.function_url("route-decision"))

@@ -1,39 +1,21 @@
-//! studio-router's shared library: the domain (identifiers, routing rules, decisions) and the
-//! adapters every function uses (Lambda invocation decoding, Twilio authentication, Segment
-//! clients, configuration, telemetry).
+//! studio-router's shared library, in four layers whose folders are the architecture:
 //!
-//! Data flows one way: raw Lambda event -> [`invocation`] -> [`auth`] -> an [`operations`]
-//! entry point (domain call through adapters) -> answer -> payload 2.0 response ([`edge`]).
+//! - [`edge`]: a Lambda invocation in, an answer out. Decoding, request fields,
+//!   authentication, failures and their statuses, and each function's entry point.
+//! - [`domain`]: identifiers, rules, decisions, wrap-up events and the ports the operations
+//!   call. It imports from neither the edge nor the adapters.
+//! - [`adapters`]: Segment, Lambda's extensions, configuration, the HTTPS client; they
+//!   implement the domain's ports.
+//! - [`support`]: environment, concurrency, metrics, telemetry: used by all, importing none.
+//!
+//! Data flows one way: raw Lambda event -> edge (decode, authenticate) -> an operation over
+//! the domain's ports, served by adapters -> answer -> edge (payload 2.0 or bare JSON).
+//! `shared/tests/architecture.rs` fails when an import goes against it.
 
-pub mod auth;
-pub mod concurrency;
-pub mod config;
+pub mod adapters;
+pub mod domain;
 pub mod edge;
-pub mod emergency;
-pub mod engagement;
-pub mod environment;
-pub mod extension;
-pub mod failure;
-pub mod fields;
-pub mod http_client;
-pub mod identity;
-pub mod in_flight;
-pub mod invocation;
-pub mod json_text;
-pub mod memory;
-pub mod metrics;
-pub mod operations;
-pub mod ports;
-pub mod refresh;
-pub mod routing;
-pub mod rules;
-pub mod rules_source;
-pub mod secrets;
-pub mod segment;
-pub mod taskrouter;
-pub mod telemetry;
-pub mod timestamps;
-pub mod track_message;
+pub mod support;
 
 #[cfg(test)]
 pub(crate) mod testing;

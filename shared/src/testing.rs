@@ -3,10 +3,10 @@
 
 use serde_json::Value;
 
-use crate::auth::{Authenticator, sign};
-use crate::invocation::FunctionUrlRequest;
-pub use crate::invocation::status_and_body;
-use crate::secrets::{Secret, SecretCell};
+use crate::adapters::secrets::{Secret, SecretCell};
+use crate::edge::auth::{Authenticator, sign};
+use crate::edge::invocation::FunctionUrlRequest;
+pub use crate::edge::invocation::status_and_body;
 
 pub const TOKEN: &str = "twilio-auth-token";
 pub const SHARED_SECRET: &str = "proxy-secret";

@@ -1,5 +1,7 @@
-//! The library's shape, checked: no two sibling modules, at any level, import each other.
-//! A circle between siblings means neither can be read, tested or moved without the other.
+//! The library's shape, checked: the layers import only downward (the domain from neither the
+//! edge nor the adapters, the adapters not from the edge, support from none of the three), and
+//! no two sibling modules, at any level, import each other. A circle between siblings means
+//! neither can be read, tested or moved without the other.
 //!
 //! The check reads every `use crate::...`, `use super::...` (grouped `{...}` imports included)
 //! and every inline `crate::path` in `shared/src`, outside `#[cfg(test)]` modules and the
@@ -10,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Files compiled only for tests.
-const TEST_ONLY: [&str; 2] = ["testing.rs", "extension/stand_in.rs"];
+const TEST_ONLY: [&str; 2] = ["testing.rs", "adapters/extension/stand_in.rs"];
 
 /// A module's path from the crate root: `shared/src/rules/evaluate.rs` is `["rules", "evaluate"]`.
 type ModulePath = Vec<String>;
@@ -172,6 +174,74 @@ fn circles(edges: &BTreeMap<ModulePath, BTreeSet<(String, String)>>) -> Vec<Stri
     found
 }
 
+/// Each layer, and the layers it must not import from.
+const FORBIDDEN: [(&str, &[&str]); 3] = [
+    ("domain", &["edge", "adapters"]),
+    ("adapters", &["edge"]),
+    ("support", &["edge", "domain", "adapters"]),
+];
+
+/// Every import that goes against [`FORBIDDEN`], as `layer -> layer`.
+fn upward_imports(edges: &BTreeMap<ModulePath, BTreeSet<(String, String)>>) -> Vec<String> {
+    let top = edges.get(&Vec::new()).cloned().unwrap_or_default();
+    let mut found = Vec::new();
+    for (layer, forbidden) in FORBIDDEN {
+        for imported in forbidden {
+            if top.contains(&(layer.to_owned(), (*imported).to_owned())) {
+                found.push(format!("{layer} -> {imported}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_layers_import_only_downward() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edges = sibling_imports(&src);
+    let found = upward_imports(&edges);
+    assert!(found.is_empty(), "imports against the layers: {found:#?}");
+    // AND the check has something to look at: the edge does import the domain
+    let top = edges.get(&Vec::new()).cloned().unwrap_or_default();
+    assert!(top.contains(&("edge".to_owned(), "domain".to_owned())));
+}
+
+/// Where the environment's variables may be read: the configuration, and the reader itself.
+const READS_THE_ENVIRONMENT: [&str; 2] = ["adapters/config/", "support/environment.rs"];
+
+#[test]
+fn only_the_configuration_reads_the_environment() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let name = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy()
+            .replace('\\', "/");
+        if READS_THE_ENVIRONMENT
+            .iter()
+            .any(|allowed| name.starts_with(allowed))
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        let text = production_text(&text);
+        if ["Variables", "std::env::var", "env::var("]
+            .iter()
+            .any(|reader| text.contains(reader))
+        {
+            found.push(name);
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "environment read outside the configuration: {found:?}"
+    );
+}
+
 #[test]
 fn no_two_sibling_modules_import_each_other() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -212,4 +282,98 @@ fn the_check_sees_grouped_super_and_inline_imports() {
         ]),
     );
     assert_eq!(circles(&edges), ["rules: evaluate <-> explain"]);
+    // AND an import from the domain up to the adapters is reported
+    let mut edges = BTreeMap::new();
+    edges.insert(
+        Vec::new(),
+        BTreeSet::from([("domain".to_owned(), "adapters".to_owned())]),
+    );
+    assert_eq!(upward_imports(&edges), ["domain -> adapters"]);
+}
+
+/// The folders of production code: the library, the local stack and the function binaries.
+const PRODUCTION: [&str; 3] = ["src", "../sandbox/src", "../functions"];
+const MAX_FILE_LINES: usize = 450;
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// `fn` items of `text` longer than `MAX_FUNCTION_LINES`, as `name (lines)`: a function runs
+/// from its `fn` line to the first line that closes it at the same indentation.
+fn long_functions(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        let Some(at) = trimmed.find("fn ") else {
+            continue;
+        };
+        let before = &trimmed[..at];
+        let is_item = before.split_whitespace().all(|word| {
+            [
+                "pub",
+                "pub(crate)",
+                "pub(super)",
+                "async",
+                "const",
+                "unsafe",
+            ]
+            .contains(&word)
+        });
+        if !is_item || line.trim_end().ends_with(';') {
+            continue;
+        }
+        let indent = &line[..line.len() - trimmed.len()];
+        let closing = format!("{indent}}}");
+        if let Some(end) = lines[start + 1..]
+            .iter()
+            .position(|l| l.trim_end() == closing)
+        {
+            let length = end + 2;
+            if length > MAX_FUNCTION_LINES {
+                let name: String = trimmed[at + 3..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                found.push(format!("{name} ({length} lines)"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_production_file_or_function_is_too_long() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = Vec::new();
+    for folder in PRODUCTION {
+        let mut files = Vec::new();
+        rust_files(&manifest.join(folder), &mut files);
+        for file in files
+            .iter()
+            .filter(|f| !f.components().any(|c| c.as_os_str() == "target"))
+        {
+            let text = std::fs::read_to_string(file).expect("readable source");
+            let text = production_text(&text);
+            let name = file.display();
+            if text.lines().count() > MAX_FILE_LINES {
+                found.push(format!("{name}: {} lines", text.lines().count()));
+            }
+            found.extend(
+                long_functions(text)
+                    .into_iter()
+                    .map(|f| format!("{name}: {f}")),
+            );
+        }
+    }
+    assert!(found.is_empty(), "over the limits: {found:#?}");
+}
+
+#[test]
+fn the_length_check_measures_a_function_to_its_closing_brace() {
+    let body = "    let x = 1;\n".repeat(MAX_FUNCTION_LINES);
+    let long = format!("pub async fn long() {{\n{body}}}\nfn short() {{\n}}\n");
+    assert_eq!(
+        long_functions(&long),
+        [format!("long ({} lines)", MAX_FUNCTION_LINES + 2)]
+    );
+    assert!(long_functions("    fn declared(&self);\n").is_empty());
 }

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::Value;
-use studio_router::rules::{DEFAULT_RULES, parse};
+use studio_router::domain::rules::{DEFAULT_RULES, parse};
 
 /// Both parsers' answers for one source: the tree without its node ids, or `None` when the
 /// source does not parse.

@@ -6,17 +6,19 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use studio_router::auth::{Authenticator, sign};
+use studio_router::adapters::memory::MemoryProfiles;
+use studio_router::adapters::secrets::{Secret, SecretCell};
+use studio_router::domain::engagement::ReceivedEvent;
+use studio_router::domain::engagement::{Mapped, Mapping, Schema};
+use studio_router::domain::identity::{Customer, Identifier, normalise_email, normalise_phone};
+use studio_router::domain::operations::route_decision::RouteDecision;
+use studio_router::domain::ports::NoUpdates;
+use studio_router::domain::rules::{DEFAULT_RULES, Facts, RuleSet};
+use studio_router::domain::timestamps::Timestamp;
 use studio_router::edge::Edge;
-use studio_router::engagement::{Mapped, Mapping, Schema};
-use studio_router::identity::{Customer, Identifier, normalise_email, normalise_phone};
-use studio_router::invocation::Invocation;
-use studio_router::memory::MemoryProfiles;
-use studio_router::operations::route_decision::RouteDecision;
-use studio_router::rules::{DEFAULT_RULES, Facts, RuleSet};
-use studio_router::secrets::{Secret, SecretCell};
-use studio_router::taskrouter::{self, Decoded};
-use studio_router::timestamps::Timestamp;
+use studio_router::edge::auth::{Authenticator, sign};
+use studio_router::edge::invocation::Invocation;
+use studio_router::edge::taskrouter;
 
 /// Any JSON value, a few levels deep.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -131,8 +133,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
         RouteDecision {
             profiles: MemoryProfiles::new(),
             rules: std::sync::Arc::new(rules.into()),
-            rules_source: None,
-            emergency: None,
+            updates: NoUpdates,
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),
         },
@@ -141,7 +142,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
 }
 
 /// The events a TaskRouter, Event Streams or direct payload holds, read.
-fn events(input: Value) -> Vec<Decoded> {
+fn events(input: Value) -> Vec<ReceivedEvent> {
     let items = match input {
         Value::Array(items) => items,
         single => vec![single],
@@ -153,9 +154,9 @@ fn events(input: Value) -> Vec<Decoded> {
 }
 
 /// Every message the events map to, under both schemas, checked against Segment's limits.
-fn check_messages(events: Vec<Decoded>) -> Result<(), TestCaseError> {
+fn check_messages(events: Vec<ReceivedEvent>) -> Result<(), TestCaseError> {
     for event in events {
-        let Decoded::Task(event) = event else {
+        let ReceivedEvent::Task(event) = event else {
             continue;
         };
         if let Some(at) = &event.occurred_at {

@@ -4,7 +4,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use studio_router::rules::{Facts, MAX_OPERATORS, RuleSet, RulesError};
+use studio_router::domain::rules::{Facts, MAX_OPERATORS, RuleSet, RulesError};
 
 /// A tokio worker's stack.
 const WORKER_STACK: usize = 2 * 1024 * 1024;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sha1::Sha1;
 use sha2::Digest as _;
 
-use studio_router::invocation::FunctionUrlRequest;
+use studio_router::edge::invocation::FunctionUrlRequest;
 
 use crate::TWILIO_TOKEN;
 

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use studio_router::invocation::status_and_body;
+use studio_router::edge::invocation::status_and_body;
 
 use crate::serve;
 
@@ -188,7 +188,7 @@ async fn next_event(State(state): State<RuntimeState>) -> Response {
         .header("lambda-runtime-aws-request-id", queued.id)
         .header("lambda-runtime-deadline-ms", deadline.to_string())
         .header(
-            "lambda-runtime-invoked-function-arn",
+            "lambda-runtime-arrival-function-arn",
             "arn:aws:lambda:us-east-1:123456789012:function:test",
         )
         .header(

@@ -52,7 +52,7 @@ async fn all_at_once(runtime: &RuntimeApi, events: impl IntoIterator<Item = Valu
 }
 
 fn body(payload: &Value) -> Value {
-    studio_router::invocation::status_and_body(payload).1
+    studio_router::edge::invocation::status_and_body(payload).1
 }
 
 fn route_decision_at(concurrency: Option<&'static str>) -> Vec<(&'static str, &'static str)> {

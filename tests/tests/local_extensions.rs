@@ -11,7 +11,7 @@ use e2e::{
     signed_form_post, taskrouter_callback,
 };
 use serde_json::{Value, json};
-use studio_router::invocation::status_and_body;
+use studio_router::edge::invocation::status_and_body;
 
 /// Invocations at once, as `AWS_LAMBDA_MAX_CONCURRENCY` allows.
 const AT_ONCE: usize = 8;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use e2e::{Reply, StandIn, TWILIO_TOKEN, signed_form_post, studio_function};
 use serde_json::{Value, json};
-use studio_router::rules;
+use studio_router::domain::rules;
 
 /// The rule the issue names: plausible, and quadratic in the customer's lists.
 const BOUGHT_WHAT_THEY_VIEWED: &str = r#"{"rules": [{"name": "bought-what-they-viewed",
@@ -77,7 +77,7 @@ async fn a_slow_rule_falls_back_at_the_deadline_and_never_stalls_its_neighbours(
     let mut answered = Vec::new();
     for answer in slow {
         let payload = answer.await.expect("answered");
-        answered.push(studio_router::invocation::status_and_body(&payload).1);
+        answered.push(studio_router::edge::invocation::status_and_body(&payload).1);
     }
     // AND the two slow ones fall back, by their deadline, with a reason of their own
     for body in &answered {

@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use serde_json::{Map, Value};
-use studio_router::operations::route_decision;
-use studio_router::rules::check::{Trial, report};
+use studio_router::domain::rules::check::{Trial, report};
+use studio_router::edge::functions::route_decision;
 
 const USAGE: &str = "usage: route-decision [--check-rules FILE [--traits FILE] [--channel NAME]]";
 

@@ -2,7 +2,7 @@
 //! active rules give them now; and their timeline, each event with the traits it fed.
 
 use serde_json::{Map, Value, json};
-use studio_router::rules::{Facts, RuleSet, Verdict};
+use studio_router::domain::rules::{Facts, RuleSet, Verdict};
 
 use super::privacy::{masked, shown};
 use crate::segment::{Segment, TraitClass, rfc3339};

@@ -19,8 +19,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::active_rules::ActiveRules;
 use crate::decisions::{DecisionLog, Recorded};
+use crate::editable_rules::EditableRules;
 use crate::guard::{self, Origin};
 use crate::lambda_urls::Functions;
 use crate::segment::{Segment, now_ms, rfc3339};
@@ -34,7 +34,7 @@ const STYLE: &str = include_str!("../../console/console.css");
 #[derive(Clone)]
 pub struct Console {
     pub segment: Arc<Segment>,
-    pub rules: Arc<ActiveRules>,
+    pub rules: Arc<EditableRules>,
     pub decisions: Arc<DecisionLog>,
     pub functions: Functions,
 }

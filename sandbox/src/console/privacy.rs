@@ -2,8 +2,8 @@
 //! unless the person at the keyboard asks to see them (`reveal=true`, loopback only).
 
 use serde_json::Value;
-use studio_router::identity::normalise_phone;
-use studio_router::telemetry::{mask_email, mask_phone};
+use studio_router::domain::identity::normalise_phone;
+use studio_router::support::telemetry::{mask_email, mask_phone};
 
 /// `+15555550100` -> `+1******0100`, `whatsapp:+15555550100` -> `whatsapp:+1******0100`,
 /// `dana@example.com` -> `d***@example.com`, and so within free text (`call +15555550100`);

@@ -83,6 +83,22 @@ impl IntoResponse for Unsendable {
 }
 
 /// The phone number the test is sent as.
+/// The profile the phone number resolves to now, if any.
+fn profile_of(console: &Console, phone: &str) -> Option<String> {
+    console.segment.store.resolve("phone", phone).ok().flatten()
+}
+
+/// The phone number [`phone_of`] finds, and the channel asked for (else `default`).
+fn phone_on<'a>(
+    console: &Console,
+    who: &Who,
+    channel: &'a Option<String>,
+    default: &'a str,
+) -> Result<(String, &'a str), Unsendable> {
+    let phone = phone_of(console, who)?;
+    Ok((phone, channel.as_deref().unwrap_or(default)))
+}
+
 fn phone_of(console: &Console, who: &Who) -> Result<String, Unsendable> {
     if let Some(phone) = who
         .phone
@@ -90,7 +106,7 @@ fn phone_of(console: &Console, who: &Who) -> Result<String, Unsendable> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
     {
-        return studio_router::identity::normalise_phone(phone).ok_or_else(|| {
+        return studio_router::domain::identity::normalise_phone(phone).ok_or_else(|| {
             Unsendable::Request(
                 "phone must be in international format (E.164, e.g. +15555550100)".into(),
             )
@@ -129,16 +145,15 @@ async fn post_form(console: &Console, function: &str, fields: &[(&str, &str)]) -
         .invoke(function, event)
         .await
         .unwrap_or_default();
-    let (status, body) = studio_router::invocation::status_and_body(&answer);
+    let (status, body) = studio_router::edge::invocation::status_and_body(&answer);
     (u16::try_from(status).unwrap_or(500), body)
 }
 
 pub async fn message(State(console): State<Console>, Json(request): Json<Message>) -> Response {
-    let phone = match phone_of(&console, &request.who) {
-        Ok(phone) => phone,
+    let (phone, channel) = match phone_on(&console, &request.who, &request.channel, "sms") {
+        Ok(found) => found,
         Err(unsendable) => return unsendable.into_response(),
     };
-    let channel = request.channel.as_deref().unwrap_or("sms");
     let from = match channel {
         "sms" | "voice" => phone.clone(),
         "whatsapp" => format!("whatsapp:{phone}"),
@@ -183,21 +198,15 @@ pub async fn page_view(State(console): State<Console>, Json(request): Json<PageV
         "context": {"traits": {"phone": phone}},
     });
     intake::accept(&console.segment, &message);
-    let profile = console
-        .segment
-        .store
-        .resolve("phone", &phone)
-        .ok()
-        .flatten();
+    let profile = profile_of(&console, &phone);
     Json(json!({"ok": true, "profile": profile})).into_response()
 }
 
 pub async fn wrap_up(State(console): State<Console>, Json(request): Json<WrapUp>) -> Response {
-    let phone = match phone_of(&console, &request.who) {
-        Ok(phone) => phone,
+    let (phone, channel) = match phone_on(&console, &request.who, &request.channel, "voice") {
+        Ok(found) => found,
         Err(unsendable) => return unsendable.into_response(),
     };
-    let channel = request.channel.as_deref().unwrap_or("voice");
     let task_channel = match channel {
         "voice" => "voice",
         "sms" | "whatsapp" | "web" => "chat",
@@ -248,12 +257,7 @@ pub async fn wrap_up(State(console): State<Console>, Json(request): Json<WrapUp>
             .as_u64()
             .is_some_and(|s| (200..300).contains(&s))
     });
-    let profile = console
-        .segment
-        .store
-        .resolve("phone", &phone)
-        .ok()
-        .flatten();
+    let profile = profile_of(&console, &phone);
     Json(json!({"ok": ok, "task_sid": task, "profile": profile, "posts": answers})).into_response()
 }
 

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use studio_router::rules::{RuleSet, RulesError};
+use studio_router::domain::rules::{RuleSet, RulesError};
 
 use super::customers::{name_of, traits_of, verdict, verdict_json};
 use super::{Console, internal};

@@ -75,7 +75,7 @@ fn kept(segment: &Segment, key: &str, messages: usize) -> bool {
         return true;
     }
     tracing::warn!(
-        write_key = %studio_router::telemetry::mask_other(key),
+        write_key = %studio_router::support::telemetry::mask_other(key),
         messages,
         "dropped: not one of the sandbox's --write-keys (answered 200, as Segment answers a wrong key)"
     );

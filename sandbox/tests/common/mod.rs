@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sandbox::{Options, Running};
 use serde_json::Value;
-use studio_router::http_client::HttpClient;
+use studio_router::adapters::http_client::HttpClient;
 
 pub const TOKEN: &str = "test-profile-token";
 pub const SPACE: &str = "spa_test";

@@ -1,7 +1,7 @@
 //! The one edge every function shares: decode the invocation, bound and authenticate HTTP
 //! callers, call the function's operation, and encode the answer (payload 2.0 for HTTP, bare
 //! JSON for a direct invoke). Failures become `{"error": {"code", "message"}}` with their
-//! status here (through [`crate::failure`]) and nowhere else.
+//! status here (through [`crate::edge::failure`]) and nowhere else.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,16 +10,24 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::http::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
 
-use crate::auth::Authenticator;
-use crate::config::{ConfigError, Environment, Setup};
-pub use crate::failure::Failure;
-use crate::invocation::{
+use crate::adapters::config::{ConfigError, Environment, Setup, runtime};
+use crate::domain::arrival::Arrival;
+use crate::edge::auth::Authenticator;
+pub use crate::edge::failure::Failure;
+use crate::edge::invocation::{
     ConfigurationValidation, HttpRequest, Input, Invocation, InvocationError,
     configuration_validation, http_response,
 };
-use crate::metrics::{self, Counter, MetricsWriter};
+use crate::support::metrics::{self, Counter, MetricsWriter};
 
+pub mod auth;
+pub mod failure;
+pub mod fields;
+pub mod functions;
+pub mod invocation;
 mod run;
+pub mod taskrouter;
+
 pub use run::{main, run};
 
 /// The longest query string accepted. Studio's requests carry a few fields; even an
@@ -32,27 +40,6 @@ pub const MAX_FIELDS: usize = 256;
 const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 /// The realm a 401 names when the shared secret is configured.
 const CHALLENGE: &str = "Basic realm=\"studio-router\"";
-
-/// When an invocation arrived, and by when its answer must be ready: the invocation's own
-/// deadline (its context's), less a margin to send the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Invoked {
-    pub at: Instant,
-    pub answer_by: Instant,
-}
-
-impl Invoked {
-    /// When `budget`, counted from the invocation's arrival, runs out; never after `answer_by`.
-    pub fn deadline(&self, budget: Duration) -> Instant {
-        (self.at + budget).min(self.answer_by)
-    }
-
-    /// What is left of `budget` now.
-    pub fn remaining(&self, budget: Duration) -> Duration {
-        self.deadline(budget)
-            .saturating_duration_since(Instant::now())
-    }
-}
 
 /// What an operation answers on success.
 #[derive(Debug, PartialEq)]
@@ -76,18 +63,18 @@ pub trait Operation: Send + Sync + 'static {
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// Handles one request: the fields of an HTTP body or query string, a JSON list body, or
-    /// a direct invoke's JSON. Its budgets count from `invoked.at` (the caller's clock started
-    /// then, authentication included), and it must answer by `invoked.answer_by`.
+    /// a direct invoke's JSON. Its budgets count from `arrival.at` (the caller's clock started
+    /// then, authentication included), and it must answer by `arrival.answer_by`.
     fn call(
         &self,
         input: Input,
-        invoked: Invoked,
+        arrival: Arrival,
     ) -> impl Future<Output = Result<Answer, Failure>> + Send;
 
     /// By when a request must be authenticated: a secret not yet held is waited for until
     /// then, no longer. The operation's own budget, where it has one, counts authentication.
-    fn authenticate_by(&self, invoked: &Invoked) -> Instant {
-        invoked.answer_by
+    fn authenticate_by(&self, arrival: &Arrival) -> Instant {
+        arrival.answer_by
     }
 
     /// Prepares for the next real call (clients, secrets) without touching customer data.
@@ -106,7 +93,7 @@ pub trait Operation: Send + Sync + 'static {
 }
 
 /// An invocation the function fails instead of answering: Lambda then reports it as an
-/// error (`X-Amz-Function-Error`) to whoever invoked it.
+/// error (`X-Amz-Function-Error`) to whoever arrival it.
 #[derive(Debug, thiserror::Error)]
 pub enum InvocationFailed {
     /// A configuration AppConfig must not deploy: failing is how a Lambda validator says no.
@@ -156,9 +143,10 @@ impl<O: Operation> Edge<O> {
     ) -> Result<Self, ConfigError> {
         let setup = Setup::new(env, O::CONNECT_TIMEOUT)?;
         let operation = load(&setup)?;
-        let auth = Authenticator::from_variables(&setup.vars, &setup.extension)?;
+        let auth =
+            Authenticator::configured(runtime::authentication(&setup.vars, &setup.extension)?);
         auth.warn_if_unprotected(O::NAME);
-        let metrics = MetricsWriter::from_variables(&setup.vars, O::NAME)?;
+        let metrics = runtime::metrics_writer(&setup.vars, O::NAME)?;
         Ok(Self {
             operation,
             auth,
@@ -208,13 +196,13 @@ impl<O: Operation> Edge<O> {
                 }
             };
         }
-        let invoked = Invoked {
+        let arrival = Arrival {
             at: Instant::now(),
             answer_by: answer_by(deadline),
         };
         match Invocation::decode(event, O::MAX_BODY_BYTES) {
             Ok(Invocation::Direct(input @ Input::Stream(_))) => {
-                let failure = match self.operation.call(input, invoked).await {
+                let failure = match self.operation.call(input, arrival).await {
                     Ok(Answer::Json(body)) if body.get("batchItemFailures").is_some() => {
                         return Ok(body);
                     }
@@ -229,7 +217,7 @@ impl<O: Operation> Edge<O> {
                 tracing::error!(function = O::NAME, code = failure.code, detail = %failure.message, "stream batch not delivered; the invocation fails so Lambda retries it");
                 Err(InvocationFailed::BatchNotDelivered(failure))
             }
-            decoded => Ok(self.answer_decoded(decoded, invoked).await),
+            decoded => Ok(self.answer_decoded(decoded, arrival).await),
         }
     }
 
@@ -237,7 +225,7 @@ impl<O: Operation> Edge<O> {
     async fn answer_decoded(
         &self,
         decoded: Result<Invocation, InvocationError>,
-        invoked: Invoked,
+        arrival: Arrival,
     ) -> Value {
         match decoded {
             Ok(Invocation::WarmUp) => {
@@ -245,7 +233,7 @@ impl<O: Operation> Edge<O> {
                 self.operation.warm_up().await;
                 json!({"warm": true})
             }
-            Ok(Invocation::Direct(input)) => match self.operation.call(input, invoked).await {
+            Ok(Invocation::Direct(input)) => match self.operation.call(input, arrival).await {
                 Ok(Answer::Json(body)) => body,
                 Ok(Answer::Accepted) => json!({"accepted": true}),
                 Err(failure) => {
@@ -256,7 +244,7 @@ impl<O: Operation> Edge<O> {
                 }
             },
             Ok(Invocation::Http(request)) => {
-                let outcome = self.http(request, invoked).await;
+                let outcome = self.http(request, arrival).await;
                 self.respond(outcome)
             }
             // A broken or oversized payload 2.0 event still came over HTTP: answer it as HTTP.
@@ -291,7 +279,7 @@ impl<O: Operation> Edge<O> {
         }
     }
 
-    async fn http(&self, request: HttpRequest, invoked: Invoked) -> Result<Answer, Failure> {
+    async fn http(&self, request: HttpRequest, arrival: Arrival) -> Result<Answer, Failure> {
         if request.method != "GET" && request.method != "POST" {
             return Err(Failure::new(
                 405,
@@ -322,7 +310,7 @@ impl<O: Operation> Edge<O> {
         }
         // Authenticate before parsing: an unauthenticated caller learns nothing about our input rules.
         self.auth
-            .check(&request, self.operation.authenticate_by(&invoked))
+            .check(&request, self.operation.authenticate_by(&arrival))
             .await?;
         if request.method == "GET" && request.has_body() {
             return Err(Failure::bad_request(
@@ -331,7 +319,7 @@ impl<O: Operation> Edge<O> {
             ));
         }
         let input = request.into_payload(O::MAX_OBJECT_BYTES)?;
-        self.operation.call(input, invoked).await
+        self.operation.call(input, arrival).await
     }
 }
 
@@ -359,9 +347,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::memory::MemoryProfiles;
-    use crate::operations::route_decision::RouteDecision;
-    use crate::rules::{DEFAULT_RULES, RuleSet};
+    use crate::adapters::memory::MemoryProfiles;
+    use crate::domain::operations::route_decision::RouteDecision;
+    use crate::domain::ports::NoUpdates;
+    use crate::domain::rules::{DEFAULT_RULES, RuleSet};
     use crate::testing::{
         HOST, SHARED_SECRET, authenticator, code, event, signed_form, signed_get, status_and_body,
     };
@@ -373,8 +362,7 @@ mod tests {
             RouteDecision {
                 profiles: MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 2})),
                 rules: std::sync::Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap().into()),
-                rules_source: None,
-                emergency: None,
+                updates: NoUpdates,
                 deadline: Duration::from_millis(500),
                 phone_identifier: "phone".into(),
             },

@@ -9,10 +9,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use super::{Edge, Failure, InvocationFailed, Operation};
-use crate::concurrency::{self, Concurrency};
-use crate::config::{ConfigError, ProcessEnv, Setup, Variables};
-use crate::invocation::{Event, configuration_validation, http_response, is_stream};
-use crate::metrics::{self, Counter, MetricsWriter};
+use crate::adapters::config::{ConfigError, ProcessEnv, Setup, runtime};
+use crate::edge::invocation::{Event, configuration_validation, http_response, is_stream};
+use crate::support::metrics::{self, Counter};
 
 /// A function binary's whole `main`: a Tokio runtime shaped by the concurrency Lambda asks
 /// for, then [`run`]. One invocation at a time (classic Lambda, a fraction of a vCPU at
@@ -22,12 +21,7 @@ pub fn main<O: Operation>(
     load: fn(&Setup<'_>) -> Result<O, ConfigError>,
 ) -> std::process::ExitCode {
     // Quietly here: a bad value is warned about once, after logging starts (`Setup::new`).
-    let concurrency = Concurrency::parse(
-        Variables::new(&ProcessEnv)
-            .raw(concurrency::VARIABLE)
-            .as_deref(),
-    )
-    .unwrap_or(Concurrency::ONE);
+    let concurrency = runtime::process_concurrency();
     let result = match concurrency.runtime() {
         Ok(runtime) => runtime.block_on(run(|| Edge::load(&ProcessEnv, load))),
         Err(error) => Err(error.into()),
@@ -52,7 +46,7 @@ where
     O: Operation,
     L: FnOnce() -> Result<Edge<O>, ConfigError>,
 {
-    crate::telemetry::init(&Variables::new(&ProcessEnv));
+    runtime::start_logging(&ProcessEnv);
     match load() {
         Ok(edge) => {
             let edge = Arc::new(edge);
@@ -71,10 +65,7 @@ where
         Err(error) => {
             tracing::error!(function = O::NAME, %error, "configuration is invalid; every request will answer 500 until it is fixed");
             let failure = Arc::new(Failure::configuration(O::NAME));
-            let vars = Variables::new(&ProcessEnv);
-            let metrics = MetricsWriter::from_variables(&vars, O::NAME)
-                .unwrap_or_else(|_| MetricsWriter::new(&metrics::function_name(&vars, O::NAME)));
-            let metrics = Arc::new(metrics);
+            let metrics = Arc::new(runtime::metrics_writer_despite_errors(&ProcessEnv, O::NAME));
             lambda_runtime::run_concurrent(service_fn(move |event: LambdaEvent<Event>| {
                 let (failure, metrics) = (failure.clone(), metrics.clone());
                 async move {

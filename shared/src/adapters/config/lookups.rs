@@ -1,0 +1,68 @@
+//! The configuration of the two functions Studio waits for: route-decision (its rules, its
+//! deadline, the Profile API, and what may change the routing while it runs: the rules feed
+//! and the emergency override) and profile-lookup.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{ConfigError, ProfileApiConfig, Setup, runtime};
+use crate::adapters::emergency::EmergencyOverride;
+use crate::adapters::rules_feed::RulesFeed;
+use crate::domain::rules::{RuleSet, RulesInUse};
+
+/// route-decision's configuration.
+pub struct RouteDecisionConfig {
+    /// The rules in use, shared with the feed that may replace them.
+    pub rules: Arc<RulesInUse>,
+    pub profile_api: ProfileApiConfig,
+    /// `DECISION_DEADLINE_MS`.
+    pub deadline: Duration,
+    /// Where newer rules come from while the function runs (AppConfig, Parameter Store).
+    pub rules_feed: Option<Arc<RulesFeed>>,
+    /// The parameter that sends everyone to one transition while it is on.
+    pub emergency: Option<Arc<EmergencyOverride>>,
+}
+
+impl RouteDecisionConfig {
+    /// The rules first: they are the likeliest to be wrong.
+    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
+        let rules: RuleSet = super::rules(&setup.vars)?;
+        let rules = Arc::new(RulesInUse::new(rules));
+        let deadline = super::decision_deadline(&setup.vars)?;
+        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension, setup.concurrency)?;
+        profile_api.warn_if_slower_than(deadline);
+        let rules_feed = runtime::rules_feed(
+            &setup.vars,
+            setup.http.clone(),
+            &setup.extension,
+            rules.clone(),
+        )?;
+        let emergency = runtime::emergency_override(&setup.vars, &setup.extension)?;
+        Ok(Self {
+            rules,
+            profile_api,
+            deadline,
+            rules_feed,
+            emergency,
+        })
+    }
+}
+
+/// profile-lookup's configuration.
+pub struct ProfileLookupConfig {
+    pub profile_api: ProfileApiConfig,
+    /// `DECISION_DEADLINE_MS`.
+    pub deadline: Duration,
+}
+
+impl ProfileLookupConfig {
+    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
+        let deadline = super::decision_deadline(&setup.vars)?;
+        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension, setup.concurrency)?;
+        profile_api.warn_if_slower_than(deadline);
+        Ok(Self {
+            profile_api,
+            deadline,
+        })
+    }
+}

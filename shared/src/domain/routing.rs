@@ -1,0 +1,338 @@
+//! The routing decision: read the customer's traits (within the deadline), apply the rules.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::domain::identity::Identifier;
+use crate::domain::ports::{ProfileError, Profiles, TraitsQuery};
+use crate::domain::rules::{NotEvaluated, RuleSet, RuleTrace, Verdict};
+
+/// Whose decision this is.
+pub enum Subject {
+    /// Look the customer up.
+    Customer(Identifier),
+    /// The caller withheld their number: decided as a customer Segment does not know,
+    /// without a lookup.
+    Withheld,
+    /// Decide on traits the caller already has, without a lookup.
+    Traits(Map<String, Value>),
+}
+
+pub struct DecisionRequest {
+    pub subject: Subject,
+    pub channel: Option<String>,
+    /// The caller asked how each rule fared (`explain=true`).
+    pub explain: bool,
+}
+
+/// The answer Studio's Split widget branches on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Decision {
+    pub transition: String,
+    pub rule: String,
+    pub fallback: bool,
+    pub profile_found: bool,
+    pub attributes: Map<String, Value>,
+    /// How each rule fared, in order, when the caller asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<Vec<RuleTrace>>,
+}
+
+/// How the profile was read, for the decision's log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Traits came with the request.
+    Inline,
+    /// The rules read no trait, so nothing was looked up.
+    NotNeeded,
+    /// The caller withheld their number, so there was no one to look up.
+    Withheld,
+    Found,
+    NotFound,
+    Failed(ProfileError),
+    DeadlineExceeded,
+    /// The emergency override decided: nothing was looked up.
+    Overridden,
+    /// The rules gave no verdict in time (see [`NotEvaluated`]).
+    NotEvaluated(NotEvaluated),
+}
+
+impl Lookup {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Inline => "inline",
+            Self::NotNeeded => "not_needed",
+            Self::Withheld => "withheld",
+            Self::Found => "found",
+            Self::NotFound => "not_found",
+            Self::Failed(_) => "failed",
+            Self::DeadlineExceeded => "deadline_exceeded",
+            Self::Overridden => "overridden",
+            Self::NotEvaluated(_) => "rules_not_evaluated",
+        }
+    }
+
+    /// Whether the decision asked the profile store (whatever it answered).
+    pub fn read_a_profile(&self) -> bool {
+        matches!(
+            self,
+            Self::Found | Self::NotFound | Self::Failed(_) | Self::DeadlineExceeded
+        )
+    }
+
+    /// Why the decision fell back, in one word (see [`ProfileError::reason`]; `deadline`
+    /// when the decision's own deadline came first); `None` when it did not.
+    pub fn fallback_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Failed(error) => Some(error.reason()),
+            Self::DeadlineExceeded => Some("deadline"),
+            Self::NotEvaluated(why) => Some(why.reason()),
+            _ => None,
+        }
+    }
+}
+
+/// Decides, always within `budget`: a lookup that fails or runs out of time, or rules that
+/// cannot be evaluated in time, yield the rules' `on_error` outcome with `fallback: true`, so
+/// Studio always gets a transition.
+pub async fn decide<P: Profiles>(
+    profiles: &P,
+    rules: &Arc<RuleSet>,
+    request: &DecisionRequest,
+    budget: Duration,
+) -> (Decision, Lookup) {
+    let channel = request.channel.as_deref();
+    let fallback = || {
+        let trace = request.explain.then(|| rules.not_evaluated());
+        decision(rules.on_error(channel), true, false, trace)
+    };
+    // The source is told the deadline so it can size its own retries; the timeout here is
+    // what guarantees the answer whatever the source does.
+    let deadline = Instant::now() + budget;
+    let no_traits = Map::new();
+    let looked_up;
+    let (traits, profile_found, lookup) = match &request.subject {
+        Subject::Traits(traits) => (traits, false, Lookup::Inline),
+        Subject::Withheld => (&no_traits, false, Lookup::Withheld),
+        Subject::Customer(_) if rules.referenced_traits().is_some_and(BTreeSet::is_empty) => {
+            (&no_traits, false, Lookup::NotNeeded)
+        }
+        Subject::Customer(identifier) => {
+            let query = TraitsQuery::include(rules.referenced_traits());
+            let lookup = profiles.traits(identifier, &query, deadline);
+            match tokio::time::timeout(budget, lookup).await {
+                Ok(Ok(Some(traits))) => {
+                    looked_up = traits;
+                    (&looked_up, true, Lookup::Found)
+                }
+                // Unknown to Segment is not an error: a customer with no traits.
+                Ok(Ok(None)) => (&no_traits, false, Lookup::NotFound),
+                Ok(Err(error)) => return (fallback(), Lookup::Failed(error)),
+                Err(_) => return (fallback(), Lookup::DeadlineExceeded),
+            }
+        }
+    };
+    match rules
+        .judge_within(traits, channel, request.explain, deadline)
+        .await
+    {
+        Ok((verdict, trace)) => (decision(verdict, false, profile_found, trace), lookup),
+        Err(not_evaluated) => (fallback(), Lookup::NotEvaluated(not_evaluated)),
+    }
+}
+
+/// The rule name a decision of the emergency override carries.
+pub const OVERRIDE_RULE: &str = "emergency-override";
+
+/// Every customer to `transition`, whatever the rules say: the emergency override.
+pub fn overridden(transition: String) -> (Decision, Lookup) {
+    let verdict = Verdict {
+        transition,
+        rule: OVERRIDE_RULE.to_owned(),
+        attributes: Map::new(),
+    };
+    (decision(verdict, false, false, None), Lookup::Overridden)
+}
+
+fn decision(
+    verdict: Verdict,
+    fallback: bool,
+    profile_found: bool,
+    explanation: Option<Vec<RuleTrace>>,
+) -> Decision {
+    Decision {
+        transition: verdict.transition,
+        rule: verdict.rule,
+        fallback,
+        profile_found,
+        attributes: verdict.attributes,
+        explanation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::adapters::memory::MemoryProfiles;
+    use crate::domain::ports::ProfileError;
+    use crate::domain::rules::DEFAULT_RULES;
+
+    const PHONE: &str = "phone:+15555550100";
+
+    /// What the store was asked for, as `include=` values.
+    fn includes(profiles: &MemoryProfiles) -> Vec<Option<String>> {
+        profiles
+            .asked()
+            .iter()
+            .map(|(_, query)| query.included().map(str::to_owned))
+            .collect()
+    }
+
+    fn customer() -> DecisionRequest {
+        let fields = json!({"From": "+15555550100"});
+        let customer = Identifier::from_fields(fields.as_object().unwrap(), "phone").unwrap();
+        DecisionRequest {
+            subject: Subject::Customer(customer.identifier().unwrap().clone()),
+            channel: None,
+            explain: false,
+        }
+    }
+
+    async fn run(profiles: &MemoryProfiles) -> (Decision, Lookup) {
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
+        decide(profiles, &rules, &customer(), Duration::from_millis(50)).await
+    }
+
+    #[tokio::test]
+    async fn a_docs_reader_goes_to_an_agent_and_only_the_needed_trait_is_asked_for() {
+        let profiles = MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 3}));
+        let (decision, lookup) = run(&profiles).await;
+        assert_eq!(
+            (decision.transition.as_str(), decision.rule.as_str()),
+            ("agent", "read-docs-recently")
+        );
+        assert!(decision.profile_found && !decision.fallback);
+        assert_eq!(lookup, Lookup::Found);
+        assert_eq!(includes(&profiles), [Some("docs_last_2_days".to_owned())]);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_customer_is_decided_by_the_rules_not_as_an_error() {
+        let (decision, lookup) = run(&MemoryProfiles::new()).await;
+        assert_eq!(
+            (
+                decision.transition.as_str(),
+                decision.fallback,
+                decision.profile_found
+            ),
+            ("bot", false, false)
+        );
+        assert_eq!(lookup, Lookup::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_slow_lookup_falls_back_to_on_error() {
+        let (failed, lookup) = run(&MemoryProfiles::failing(ProfileError::Status(500))).await;
+        assert_eq!(
+            (
+                failed.transition.as_str(),
+                failed.rule.as_str(),
+                failed.fallback
+            ),
+            ("agent", "on_error", true)
+        );
+        assert_eq!(lookup, Lookup::Failed(ProfileError::Status(500)));
+        let (slow, lookup) = run(&MemoryProfiles::hanging()).await;
+        assert_eq!((slow.transition.as_str(), slow.fallback), ("agent", true));
+        assert_eq!(lookup, Lookup::DeadlineExceeded);
+    }
+
+    #[tokio::test]
+    async fn inline_traits_and_trait_free_rules_need_no_lookup() {
+        let profiles = MemoryProfiles::failing(ProfileError::Status(500));
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
+        let inline = DecisionRequest {
+            subject: Subject::Traits(json!({"docs_last_2_days": 1}).as_object().cloned().unwrap()),
+            channel: None,
+            explain: false,
+        };
+        let (decision, lookup) =
+            decide(&profiles, &rules, &inline, Duration::from_millis(50)).await;
+        assert_eq!(
+            (decision.transition.as_str(), lookup),
+            ("agent", Lookup::Inline)
+        );
+
+        let by_channel = Arc::new(RuleSet::compile(
+            r#"{"rules": [{"name": "voice", "when": "channel == 'voice'", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap());
+        let mut request = customer();
+        request.channel = Some("voice".into());
+        let (decision, lookup) =
+            decide(&profiles, &by_channel, &request, Duration::from_millis(50)).await;
+        assert_eq!(
+            (decision.transition.as_str(), lookup),
+            ("agent", Lookup::NotNeeded)
+        );
+        assert!(profiles.asked().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_explanation_is_given_only_when_asked_and_says_when_the_rules_did_not_run() {
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
+        let profiles = MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": "3"}));
+        let (plain, _) = decide(&profiles, &rules, &customer(), Duration::from_millis(50)).await;
+        assert_eq!(plain.explanation, None);
+        let asked = DecisionRequest {
+            explain: true,
+            ..customer()
+        };
+        let (explained, _) = decide(&profiles, &rules, &asked, Duration::from_millis(50)).await;
+        // A count sent as a string is why the docs reader went to the bot.
+        assert_eq!(explained.rule, "default");
+        let trace = explained.explanation.unwrap_or_default();
+        assert_eq!(
+            (trace[0].rule.as_str(), trace[0].outcome),
+            (
+                "read-docs-recently",
+                crate::domain::rules::TraceOutcome::WrongType
+            )
+        );
+        let failing = MemoryProfiles::failing(ProfileError::Status(500));
+        let (fallback, _) = decide(&failing, &rules, &asked, Duration::from_millis(50)).await;
+        assert_eq!(
+            fallback.explanation.unwrap_or_default()[0].outcome,
+            crate::domain::rules::TraceOutcome::NotEvaluated
+        );
+    }
+
+    #[tokio::test]
+    async fn a_withheld_caller_is_decided_as_unknown_without_a_lookup() {
+        let profiles = MemoryProfiles::failing(ProfileError::Status(500));
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
+        let request = DecisionRequest {
+            subject: Subject::Withheld,
+            channel: None,
+            explain: false,
+        };
+        let (decision, lookup) =
+            decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
+        assert_eq!(
+            (
+                decision.transition.as_str(),
+                decision.fallback,
+                decision.profile_found
+            ),
+            ("bot", false, false)
+        );
+        assert_eq!(lookup, Lookup::Withheld);
+        assert!(profiles.asked().is_empty());
+    }
+}
