@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::http::header::WWW_AUTHENTICATE;
 use serde_json::{Value, json};
 
-use crate::adapters::config::{ConfigError, Environment, Setup, runtime};
+use crate::adapters::config::{ConfigError, Environment, Startup, runtime};
 use crate::domain::arrival::Arrival;
 use crate::edge::auth::Authenticator;
 pub use crate::edge::failure::Failure;
@@ -139,14 +139,14 @@ impl<O: Operation> Edge<O> {
     /// Nothing here needs the network: INIT may not have it (secrets wait for an invocation).
     pub fn load(
         env: &dyn Environment,
-        load: impl FnOnce(&Setup<'_>) -> Result<O, ConfigError>,
+        load: impl FnOnce(&Startup<'_>) -> Result<O, ConfigError>,
     ) -> Result<Self, ConfigError> {
-        let setup = Setup::new(env, O::CONNECT_TIMEOUT)?;
-        let operation = load(&setup)?;
+        let startup = Startup::new(env, O::CONNECT_TIMEOUT)?;
+        let operation = load(&startup)?;
         let auth =
-            Authenticator::configured(runtime::authentication(&setup.vars, &setup.extension)?);
+            Authenticator::configured(runtime::authentication(&startup.vars, &startup.extension)?);
         auth.warn_if_unprotected(O::NAME);
-        let metrics = runtime::metrics_writer(&setup.vars, O::NAME)?;
+        let metrics = runtime::metrics_writer(&startup.vars, O::NAME)?;
         Ok(Self {
             operation,
             auth,

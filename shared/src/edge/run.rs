@@ -9,7 +9,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 
 use super::{Edge, Failure, InvocationFailed, Operation};
-use crate::adapters::config::{ConfigError, ProcessEnv, Setup, runtime};
+use crate::adapters::config::{ConfigError, ProcessEnv, Startup, runtime};
 use crate::edge::invocation::{Event, configuration_validation, http_response, is_stream};
 use crate::support::metrics::{self, Counter};
 
@@ -18,9 +18,9 @@ use crate::support::metrics::{self, Counter};
 /// 128 MB) gets one thread, so the cold start pays for no worker threads; many at once
 /// (Lambda Managed Instances, whole vCPUs) get one worker per core.
 pub fn main<O: Operation>(
-    load: fn(&Setup<'_>) -> Result<O, ConfigError>,
+    load: fn(&Startup<'_>) -> Result<O, ConfigError>,
 ) -> std::process::ExitCode {
-    // Quietly here: a bad value is warned about once, after logging starts (`Setup::new`).
+    // Quietly here: a bad value is warned about once, after logging starts (`Startup::new`).
     let concurrency = runtime::process_concurrency();
     let result = match concurrency.runtime() {
         Ok(runtime) => runtime.block_on(run(|| Edge::load(&ProcessEnv, load))),

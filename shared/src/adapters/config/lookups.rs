@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ConfigError, ProfileApiConfig, Setup, runtime};
+use super::{ConfigError, ProfileApiConfig, Startup, runtime};
 use crate::adapters::emergency::EmergencyOverride;
 use crate::adapters::rules_feed::RulesFeed;
 use crate::domain::rules::{RuleSet, RulesInUse};
@@ -25,19 +25,20 @@ pub struct RouteDecisionConfig {
 
 impl RouteDecisionConfig {
     /// The rules first: they are the likeliest to be wrong.
-    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
-        let rules: RuleSet = super::rules(&setup.vars)?;
+    pub fn read(startup: &Startup<'_>) -> Result<Self, ConfigError> {
+        let rules: RuleSet = super::rules(&startup.vars)?;
         let rules = Arc::new(RulesInUse::new(rules));
-        let deadline = super::decision_deadline(&setup.vars)?;
-        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension, setup.concurrency)?;
+        let deadline = super::decision_deadline(&startup.vars)?;
+        let profile_api =
+            ProfileApiConfig::read(&startup.vars, &startup.extension, startup.concurrency)?;
         profile_api.warn_if_slower_than(deadline);
         let rules_feed = runtime::rules_feed(
-            &setup.vars,
-            setup.http.clone(),
-            &setup.extension,
+            &startup.vars,
+            startup.http.clone(),
+            &startup.extension,
             rules.clone(),
         )?;
-        let emergency = runtime::emergency_override(&setup.vars, &setup.extension)?;
+        let emergency = runtime::emergency_override(&startup.vars, &startup.extension)?;
         Ok(Self {
             rules,
             profile_api,
@@ -56,9 +57,10 @@ pub struct ProfileLookupConfig {
 }
 
 impl ProfileLookupConfig {
-    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
-        let deadline = super::decision_deadline(&setup.vars)?;
-        let profile_api = ProfileApiConfig::read(&setup.vars, &setup.extension, setup.concurrency)?;
+    pub fn read(startup: &Startup<'_>) -> Result<Self, ConfigError> {
+        let deadline = super::decision_deadline(&startup.vars)?;
+        let profile_api =
+            ProfileApiConfig::read(&startup.vars, &startup.extension, startup.concurrency)?;
         profile_api.warn_if_slower_than(deadline);
         Ok(Self {
             profile_api,

@@ -1,4 +1,4 @@
-//! What the functions share in configuration: what it is read with ([`Setup`]), the error
+//! What the functions share in configuration: what it is read with ([`Startup`]), the error
 //! every loader returns, the routing rules' source, the decision deadline, the Profile API's
 //! settings and the phone identifier type. Read once at start; secrets are only located
 //! here, fetched later (see [`crate::adapters::secrets`]). Each function's own configuration
@@ -25,9 +25,9 @@ pub use wrap_up_ingest::WrapUpIngestConfig;
 /// Studio waits 10 s at most; the default leaves room for a proxy's retry and a Flex enqueue.
 const DEFAULT_DECISION_DEADLINE_MS: u64 = 2500;
 
-/// What every function's configuration is read with: its variables, the one HTTPS client
+/// What a function is built from at startup: its variables, the one HTTPS client
 /// (built on first need) and the secrets extension (called only once invocations run).
-pub struct Setup<'a> {
+pub struct Startup<'a> {
     pub vars: Variables<'a>,
     /// How many invocations this environment serves at once.
     pub concurrency: Concurrency,
@@ -35,7 +35,7 @@ pub struct Setup<'a> {
     pub extension: Arc<SecretsExtension>,
 }
 
-impl<'a> Setup<'a> {
+impl<'a> Startup<'a> {
     pub fn new(env: &'a dyn Environment, connect_timeout: Duration) -> Result<Self, ConfigError> {
         let vars = Variables::new(env);
         let concurrency = runtime::concurrency(&vars, true);

@@ -56,7 +56,7 @@ pub fn metrics_writer_despite_errors(env: &dyn Environment, binary: &str) -> Met
 }
 
 /// The concurrency the process's environment asks for, quietly: this is read before logging
-/// starts, and [`super::Setup::new`] warns about a bad value once it has.
+/// starts, and [`super::Startup::new`] warns about a bad value once it has.
 pub fn process_concurrency() -> Concurrency {
     concurrency(&Variables::new(&super::ProcessEnv), false)
 }

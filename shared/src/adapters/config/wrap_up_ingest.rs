@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Setup, VariableError, Variables};
+use super::{ConfigError, Startup, VariableError, Variables};
 use crate::adapters::secrets::{Requirement, SecretCell};
 use crate::domain::engagement::{Mapping, Schema};
 
@@ -23,13 +23,13 @@ pub struct WrapUpIngestConfig {
 }
 
 impl WrapUpIngestConfig {
-    pub fn read(setup: &Setup<'_>) -> Result<Self, ConfigError> {
-        let vars = &setup.vars;
+    pub fn read(startup: &Startup<'_>) -> Result<Self, ConfigError> {
+        let vars = &startup.vars;
         let write_key = super::runtime::required_secret(
             vars,
             "SEGMENT_WRITE_KEY",
             Requirement::Any,
-            &setup.extension,
+            &startup.extension,
         )?;
         let tracking_api_url = vars.url("SEGMENT_TRACKING_API_URL", "https://api.segment.io")?;
         let deadline = vars.millis("DELIVERY_DEADLINE_MS", DEFAULT_DEADLINE_MS, 500..=14_000)?;

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::studio_fields;
-use crate::adapters::config::{ConfigError, ProfileLookupConfig, Setup};
+use crate::adapters::config::{ConfigError, ProfileLookupConfig, Startup};
 use crate::adapters::segment::ProfileApi;
 use crate::domain::arrival::Arrival;
 use crate::domain::identity::{Customer, Identifier};
@@ -21,11 +21,11 @@ pub const STUDIO_BODY_LIMIT: usize = 64_000;
 
 /// Reads profile-lookup's configuration and builds its clients. Nothing is fetched: secrets
 /// wait for the first invocation.
-pub fn load(setup: &Setup<'_>) -> Result<ProfileLookup<ProfileApi>, ConfigError> {
-    let config = ProfileLookupConfig::read(setup)?;
+pub fn load(startup: &Startup<'_>) -> Result<ProfileLookup<ProfileApi>, ConfigError> {
+    let config = ProfileLookupConfig::read(startup)?;
     Ok(ProfileLookup {
         phone_identifier: config.profile_api.phone_identifier.clone(),
-        profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
+        profiles: ProfileApi::new(config.profile_api, startup.http.clone()),
         deadline: config.deadline,
     })
 }

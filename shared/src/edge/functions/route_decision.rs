@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::studio_fields;
-use crate::adapters::config::{ConfigError, RouteDecisionConfig, Setup};
+use crate::adapters::config::{ConfigError, RouteDecisionConfig, Startup};
 use crate::adapters::routing_updates::ExtensionUpdates;
 use crate::adapters::segment::ProfileApi;
 use crate::domain::arrival::Arrival;
@@ -19,11 +19,13 @@ use crate::edge::{Answer, Failure, Operation};
 
 /// Reads route-decision's configuration and builds its clients. Nothing is fetched: secrets
 /// and routing updates wait for the first invocation.
-pub fn load(setup: &Setup<'_>) -> Result<RouteDecision<ProfileApi, ExtensionUpdates>, ConfigError> {
-    let config = RouteDecisionConfig::read(setup)?;
+pub fn load(
+    startup: &Startup<'_>,
+) -> Result<RouteDecision<ProfileApi, ExtensionUpdates>, ConfigError> {
+    let config = RouteDecisionConfig::read(startup)?;
     Ok(RouteDecision {
         phone_identifier: config.profile_api.phone_identifier.clone(),
-        profiles: ProfileApi::new(config.profile_api, setup.http.clone()),
+        profiles: ProfileApi::new(config.profile_api, startup.http.clone()),
         updates: ExtensionUpdates {
             rules_feed: config.rules_feed,
             emergency: config.emergency,

@@ -12,7 +12,7 @@ use aws_lambda_events::streams::KinesisEventResponse;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::adapters::config::{ConfigError, Setup, WrapUpIngestConfig};
+use crate::adapters::config::{ConfigError, Startup, WrapUpIngestConfig};
 use crate::adapters::segment::tracking::TrackingApi;
 use crate::domain::arrival::Arrival;
 use crate::domain::engagement::ReceivedEvent;
@@ -33,13 +33,13 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
 /// Reads wrap-up-ingest's configuration and builds its client. Nothing is fetched: the
 /// write key waits for the first invocation.
-pub fn load(setup: &Setup<'_>) -> Result<WrapUpIngest<TrackingApi>, ConfigError> {
-    let config = WrapUpIngestConfig::read(setup)?;
+pub fn load(startup: &Startup<'_>) -> Result<WrapUpIngest<TrackingApi>, ConfigError> {
+    let config = WrapUpIngestConfig::read(startup)?;
     Ok(WrapUpIngest {
         sink: TrackingApi::new(
             &config.tracking_api_url,
             config.write_key,
-            setup.http.clone(),
+            startup.http.clone(),
         ),
         mapping: config.mapping,
         deadline: config.deadline,
