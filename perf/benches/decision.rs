@@ -1,12 +1,13 @@
-//! In-process cost of a decision on inline traits (no lookup): the whole edge (decoding,
-//! authentication, rules, encoding, the JSON log line) as the Lambda handler runs it.
+//! In-process cost of a decision: on inline traits (no lookup), the whole edge (decoding,
+//! authentication, rules, encoding, the JSON log line) as the Lambda handler runs it; and
+//! with a Profile API lookup to a loopback stand-in (the client, its pacing, the answer).
 //!
 //!   cargo bench -p perf --bench decision
 
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use e2e::{TWILIO_TOKEN, signed_form_post};
+use e2e::{Reply, StandIn, TWILIO_TOKEN, signed_form_post};
 use serde_json::json;
 use studio_router::domain::rules::{Facts, RuleSet};
 use studio_router::edge::Edge;
@@ -83,6 +84,36 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || lists.clone(),
                 |event| runtime.block_on(looping.handle(black_box(event), None)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+
+    // A lookup on every decision (the cache off), to a Profile API stand-in on loopback served
+    // by its own thread: what the path to Segment adds, the pacer included once it exists.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let stand_in = server.block_on(StandIn::always(Reply::traits(traits.clone())));
+    let segment_url = stand_in.url();
+    let looking_up = Edge::load(
+        &|name: &str| match name {
+            "SEGMENT_PROFILE_API_URL" => Some(segment_url.clone()),
+            "PROFILE_CACHE_TTL_SECS" => Some("0".into()),
+            other => env_with(RULES)(other),
+        },
+        route_decision::load,
+    )
+    .expect("configuration");
+    let customer = json!({"From": "+15555550100", "channel": "sms"});
+    c.bench_function(
+        "route-decision: a Profile API lookup on loopback, direct invoke",
+        |b| {
+            b.iter_batched(
+                || customer.clone(),
+                |event| runtime.block_on(looking_up.handle(black_box(event), None)),
                 BatchSize::SmallInput,
             )
         },
