@@ -112,6 +112,27 @@ impl Function {
         self.logs.lock().expect("logs").clone()
     }
 
+    /// The `fallback_reason` of each decision log line, once there are `expected` of them (the
+    /// log is read from a pipe, which may lag the answers). Fails unless there are exactly
+    /// `expected` within 5 s.
+    pub async fn fallback_reasons(&self, expected: usize) -> Vec<Value> {
+        let reasons = || -> Vec<Value> {
+            self.log_lines("decision")
+                .into_iter()
+                .map(|line| line["fallback_reason"].clone())
+                .collect()
+        };
+        for _ in 0..250 {
+            if reasons().len() >= expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let reasons = reasons();
+        assert_eq!(reasons.len(), expected, "{reasons:?}");
+        reasons
+    }
+
     /// Every JSON log line so far whose message is `message`.
     pub fn log_lines(&self, message: &str) -> Vec<Value> {
         self.logs()

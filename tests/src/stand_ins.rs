@@ -30,6 +30,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// How long the stand-in itself took to answer (its handler, any delay included).
     pub served_in: Duration,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -200,6 +202,7 @@ async fn stand_in(
     let started = Instant::now();
     let _serving = state.in_flight.enter();
     let mut received = Received {
+        at: started,
         method: method.to_string(),
         path: uri.path().to_owned(),
         query: uri.query().unwrap_or_default().to_owned(),

@@ -87,11 +87,12 @@ pub enum ProfileError {
     Timeout(u64),
     #[error("Segment's Profile API is rate limiting this space (HTTP 429)")]
     RateLimited { retry_after: Option<Duration> },
-    /// Not sent: Segment answered 429 recently, and this environment waits out the window.
+    /// Not sent: this environment's next turn at Segment's rate (its next token) comes
+    /// `wait_ms` from now, too late for the caller's deadline.
     #[error(
-        "Segment's Profile API is rate limiting this space; no lookups from this environment for another {remaining_ms} ms"
+        "Segment's Profile API rate is in use: this environment's next request could go in {wait_ms} ms, too late for the deadline"
     )]
-    BackingOff { remaining_ms: u64 },
+    Paced { wait_ms: u64 },
     #[error(
         "Segment's Profile API refused the access token (HTTP {0}); check SEGMENT_PROFILE_API_TOKEN and SEGMENT_SPACE_ID"
     )]
@@ -110,13 +111,13 @@ pub enum ProfileError {
 }
 
 impl ProfileError {
-    /// Why, in one word for logs and metrics: `timeout`, `rate_limited`, `backing_off`,
+    /// Why, in one word for logs and metrics: `timeout`, `rate_limited`, `paced`,
     /// `upstream_auth`, `upstream_status`, `network`, `invalid_response`, `client`, `secret`.
     pub fn reason(&self) -> &'static str {
         match self {
             Self::Timeout(_) => "timeout",
             Self::RateLimited { .. } => "rate_limited",
-            Self::BackingOff { .. } => "backing_off",
+            Self::Paced { .. } => "paced",
             Self::Unauthorized(_) => "upstream_auth",
             Self::Status(_) => "upstream_status",
             Self::Network(_) => "network",

@@ -117,7 +117,7 @@ impl From<ProfileError> for Failure {
             ProfileError::Timeout(_) => {
                 return Self::new(504, "upstream_timeout", error.to_string());
             }
-            ProfileError::RateLimited { .. } | ProfileError::BackingOff { .. } => "rate_limited",
+            ProfileError::RateLimited { .. } | ProfileError::Paced { .. } => "rate_limited",
             ProfileError::Unauthorized(_) => "upstream_auth",
             ProfileError::Status(_)
             | ProfileError::Network(_)

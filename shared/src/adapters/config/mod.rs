@@ -156,6 +156,9 @@ pub struct ProfileApiConfig {
     /// `PROFILE_CACHE_CAPACITY`: the most entries; by default 256 for each invocation the
     /// environment serves at once, at most [`MAX_CACHE_CAPACITY`].
     pub cache_capacity: usize,
+    /// `PROFILE_API_RATE`: the requests a second this environment may send; unset, learned
+    /// from Segment's 429s.
+    pub rate: Rate,
 }
 
 /// A cache this size holds about 20 MB of traits of 1 KB each.
@@ -203,7 +206,34 @@ impl ProfileApiConfig {
             request_timeout: vars.millis("PROFILE_TIMEOUT_MS", 1500, 50..=9000)?,
             cache_ttl: Duration::from_secs(vars.number("PROFILE_CACHE_TTL_SECS", 30, 0..=3600)?),
             cache_capacity: cache_capacity(vars, concurrency)?,
+            rate: profile_api_rate(vars)?,
         })
+    }
+}
+
+/// Where the rate comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// `PROFILE_API_RATE`: requests a second, fixed.
+    Fixed(f64),
+    /// Learned from Segment's 429s.
+    Adaptive,
+}
+
+/// `PROFILE_API_RATE`: requests a second (a decimal: a share of a space's 100 split over many
+/// environments may be below one), from 0.5 to 10,000; unset or empty, adaptive.
+fn profile_api_rate(vars: &Variables<'_>) -> Result<Rate, VariableError> {
+    let Some(raw) = vars.optional("PROFILE_API_RATE") else {
+        return Ok(Rate::Adaptive);
+    };
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if (0.5..=10_000.0).contains(&rate) => Ok(Rate::Fixed(rate)),
+        _ => Err(VariableError::Invalid {
+            name: "PROFILE_API_RATE",
+            problem: format!(
+                "{raw:?} is not a rate from 0.5 to 10000 requests a second (unset: learned from Segment's 429s)"
+            ),
+        }),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Segment adapters: the Profile API (reading traits) and the Tracking API (sending events),
 //! implementing the [`ports`](crate::domain::ports).
 
-pub mod back_off;
 pub mod cache;
+pub mod pacer;
 pub mod profiles;
 pub mod tracking;
 

@@ -11,29 +11,29 @@ use crate::adapters::config::ProfileApiConfig;
 use crate::adapters::http_client::{HttpClient, basic_authorization, retry_after, root_cause};
 use crate::adapters::retry::{Attempted, Retries};
 use crate::adapters::secrets::SecretCell;
-use crate::adapters::segment::back_off::BackOff;
 use crate::adapters::segment::cache::TtlCache;
+use crate::adapters::segment::pacer::Pacer;
 use crate::domain::identity::Identifier;
 use crate::domain::ports::{ProfileError, TraitsQuery};
 use crate::support::in_flight::{Flight, InFlight};
 use crate::support::metrics::{self, Counter};
 
-/// A lookup's retries: at most one after a failure before any answer and one after a 429
-/// (the attempts' own rule), each attempt within the request timeout, a retry only with
-/// 100 ms left after its wait, and no back-off (a customer is waiting).
+/// A lookup's retries: one after a failure before any answer (the attempts' own rule), 429s
+/// at the pacer's next token, at most four attempts, each within the request timeout, a retry
+/// only with 100 ms left after its wait, and no back-off of its own (the pacer spaces them).
 const RETRIES: Retries = Retries {
-    max_attempts: 3,
+    max_attempts: 4,
     attempt_timeout: Duration::from_millis(1500),
     min_attempt: Duration::from_millis(100),
     first_backoff: Duration::ZERO,
     max_backoff: Duration::ZERO,
 };
 
-/// Which kinds of failure a lookup has already retried (once each).
-#[derive(Debug, Default)]
-struct Retried {
-    transport: AtomicBool,
-    rate_limit: AtomicBool,
+/// By when a request must have its token (its first caller's deadline) and its answer.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    admit_by: Instant,
+    deadline: Instant,
 }
 
 type TraitsKey = (Identifier, TraitsQuery);
@@ -51,7 +51,8 @@ pub struct ProfileApi {
     /// Shared by every invocation this environment serves at once (Lambda Managed Instances).
     cache: Arc<TraitCache>,
     lookups: Arc<InFlight<TraitsKey, Result<Traits, ProfileError>>>,
-    back_off: Arc<BackOff>,
+    /// Shared by every invocation of the environment: its turn at Segment's rate.
+    pacer: Arc<Pacer>,
 }
 
 /// What one GET came back with.
@@ -72,7 +73,7 @@ impl ProfileApi {
             request_timeout: config.request_timeout,
             cache: Arc::new(TtlCache::new(config.cache_ttl, config.cache_capacity)),
             lookups: Arc::default(),
-            back_off: Arc::default(),
+            pacer: Arc::new(Pacer::new(config.rate)),
         }
     }
 
@@ -113,9 +114,6 @@ impl ProfileApi {
             return Ok(hit);
         }
         metrics::add(Counter::CacheMisses, 1);
-        // Refused here rather than inside the shared request: a window that opens while
-        // callers join must not hold them for a request that would be refused anyway.
-        self.backing_off()?;
         // The shared request is not cut at the first caller's deadline: a later caller may
         // have more time, and each caller's own timeout bounds its wait.
         let shared_deadline = deadline.max(Instant::now() + self.request_timeout);
@@ -125,7 +123,8 @@ impl ProfileApi {
                 let api = self.clone();
                 // Its requests count in the metrics of the invocation that started it.
                 metrics::carry(async move {
-                    let traits = api.request_traits(&key, shared_deadline).await;
+                    // It waits for a token only as long as its first caller can.
+                    let traits = api.request_traits(&key, deadline, shared_deadline).await;
                     if let Ok(traits) = &traits {
                         api.cache.put(key, traits.clone());
                     }
@@ -143,18 +142,10 @@ impl ProfileApi {
         })
     }
 
-    fn backing_off(&self) -> Result<(), ProfileError> {
-        match self.back_off.waiting(Instant::now()) {
-            Some(wait) => Err(ProfileError::BackingOff {
-                remaining_ms: wait.as_millis() as u64,
-            }),
-            None => Ok(()),
-        }
-    }
-
     async fn request_traits(
         &self,
         (identifier, query): &TraitsKey,
+        admit_by: Instant,
         deadline: Instant,
     ) -> Result<Traits, ProfileError> {
         let limit = query.limit().to_string();
@@ -166,7 +157,7 @@ impl ProfileApi {
             params.push(("class", class));
         }
         let url = format!("{}{}/traits", self.profiles_url, identifier.path_segment());
-        Ok(match self.get(&url, &params, deadline).await? {
+        Ok(match self.get(&url, &params, admit_by, deadline).await? {
             ProfileAnswer::NotFound => None,
             ProfileAnswer::Body(body) => match body.get("traits") {
                 Some(Value::Object(traits)) => Some(traits.clone()),
@@ -191,7 +182,10 @@ impl ProfileApi {
             self.profiles_url,
             identifier.path_segment()
         );
-        let body = match self.get(&url, &[("limit", "100")], deadline).await? {
+        let body = match self
+            .get(&url, &[("limit", "100")], deadline, deadline)
+            .await?
+        {
             ProfileAnswer::NotFound => return Ok(None),
             ProfileAnswer::Body(body) => body,
         };
@@ -207,14 +201,16 @@ impl ProfileApi {
         ))
     }
 
-    /// One GET within `deadline`, through the retry loop: retried once when it failed before
-    /// any answer came back (a pooled connection that died while the instance was frozen
-    /// fails exactly that way), and once after a 429 when its `Retry-After` still fits the
-    /// deadline; otherwise 429 fails fast, leaving the decision to the caller's fallback.
+    /// One GET within `deadline`, through the retry loop and the pacer: each attempt waits
+    /// for its token while one comes by `admit_by`; a 429 is retried at the next token (or
+    /// after `Retry-After`) while that still fits the deadline, and a failure before any
+    /// answer came back (a pooled connection that died while the instance was frozen fails
+    /// exactly that way) is retried once.
     async fn get(
         &self,
         url: &str,
         params: &[(&str, &str)],
+        admit_by: Instant,
         deadline: Instant,
     ) -> Result<ProfileAnswer, ProfileError> {
         let client = self
@@ -222,7 +218,6 @@ impl ProfileApi {
             .client()
             .map_err(|e| ProfileError::Client(e.to_string()))?;
         let authorization = self.authorization(deadline).await?;
-        self.backing_off()?;
         let request = client
             .get(crate::adapters::http_client::with_query(url, params))
             .header(AUTHORIZATION, authorization);
@@ -230,40 +225,39 @@ impl ProfileApi {
             attempt_timeout: self.request_timeout,
             ..RETRIES
         };
-        let retried = Retried::default();
+        let retried_transport = AtomicBool::new(false);
         let expired = || ProfileError::Timeout(self.request_timeout.as_millis() as u64);
+        let by = Deadlines { admit_by, deadline };
         retries
-            .run(deadline, expired, |timeout, number| {
-                self.attempt(&request, timeout, number, &retried)
+            .run(deadline, expired, |timeout, _| {
+                self.attempt(&request, by, timeout, &retried_transport)
             })
             .await
             .map(|(answer, _)| answer)
     }
 
-    /// One attempt of [`Self::get`]'s request.
+    /// One attempt of [`Self::get`]'s request, once it has its token.
     async fn attempt(
         &self,
         request: &reqwest::RequestBuilder,
+        by: Deadlines,
         timeout: Duration,
-        number: usize,
-        retried: &Retried,
+        retried_transport: &AtomicBool,
     ) -> Attempted<ProfileAnswer, ProfileError> {
-        // Another 429 may have opened a longer window while this call waited.
-        if number > 1
-            && let Err(refused) = self.backing_off()
-        {
-            return Attempted::Done(Err(refused));
+        if let Err(paced) = self.pacer.admit(by.admit_by).await {
+            return Attempted::Done(Err(paced));
         }
-        let Some(request) = request.try_clone() else {
-            return Attempted::Done(Err(ProfileError::Client(
-                "the request cannot be sent again".into(),
-            )));
+        // The wait for the token came out of this attempt's time.
+        let timeout = timeout.min(by.deadline.saturating_duration_since(Instant::now()));
+        let Some(request) = request.try_clone().filter(|_| !timeout.is_zero()) else {
+            return Attempted::Done(Err(ProfileError::Timeout(timeout.as_millis() as u64)));
         };
         metrics::add(Counter::ProfileApiRequests, 1);
+        let sent_at = Instant::now();
         let response = match request.timeout(timeout).send().await {
             Ok(response) => response,
             Err(error)
-                if !error.is_timeout() && !retried.transport.swap(true, Ordering::Relaxed) =>
+                if !error.is_timeout() && !retried_transport.swap(true, Ordering::Relaxed) =>
             {
                 tracing::debug!(error = %root_cause(&error), "Profile API request failed before an answer; retrying once");
                 let error = self.transport_error(&error, timeout);
@@ -280,32 +274,33 @@ impl ProfileApi {
             Ok(body) => body,
             Err(error) => return Attempted::Done(Err(self.transport_error(&error, timeout))),
         };
-        self.note_status(status, retry_after);
-        let rate_limited = ProfileError::RateLimited { retry_after };
-        match (status, retry_after) {
-            (429, Some(wait)) if !retried.rate_limit.swap(true, Ordering::Relaxed) => {
-                Attempted::Retry {
-                    error: rate_limited,
-                    wait,
-                }
-            }
-            (429, _) => Attempted::Done(Err(rate_limited)),
-            _ => Attempted::Done(read_answer(status, &body)),
+        if status == 429 {
+            let wait = self.throttled(retry_after, sent_at);
+            return Attempted::Retry {
+                error: ProfileError::RateLimited { retry_after },
+                wait,
+            };
         }
+        if matches!(status, 200..=299 | 404) {
+            self.pacer.answered(sent_at.elapsed(), Instant::now());
+        }
+        Attempted::Done(read_answer(status, &body))
     }
 
-    /// What an answer's status tells the environment's back-off: a 429 opens a window, an
-    /// answer Segment served closes it.
-    fn note_status(&self, status: u16, retry_after: Option<Duration>) {
-        if status == 429 {
-            let window = self.back_off.rate_limited(retry_after, Instant::now());
+    /// A 429: the pacer holds this environment back (its `Retry-After`, a lower rate), and
+    /// the request may go again at its next token.
+    fn throttled(&self, retry_after: Option<Duration>, sent_at: Instant) -> Duration {
+        let before = self.pacer.rate();
+        let wait = self.pacer.throttled(retry_after, sent_at, Instant::now());
+        let after = self.pacer.rate();
+        if after != before || retry_after.is_some() {
             tracing::warn!(
-                window_ms = window.as_millis() as u64,
-                "Segment's Profile API answered 429; no lookups from this environment until the window ends"
+                rate = after,
+                retry_after_ms = retry_after.map(|d| d.as_millis() as u64),
+                "Segment's Profile API answered 429; this environment paces its requests to that"
             );
-        } else if matches!(status, 200..=299 | 404) {
-            self.back_off.succeeded(Instant::now());
         }
+        wait
     }
 
     fn transport_error(&self, error: &reqwest::Error, timeout: Duration) -> ProfileError {
