@@ -27,6 +27,7 @@ fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
                 updates: NoUpdates,
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),
+                response_traits: std::sync::Arc::default(),
             },
             Authenticator::new(given("TWILIO_AUTH_TOKEN", "12345"), None, given("PROXY_SHARED_SECRET", "s3cret"), false),
         )

@@ -136,6 +136,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
             updates: NoUpdates,
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),
+            response_traits: std::sync::Arc::default(),
         },
         auth,
     )

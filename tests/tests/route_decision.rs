@@ -94,6 +94,54 @@ async fn a_customer_who_read_the_docs_goes_to_an_agent() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_traits_the_flow_needs_come_back_with_the_decision_in_one_request_never_logged() {
+    let segment = StandIn::always(Reply::traits(json!({
+        "docs_last_2_days": 3, "first_name": "Annabel", "email": "annabel@example.com", "plan": "gold"
+    })))
+    .await;
+    let (runtime, function) = route_decision(
+        &segment.url(),
+        &[("RESPONSE_TRAITS", "first_name, email,nickname")],
+    )
+    .await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_decision(&answer, "agent", "read-docs-recently", false, true);
+    // Only those named, only those the profile holds.
+    assert_eq!(
+        answer.body()["traits"],
+        json!({"first_name": "Annabel", "email": "annabel@example.com"})
+    );
+    // One request, asking for what the rules read and what the answer returns.
+    let received = segment.received();
+    assert_eq!(received.len(), 1);
+    let include = received[0].query_param("include").unwrap_or_default();
+    for name in ["docs_last_2_days", "first_name", "email", "nickname"] {
+        assert!(include.split(',').any(|n| n == name), "include={include}");
+    }
+    let logs = function.logs().join("\n");
+    assert!(
+        !logs.contains("Annabel") && !logs.contains("annabel@"),
+        "{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traits_that_would_pass_studios_64_kb_are_cut_and_the_answer_says_so() {
+    let segment = StandIn::always(Reply::traits(json!({
+        "docs_last_2_days": 3, "first_name": "Ann", "notes": "x".repeat(70_000)
+    })))
+    .await;
+    let (runtime, _function) =
+        route_decision(&segment.url(), &[("RESPONSE_TRAITS", "first_name,notes")]).await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_decision(&answer, "agent", "read-docs-recently", false, true);
+    let body = answer.body();
+    assert_eq!(body["traits"], json!({"first_name": "Ann"}));
+    assert_eq!(body["traits_truncated"], true);
+    assert!(body.to_string().len() < 64_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_customer_who_read_nothing_goes_to_the_bot() {
     let segment = StandIn::always(Reply::traits(json!({"docs_last_2_days": 0}))).await;
     let (runtime, _function) = route_decision(&segment.url(), &[]).await;

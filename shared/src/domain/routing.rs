@@ -27,6 +27,9 @@ pub struct DecisionRequest {
     pub channel: Option<String>,
     /// The caller asked how each rule fared (`explain=true`).
     pub explain: bool,
+    /// The traits the answer carries back when the profile is read (`RESPONSE_TRAITS`), so
+    /// the flow needs no second lookup.
+    pub returning: Arc<BTreeSet<String>>,
 }
 
 /// The answer Studio's Split widget branches on.
@@ -40,6 +43,10 @@ pub struct Decision {
     /// How each rule fared, in order, when the caller asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Vec<RuleTrace>>,
+    /// Of the traits the request asked back, those the profile holds; only when a profile
+    /// was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traits: Option<Map<String, Value>>,
 }
 
 /// How the profile was read, for the decision's log line.
@@ -118,11 +125,14 @@ pub async fn decide<P: Profiles>(
     let (traits, profile_found, lookup) = match &request.subject {
         Subject::Traits(traits) => (traits, false, Lookup::Inline),
         Subject::Withheld => (&no_traits, false, Lookup::Withheld),
-        Subject::Customer(_) if rules.referenced_traits().is_some_and(BTreeSet::is_empty) => {
+        Subject::Customer(_)
+            if rules.referenced_traits().is_some_and(BTreeSet::is_empty)
+                && request.returning.is_empty() =>
+        {
             (&no_traits, false, Lookup::NotNeeded)
         }
         Subject::Customer(identifier) => {
-            let query = TraitsQuery::include(rules.referenced_traits());
+            let query = TraitsQuery::include(asked(rules, &request.returning).as_ref());
             let lookup = profiles.traits(identifier, &query, deadline);
             match tokio::time::timeout(budget, lookup).await {
                 Ok(Ok(Some(traits))) => {
@@ -136,13 +146,31 @@ pub async fn decide<P: Profiles>(
             }
         }
     };
+    let returned = (lookup == Lookup::Found && !request.returning.is_empty()).then(|| {
+        request
+            .returning
+            .iter()
+            .filter_map(|name| Some((name.clone(), traits.get(name)?.clone())))
+            .collect()
+    });
     match rules
         .judge_within(traits, channel, request.explain, deadline)
         .await
     {
-        Ok((verdict, trace)) => (decision(verdict, false, profile_found, trace), lookup),
+        Ok((verdict, trace)) => {
+            let mut decided = decision(verdict, false, profile_found, trace);
+            decided.traits = returned;
+            (decided, lookup)
+        }
         Err(not_evaluated) => (fallback(), Lookup::NotEvaluated(not_evaluated)),
     }
+}
+
+/// The traits a lookup asks for: those the rules read and those the answer returns; `None`
+/// (all of them) when the rules may read any.
+fn asked(rules: &RuleSet, returning: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+    let referenced = rules.referenced_traits()?;
+    Some(referenced.union(returning).cloned().collect())
 }
 
 /// The rule name a decision of the emergency override carries.
@@ -171,6 +199,7 @@ fn decision(
         profile_found,
         attributes: verdict.attributes,
         explanation,
+        traits: None,
     }
 }
 
@@ -201,6 +230,7 @@ mod tests {
             subject: Subject::Customer(customer.identifier().unwrap().clone()),
             channel: None,
             explain: false,
+            returning: Arc::default(),
         }
     }
 
@@ -261,6 +291,7 @@ mod tests {
             subject: Subject::Traits(json!({"docs_last_2_days": 1}).as_object().cloned().unwrap()),
             channel: None,
             explain: false,
+            returning: Arc::default(),
         };
         let (decision, lookup) =
             decide(&profiles, &rules, &inline, Duration::from_millis(50)).await;
@@ -321,6 +352,7 @@ mod tests {
             subject: Subject::Withheld,
             channel: None,
             explain: false,
+            returning: Arc::default(),
         };
         let (decision, lookup) =
             decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
@@ -334,5 +366,58 @@ mod tests {
         );
         assert_eq!(lookup, Lookup::Withheld);
         assert!(profiles.asked().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_traits_asked_back_are_looked_up_with_the_rules_and_returned_when_found() {
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
+        let profiles = MemoryProfiles::new().with(
+            PHONE,
+            json!({"docs_last_2_days": 3, "first_name": "Ann", "plan": "gold"}),
+        );
+        let request = DecisionRequest {
+            returning: Arc::new(["first_name".to_owned(), "nickname".to_owned()].into()),
+            ..customer()
+        };
+        let (decision, lookup) =
+            decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
+        assert_eq!(lookup, Lookup::Found);
+        // Only those named, only those the profile holds.
+        assert_eq!(
+            decision.traits,
+            Some(json!({"first_name": "Ann"}).as_object().unwrap().clone())
+        );
+        // One request, asking for the rules' traits and the returned ones together.
+        let asked = includes(&profiles);
+        assert_eq!(asked.len(), 1);
+        let include = asked[0].clone().unwrap_or_default();
+        for name in ["first_name", "nickname", "docs_last_2_days"] {
+            assert!(include.split(',').any(|n| n == name), "{include}");
+        }
+        // A customer Segment does not know gets no traits back, and neither does a plain request.
+        let unknown = MemoryProfiles::new();
+        let (decision, _) = decide(&unknown, &rules, &request, Duration::from_millis(50)).await;
+        assert_eq!(decision.traits, None);
+        let (plain, _) = decide(&profiles, &rules, &customer(), Duration::from_millis(50)).await;
+        assert_eq!(plain.traits, None);
+    }
+
+    #[tokio::test]
+    async fn rules_that_read_no_trait_still_look_up_the_traits_asked_back() {
+        let rules = Arc::new(
+            RuleSet::compile(r#"{"rules": [], "default": "bot", "on_error": "agent"}"#).unwrap(),
+        );
+        let profiles = MemoryProfiles::new().with(PHONE, json!({"first_name": "Ann"}));
+        let (_, lookup) = decide(&profiles, &rules, &customer(), Duration::from_millis(50)).await;
+        assert_eq!(lookup, Lookup::NotNeeded);
+        let request = DecisionRequest {
+            returning: Arc::new(["first_name".to_owned()].into()),
+            ..customer()
+        };
+        let (decision, lookup) =
+            decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
+        assert_eq!(lookup, Lookup::Found);
+        assert_eq!(decision.traits.unwrap()["first_name"], "Ann");
+        assert_eq!(includes(&profiles), [Some("first_name".to_owned())]);
     }
 }

@@ -365,6 +365,7 @@ mod tests {
                 updates: NoUpdates,
                 deadline: Duration::from_millis(500),
                 phone_identifier: "phone".into(),
+                response_traits: std::sync::Arc::default(),
             },
             authenticator(shared_secret),
         )

@@ -2,12 +2,14 @@
 //! deadline, the Profile API, and what may change the routing while it runs: the rules feed
 //! and the emergency override) and profile-lookup.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ConfigError, ProfileApiConfig, Startup, runtime};
+use super::{ConfigError, ProfileApiConfig, Startup, VariableError, Variables, runtime};
 use crate::adapters::emergency::EmergencyOverride;
 use crate::adapters::rules_feed::RulesFeed;
+use crate::domain::ports::TraitsQuery;
 use crate::domain::rules::{RuleSet, RulesInUse};
 
 /// route-decision's configuration.
@@ -21,6 +23,8 @@ pub struct RouteDecisionConfig {
     pub rules_feed: Option<Arc<RulesFeed>>,
     /// The parameter that sends everyone to one transition while it is on.
     pub emergency: Option<Arc<EmergencyOverride>>,
+    /// `RESPONSE_TRAITS`: the traits the answer carries back when the profile is read.
+    pub response_traits: BTreeSet<String>,
 }
 
 impl RouteDecisionConfig {
@@ -39,14 +43,42 @@ impl RouteDecisionConfig {
             rules.clone(),
         )?;
         let emergency = runtime::emergency_override(&startup.vars, &startup.extension)?;
+        let response_traits = response_traits(&startup.vars)?;
         Ok(Self {
             rules,
             profile_api,
             deadline,
             rules_feed,
             emergency,
+            response_traits,
         })
     }
+}
+
+/// The most traits an answer carries back: what one Profile API request returns.
+const MAX_RESPONSE_TRAITS: usize = TraitsQuery::MAX_LIMIT as usize;
+
+/// `RESPONSE_TRAITS`: a comma list of trait names; unset, none.
+fn response_traits(vars: &Variables<'_>) -> Result<BTreeSet<String>, VariableError> {
+    let Some(list) = vars.optional("RESPONSE_TRAITS") else {
+        return Ok(BTreeSet::new());
+    };
+    let names: BTreeSet<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.len() > MAX_RESPONSE_TRAITS {
+        return Err(VariableError::Invalid {
+            name: "RESPONSE_TRAITS",
+            problem: format!(
+                "names {} traits; an answer carries at most {MAX_RESPONSE_TRAITS} (what one Profile API request returns)",
+                names.len()
+            ),
+        });
+    }
+    Ok(names)
 }
 
 /// profile-lookup's configuration.

@@ -2,6 +2,7 @@
 //! rules in use (brought up to date first) or the emergency override, and the decision's
 //! metrics and log line.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,8 @@ pub struct RouteDecision<P, U = NoUpdates> {
     pub deadline: Duration,
     /// The identifier type that holds phone numbers (`SEGMENT_PHONE_IDENTIFIER`).
     pub phone_identifier: String,
+    /// The traits every answer carries back when the profile is read (`RESPONSE_TRAITS`).
+    pub response_traits: Arc<BTreeSet<String>>,
 }
 
 impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use serde_json::{Map, Value};
+use serde_json::Map;
 
-use super::studio_fields;
+use super::{STUDIO_BODY_LIMIT, fit_within, studio_fields};
 use crate::adapters::config::{ConfigError, ProfileLookupConfig, Startup};
 use crate::adapters::segment::ProfileApi;
 use crate::domain::arrival::Arrival;
@@ -15,9 +15,6 @@ use crate::domain::ports::{Profiles, TraitsQuery};
 use crate::edge::fields::{self, Fields};
 use crate::edge::invocation::Input;
 use crate::edge::{Answer, Failure, Operation};
-
-/// Studio parses at most 64 kB of response; stay under it with room for the envelope.
-pub const STUDIO_BODY_LIMIT: usize = 64_000;
 
 /// Reads profile-lookup's configuration and builds its clients. Nothing is fetched: secrets
 /// wait for the first invocation.
@@ -65,7 +62,7 @@ impl<P: Profiles> Operation for ProfileLookup<P> {
             Customer::Identified(identifier) => identifier.masked(),
             Customer::Withheld => "withheld".to_owned(),
         };
-        let truncated = fit_within(&mut body, STUDIO_BODY_LIMIT);
+        let truncated = fit_within(&mut body, STUDIO_BODY_LIMIT, "truncated");
         tracing::info!(
             customer = %customer,
             found = body["found"] == true,
@@ -87,48 +84,12 @@ impl<P: Profiles> Operation for ProfileLookup<P> {
     }
 }
 
-/// Drops the largest traits until the body fits `limit` bytes, marking it `truncated`.
-/// Largest first keeps the most traits; the key order breaks ties so answers are stable.
-fn fit_within(body: &mut Value, limit: usize) -> bool {
-    let size = |value: &Value| serde_json::to_vec(value).map_or(usize::MAX, |bytes| bytes.len());
-    let mut total = size(body);
-    if total <= limit {
-        return false;
-    }
-    body["truncated"] = Value::Bool(true);
-    total += r#","truncated":true"#.len();
-    let Some(traits) = body.get_mut("traits").and_then(Value::as_object_mut) else {
-        return true;
-    };
-    // An entry costs its quoted key, a colon, its value and a comma.
-    let mut by_size: Vec<(usize, String)> = traits
-        .iter()
-        .map(|(key, value)| {
-            (
-                size(&Value::String(key.clone())) + 1 + size(value) + 1,
-                key.clone(),
-            )
-        })
-        .collect();
-    by_size.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    // Only the last entry has no comma, so `total` may overstate the size by one byte: stop
-    // strictly below the limit.
-    for (entry_size, key) in by_size {
-        if total < limit {
-            break;
-        }
-        traits.remove(&key);
-        total = total.saturating_sub(entry_size);
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
 
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use crate::adapters::memory::MemoryProfiles;
     use crate::adapters::secrets::SecretError;
@@ -285,7 +246,7 @@ mod tests {
     #[test]
     fn a_small_body_is_left_alone() {
         let mut body = json!({"found": true, "identifier": "phone:+1", "traits": {"a": 1}});
-        assert!(!fit_within(&mut body, 1000));
+        assert!(!fit_within(&mut body, 1000, "truncated"));
         assert!(body.get("truncated").is_none());
     }
 
@@ -297,7 +258,7 @@ mod tests {
             "big_list": "y".repeat(600), "bigger_list": "z".repeat(900)
         }});
         // WHEN it is fitted into 1000 bytes
-        assert!(fit_within(&mut body, 1000));
+        assert!(fit_within(&mut body, 1000, "truncated"));
         // THEN only the biggest trait went, and the body says it was truncated
         let traits = body["traits"].as_object().unwrap();
         assert!(!traits.contains_key("bigger_list"));

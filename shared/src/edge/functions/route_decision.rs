@@ -1,9 +1,10 @@
 //! route-decision's entry point: Studio's request fields into a decision request, the
 //! decision as JSON, AppConfig's validator, and the function's wiring.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::studio_fields;
+use super::{STUDIO_BODY_LIMIT, fit_within, studio_fields};
 use crate::adapters::config::{ConfigError, RouteDecisionConfig, Startup};
 use crate::adapters::routing_updates::ExtensionUpdates;
 use crate::adapters::segment::ProfileApi;
@@ -32,19 +33,23 @@ pub fn load(
         },
         rules: config.rules,
         deadline: config.deadline,
+        response_traits: Arc::new(config.response_traits),
     })
 }
 
 /// What Studio asks: whose decision (an identifier, inline traits, or a withheld caller), on
 /// which channel, and whether to explain it.
-fn request(fields: &Fields, phone_identifier: &str) -> Result<DecisionRequest, Failure> {
+fn request<P, U>(
+    fields: &Fields,
+    function: &RouteDecision<P, U>,
+) -> Result<DecisionRequest, Failure> {
     let channel = match fields::text(fields, "channel")? {
         Some(channel) => Some(channel.to_lowercase()),
         None => channel_of_from(fields).map(str::to_owned),
     };
     let subject = match fields::object(fields, "traits")? {
         Some(traits) => Subject::Traits(traits),
-        None => match Identifier::from_fields(fields, phone_identifier)? {
+        None => match Identifier::from_fields(fields, &function.phone_identifier)? {
             Customer::Identified(identifier) => Subject::Customer(identifier),
             Customer::Withheld => Subject::Withheld,
         },
@@ -53,6 +58,7 @@ fn request(fields: &Fields, phone_identifier: &str) -> Result<DecisionRequest, F
         subject,
         channel,
         explain: fields::flag(fields, "explain")?,
+        returning: function.response_traits.clone(),
     })
 }
 
@@ -82,11 +88,12 @@ impl<P: Profiles, U: RoutingUpdates> Operation for RouteDecision<P, U> {
     }
 
     async fn call(&self, input: Input, arrival: Arrival) -> Result<Answer, Failure> {
-        let request = request(&studio_fields(input)?, &self.phone_identifier)?;
+        let request = request(&studio_fields(input)?, self)?;
         let decision = self.decision(&request, &arrival).await;
-        serde_json::to_value(&decision)
-            .map(Answer::Json)
-            .map_err(|e| Failure::new(500, "internal_error", e.to_string()))
+        let mut body = serde_json::to_value(&decision)
+            .map_err(|e| Failure::new(500, "internal_error", e.to_string()))?;
+        fit_within(&mut body, STUDIO_BODY_LIMIT, "traits_truncated");
+        Ok(Answer::Json(body))
     }
 
     /// AppConfig's validator: the same compiler as `--check-rules` and the start.
@@ -136,6 +143,7 @@ mod tests {
             updates: NoUpdates,
             deadline: Duration::from_millis(300),
             phone_identifier: "phone".into(),
+            response_traits: Arc::default(),
         }
     }
 
