@@ -16,20 +16,21 @@
 //!
 //!   cargo bench -p perf --bench peak
 //!
-//! CONCURRENCIES (default `1,8,32,64`) and DECISIONS (default 500; at most 100 at
+//! PARTS (default `1,2`) picks the parts; STUDIO_ROUTER_BINARIES runs another build's binaries
+//! (a before-and-after). CONCURRENCIES (default `1,8,32,64`) and DECISIONS (default 500; at most 100 at
 //! concurrency 1, which takes 150 ms a decision) shape part 1.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::{Answered, Function, PROFILE_TOKEN, Reply, RuntimeApi, StandIn, TWILIO_TOKEN};
-use perf::percentile;
-use serde_json::{Value, json};
+use e2e::Answered;
+use serde_json::Value;
 
-const LOOKUP: Duration = Duration::from_millis(150);
-const SEGMENT_LIMIT_PER_SECOND: usize = 100;
+mod common;
+use common::{
+    Environment, Limit, SEGMENT_LIMIT_PER_SECOND, SegmentLike, function_env, p50_p99, phone,
+    studio_request,
+};
 const CONVERSATIONS: usize = 500;
 const ARRIVALS_OVER: Duration = Duration::from_secs(10);
 /// The first this many conversations are each a new customer; the rest come from the first
@@ -46,123 +47,17 @@ fn customer_of(k: usize) -> usize {
     }
 }
 
-fn phone(i: usize) -> String {
-    format!("+1555{i:07}")
-}
-
-fn studio_request(phone: &str) -> Value {
-    e2e::signed_form_post(TWILIO_TOKEN, &[("From", phone), ("Body", "hi")])
-}
-
-/// The Profile API as Segment documents it, counting what it served and refused.
-struct SegmentLike {
-    stand_in: StandIn,
-    refused: Arc<AtomicUsize>,
-}
-
-impl SegmentLike {
-    async fn start(limited: bool) -> Self {
-        let refused = Arc::new(AtomicUsize::new(0));
-        let accepted: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
-        let counter = refused.clone();
-        let stand_in = StandIn::start(move |request| {
-            if limited {
-                let now = Instant::now();
-                let mut window = accepted.lock().expect("window");
-                while window
-                    .front()
-                    .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
-                {
-                    window.pop_front();
-                }
-                if window.len() >= SEGMENT_LIMIT_PER_SECOND {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    return Reply::json(
-                        429,
-                        json!({"error": {"code": "rate_limit_error", "message": "Too Many Requests"}}),
-                    );
-                }
-                window.push_back(now);
-            }
-            let customer: usize = request
-                .path
-                .split_once("%2B1555")
-                .and_then(|(_, rest)| rest.get(..7))
-                .and_then(|digits| digits.parse().ok())
-                .unwrap_or(0);
-            Reply::traits(json!({"docs_last_2_days": customer % 2, "vip": false})).after(LOOKUP)
-        })
-        .await;
-        Self { stand_in, refused }
-    }
-
-    fn requests(&self) -> usize {
-        self.stand_in.count() - self.refused()
-    }
-
-    fn refused(&self) -> usize {
-        self.refused.load(Ordering::SeqCst)
-    }
-}
-
-fn function_env(segment: &SegmentLike, concurrency: Option<u32>) -> Vec<(&'static str, String)> {
-    let mut env = vec![
-        ("SEGMENT_SPACE_ID", "spa_peak".to_owned()),
-        ("SEGMENT_PROFILE_API_TOKEN", PROFILE_TOKEN.to_owned()),
-        ("SEGMENT_PROFILE_API_URL", segment.stand_in.url()),
-        ("TWILIO_AUTH_TOKEN", TWILIO_TOKEN.to_owned()),
-    ];
-    if let Some(concurrency) = concurrency {
-        env.push(("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string()));
-    }
-    env
-}
-
-/// An execution environment: one process under its own Runtime API. The process is
-/// dropped (killed) before its Runtime API, so it never polls one that is gone.
-struct Environment {
-    function: Function,
-    runtime: RuntimeApi,
-}
-
-impl Environment {
-    async fn start(name: &str, env: &[(&'static str, String)]) -> Self {
-        let runtime = RuntimeApi::start().await;
-        let function = Function::start(name, &runtime, env).await;
-        Self { runtime, function }
-    }
-
-    /// The function's own decision times (its `latency_us` log field).
-    fn logged_latencies(&self) -> Vec<Duration> {
-        self.function
-            .logs()
-            .iter()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|line| line["message"] == "decision")
-            .filter_map(|line| line["latency_us"].as_u64())
-            .map(Duration::from_micros)
-            .collect()
-    }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-fn p50_p99(mut times: Vec<Duration>) -> (f64, f64) {
-    if times.is_empty() {
-        return (0.0, 0.0);
-    }
-    times.sort();
-    (ms(percentile(&times, 0.5)), ms(percentile(&times, 0.99)))
-}
-
 /// Part 1: one environment, `decisions` distinct customers queued at once.
 async fn capacity(concurrency: u32, decisions: usize, limited: bool) {
-    let segment = SegmentLike::start(limited).await;
+    let limit = if limited {
+        Limit::PerSecond { retry_after: None }
+    } else {
+        Limit::None
+    };
+    let segment = SegmentLike::start(limit).await;
     let environment = Environment::start(
         "route-decision",
-        &function_env(&segment, Some(concurrency).filter(|c| *c > 1)),
+        &function_env(&segment, Some(concurrency).filter(|c| *c > 1), &[]),
     )
     .await;
     let started = Instant::now();
@@ -254,24 +149,53 @@ impl Deployment {
     }
 }
 
-async fn deploy(name: &'static str, segment: &SegmentLike, managed: bool) -> Deployment {
+/// The template's defaults on Managed Instances: the space's 100 a second split 70 / 30
+/// between route-decision and profile-lookup, over one environment each. Classic Lambda's
+/// environments learn the rate from Segment's 429s.
+fn managed_rate(name: &str) -> &'static str {
+    if name == "route-decision" { "70" } else { "30" }
+}
+
+async fn deploy(
+    name: &'static str,
+    segment: &SegmentLike,
+    managed: bool,
+    extra: &[(&'static str, &str)],
+) -> Deployment {
     if managed {
-        Deployment::Managed(Environment::start(name, &function_env(segment, Some(32))).await)
+        let mut extra = extra.to_vec();
+        extra.push(("PROFILE_API_RATE", managed_rate(name)));
+        Deployment::Managed(
+            Environment::start(name, &function_env(segment, Some(32), &extra)).await,
+        )
     } else {
         Deployment::Classic {
             name,
-            env: function_env(segment, None),
+            env: function_env(segment, None, extra),
             idle: Mutex::default(),
             all: Mutex::default(),
         }
     }
 }
 
+/// How a conversation reads the profile.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Conversation {
+    /// route-decision, then profile-lookup for the traits the flow shows.
+    TwoLookups,
+    /// route-decision with `RESPONSE_TRAITS`: the traits come back with the decision.
+    OneLookup,
+}
+
 /// Part 2: the peak, on one kind of deployment.
-async fn peak(managed: bool) {
-    let segment = SegmentLike::start(true).await;
-    let decisions = Arc::new(deploy("route-decision", &segment, managed).await);
-    let lookups = Arc::new(deploy("profile-lookup", &segment, managed).await);
+async fn peak(managed: bool, conversation: Conversation) {
+    let segment = SegmentLike::start(Limit::PerSecond { retry_after: None }).await;
+    let returning: &[(&'static str, &str)] = match conversation {
+        Conversation::OneLookup => &[("RESPONSE_TRAITS", "first_name,vip")],
+        Conversation::TwoLookups => &[],
+    };
+    let decisions = Arc::new(deploy("route-decision", &segment, managed, returning).await);
+    let lookups = Arc::new(deploy("profile-lookup", &segment, managed, &[]).await);
     let gap = ARRIVALS_OVER / CONVERSATIONS as u32;
     let started = Instant::now();
     let mut conversations = Vec::new();
@@ -281,7 +205,10 @@ async fn peak(managed: bool) {
         conversations.push(tokio::spawn(async move {
             let customer = phone(customer_of(k));
             let decision = decisions.invoke(studio_request(&customer)).await;
-            let lookup = lookups.invoke(studio_request(&customer)).await;
+            let lookup = match conversation {
+                Conversation::TwoLookups => Some(lookups.invoke(studio_request(&customer)).await),
+                Conversation::OneLookup => None,
+            };
             (decision, lookup)
         }));
     }
@@ -290,15 +217,19 @@ async fn peak(managed: bool) {
         let (decision, lookup) = conversation.await.expect("conversation");
         latencies.push(decision.elapsed);
         fallbacks += usize::from(decision.body()["fallback"] == true);
-        failed_lookups += usize::from(lookup.status() != 200);
+        failed_lookups += usize::from(lookup.is_some_and(|lookup| lookup.status() != 200));
     }
     let (p50, p99) = p50_p99(latencies);
     println!(
-        "| {} | {} + {} | {} | {:.2} | {} | {fallbacks} | {failed_lookups} | {p50:.0} / {p99:.0} | {:.1} |",
+        "| {} | {} | {} + {} | {} | {:.2} | {} | {fallbacks} | {failed_lookups} | {p50:.0} / {p99:.0} | {:.1} |",
         if managed {
             "Managed Instances, 32 an environment"
         } else {
             "classic Lambda"
+        },
+        match conversation {
+            Conversation::TwoLookups => "decision + lookup",
+            Conversation::OneLookup => "decision with RESPONSE_TRAITS",
         },
         decisions.cold_starts(),
         lookups.cold_starts(),
@@ -312,6 +243,7 @@ async fn peak(managed: bool) {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     e2e::build_release_binaries();
+    let parts = std::env::var("PARTS").unwrap_or_else(|_| "1,2".into());
     let concurrencies: Vec<u32> = std::env::var("CONCURRENCIES")
         .unwrap_or_else(|_| "1,8,32,64".into())
         .split(',')
@@ -322,31 +254,38 @@ async fn main() {
         .and_then(|d| d.parse().ok())
         .unwrap_or(500);
 
-    println!("\n1. One route-decision environment, distinct customers queued at once");
-    println!(
-        "| concurrency | Segment limit | decisions | decisions/s | p50 ms | p99 ms | Profile API requests a decision | 429s | fallbacks | peak RSS MB |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for &concurrency in &concurrencies {
-        let decisions = if concurrency == 1 {
-            decisions.min(100)
-        } else {
-            decisions
-        };
-        for limited in [false, true] {
-            capacity(concurrency, decisions, limited).await;
+    if parts.contains('1') {
+        println!("\n1. One route-decision environment, distinct customers queued at once");
+        println!(
+            "| concurrency | Segment limit | decisions | decisions/s | p50 ms | p99 ms | Profile API requests a decision | 429s | fallbacks | peak RSS MB |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for &concurrency in &concurrencies {
+            let decisions = if concurrency == 1 {
+                decisions.min(100)
+            } else {
+                decisions
+            };
+            for limited in [false, true] {
+                capacity(concurrency, decisions, limited).await;
+            }
         }
     }
 
-    println!(
-        "\n2. The peak: {CONVERSATIONS} conversations over {} s from {DISTINCT_CUSTOMERS} customers ({REPEATERS} of them three times), each a decision then a lookup; Segment limited to {SEGMENT_LIMIT_PER_SECOND}/s",
-        ARRIVALS_OVER.as_secs()
-    );
-    println!(
-        "| deployment | cold starts (decision + lookup) | Profile API requests | a conversation | 429s | fallbacks | lookups failed | decision p50 / p99 ms | RSS MB (all environments) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for managed in [false, true] {
-        peak(managed).await;
+    if parts.contains('2') {
+        println!(
+            "\n2. The peak ({}): {CONVERSATIONS} conversations over {} s from {DISTINCT_CUSTOMERS} customers ({REPEATERS} of them three times); Segment limited to {SEGMENT_LIMIT_PER_SECOND}/s",
+            common::binaries(),
+            ARRIVALS_OVER.as_secs()
+        );
+        println!(
+            "| deployment | a conversation | cold starts (decision + lookup) | Profile API requests | a conversation | 429s | fallbacks | lookups failed | decision p50 / p99 ms | RSS MB (all environments) |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for conversation in [Conversation::TwoLookups, Conversation::OneLookup] {
+            for managed in [false, true] {
+                peak(managed, conversation).await;
+            }
+        }
     }
 }

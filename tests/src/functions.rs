@@ -40,8 +40,12 @@ impl Metrics {
     }
 }
 
-/// Where cargo put the workspace's binaries: next to this test's own executable's folder.
+/// Where cargo put the workspace's binaries: next to this test's own executable's folder, or
+/// in `STUDIO_ROUTER_BINARIES` when set (another commit's build, for a before-and-after).
 pub fn binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("STUDIO_ROUTER_BINARIES") {
+        return PathBuf::from(dir).join(name);
+    }
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
     let dir = exe

@@ -10,10 +10,11 @@
 //! no limit until the first 429; then 0.7 of the rate it was sending at, growing back along
 //! CUBIC's curve `0.4 (t - K)^3 + W_max` while requests succeed, never past twice the
 //! measured send rate, never below 0.5 a second. Two choices differ from botocore, both for
-//! an environment serving many requests at once: a 429 lowers the rate only when its request
-//! was sent after the last lowering (the 429s of requests already in flight are one event, as
-//! TCP counts one loss per window), and before the first half-second of sending is measured
-//! the send rate is what was sent so far. A `Retry-After` wins: nothing is sent before it.
+//! an environment serving many requests at once against a limit counted per second: a 429
+//! lowers the rate only when its request was sent more than a second after the last lowering
+//! (the 429s of requests that shared a window with the old rate are one event, as TCP counts
+//! one loss per round trip), and before the first half-second of sending is measured the send
+//! rate is what was sent so far. A `Retry-After` wins: nothing is sent before it.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ use crate::domain::ports::ProfileError;
 /// CUBIC's scaling constant and back-off factor (botocore `throttling.py`).
 const SCALE: f64 = 0.4;
 const BETA: f64 = 0.7;
+/// Segment's limit is per second: the window a 429 speaks for.
+const SEGMENT_WINDOW: Duration = Duration::from_secs(1);
 /// The lowest rate, and the most it may grow past what was being sent (botocore).
 const MIN_RATE: f64 = 0.5;
 const MAX_GROWTH: f64 = 2.0;
@@ -142,7 +145,12 @@ impl Pacer {
             let until = now + wait.min(LONGEST_RETRY_AFTER);
             state.not_before = Some(state.not_before.map_or(until, |at| at.max(until)));
         }
-        let fresh = state.last_throttle.is_none_or(|last| sent_at > last);
+        // Segment counts requests over a second: a request sent within a second of the last
+        // lowering shares its window with requests sent before it, so its 429 says nothing
+        // about the new rate.
+        let fresh = state
+            .last_throttle
+            .is_none_or(|last| sent_at > last + SEGMENT_WINDOW);
         if self.fixed.is_none() && fresh {
             state.lower(now);
         }
@@ -318,12 +326,14 @@ mod tests {
             );
         }
         assert_eq!(pacer.rate(), Some(rate));
-        // One sent after it lowers the rate again.
-        pacer.throttled(
-            None,
-            now + Duration::from_millis(10),
-            now + Duration::from_millis(200),
-        );
+        // So are those of requests sent within the next second: Segment's window still held
+        // the old rate's requests.
+        let within = now + Duration::from_millis(900);
+        pacer.throttled(None, within, within + Duration::from_millis(5));
+        assert_eq!(pacer.rate(), Some(rate));
+        // One sent more than a second after it lowers the rate again.
+        let later = now + Duration::from_millis(1100);
+        pacer.throttled(None, later, later + Duration::from_millis(5));
         assert!(pacer.rate().is_some_and(|lower| lower < rate));
     }
 
@@ -379,7 +389,7 @@ mod tests {
         let mut now = Instant::now();
         let _ = pacer.reserve(now, now + SECOND);
         for _ in 0..50 {
-            now += Duration::from_millis(10);
+            now += Duration::from_millis(1100);
             pacer.throttled(None, now, now + Duration::from_millis(5));
         }
         assert_eq!(pacer.rate(), Some(MIN_RATE));
