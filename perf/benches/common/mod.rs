@@ -167,5 +167,5 @@ pub fn p50_p99(mut times: Vec<Duration>) -> (f64, f64) {
 
 /// Which binaries run: this tree's release build, or `STUDIO_ROUTER_BINARIES`'s.
 pub fn binaries() -> String {
-    std::env::var("STUDIO_ROUTER_BINARIES").map_or_else(|_| "this tree".to_owned(), |dir| dir)
+    std::env::var("STUDIO_ROUTER_BINARIES").unwrap_or_else(|_| "this tree".to_owned())
 }
