@@ -18,6 +18,12 @@
 //   FLEX_WORKFLOW_SID=WW... FLEX_CHAT_CHANNEL_SID=TC... FLEX_VOICE_CHANNEL_SID=TC... \
 //   BOT_GREETING='Hi!' node twilio/fill-flow.mjs --out flow.json
 //
+// RESPONSE_TRAITS (optional, the same comma list as route-decision's) passes those traits from
+// route-decision's answer to Flex as the task's `segment_traits` attributes, so the agent sees
+// them without a second lookup:
+//
+//   RESPONSE_TRAITS=first_name,plan ... node twilio/fill-flow.mjs --out flow.json
+//
 // It refuses to print a flow with a placeholder left or a value of the wrong shape.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +117,28 @@ export function fillFlow(template, values) {
   const flow = JSON.parse(filled);
   if (via === 'function') {
     flow.states = flow.states.map((state) => (state.name === 'route' ? asRunFunction(state, values) : state));
+  }
+  return withTraits(flow, traitNames(values.RESPONSE_TRAITS));
+}
+
+/** The trait names of `RESPONSE_TRAITS`, each usable in a Liquid path, or an error. */
+export function traitNames(list) {
+  const names = (list || '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+  const wrong = names.filter((name) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name));
+  if (wrong.length > 0) {
+    throw new Error(`RESPONSE_TRAITS: ${wrong.join(', ')} cannot be read in Studio (letters, digits and _ only)`);
+  }
+  return names;
+}
+
+/** Adds `segment_traits` from route-decision's answer to the Send to Flex widgets it feeds. */
+function withTraits(flow, names) {
+  if (names.length === 0) return flow;
+  const traits = Object.fromEntries(names.map((name) => [name, `{{widgets.route.parsed.traits.${name}}}`]));
+  for (const state of flow.states) {
+    if (state.type !== 'send-to-flex' || state.name.endsWith('_fallback')) continue;
+    const attributes = JSON.parse(state.properties.attributes);
+    state.properties.attributes = JSON.stringify({ ...attributes, segment_traits: traits });
   }
   return flow;
 }

@@ -6,16 +6,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { fillFlow, PLACEHOLDERS, ROUTES } from '../fill-flow.mjs';
+import { fillFlow, PLACEHOLDERS, ROUTES, traitNames } from '../fill-flow.mjs';
 
 const require = createRequire(import.meta.url);
 const template = readFileSync(new URL('../studio-flow.json', import.meta.url), 'utf8');
 const flow = JSON.parse(template);
 const { fallback } = require('../serverless/functions/route-decision.protected.js');
 
-// What route-decision answers (shared/src/routing.rs, Decision) and the attributes the
-// README's rules set.
+// What route-decision answers (shared/src/domain/routing.rs, Decision; `traits` with
+// RESPONSE_TRAITS) and the attributes the README's rules set.
 const DECISION_FIELDS = new Set(['transition', 'rule', 'fallback', 'profile_found', 'attributes']);
+const RETURNED_TRAITS = 'traits';
 const RULE_ATTRIBUTES = new Set(['known_worker_sid', 'priority']);
 const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'run-function', 'split-based-on', 'send-to-flex', 'send-message', 'say-play']);
 
@@ -167,4 +168,35 @@ test('fill-flow --out writes the file only when the flow is complete', () => {
   assert.equal(usage.status, 1);
   assert.match(usage.stderr, /usage: node twilio\/fill-flow.mjs \[--out FILE\]/);
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('with RESPONSE_TRAITS the Flex task gets those traits from the decision, not a second lookup', () => {
+  const filled = fillFlow(template, { ...VALUES, RESPONSE_TRAITS: 'first_name, plan' });
+  const states = new Map(filled.states.map((state) => [state.name, state]));
+  for (const name of ['to_flex_message', 'to_flex_call']) {
+    const attributes = JSON.parse(states.get(name).properties.attributes);
+    assert.deepEqual(attributes.segment_traits, {
+      first_name: '{{widgets.route.parsed.traits.first_name}}',
+      plan: '{{widgets.route.parsed.traits.plan}}',
+    });
+    // What was there stays.
+    assert.equal(attributes.routing_rule, '{{widgets.route.parsed.rule}}');
+  }
+  // The fallback branches have no decision to read.
+  for (const name of ['to_flex_message_fallback', 'to_flex_call_fallback']) {
+    assert.equal(JSON.parse(states.get(name).properties.attributes).segment_traits, undefined);
+  }
+  // Every reference is to a field route-decision returns.
+  const text = JSON.stringify(filled);
+  for (const [, root] of text.matchAll(/widgets\.route\.parsed\.([a-z_]+)/g)) {
+    assert.ok(DECISION_FIELDS.has(root) || root === RETURNED_TRAITS, root);
+  }
+  // Without it, nothing changes.
+  assert.deepEqual(fillFlow(template, VALUES), fillFlow(template, { ...VALUES, RESPONSE_TRAITS: '' }));
+});
+
+test('fill-flow refuses trait names Studio cannot read', () => {
+  assert.deepEqual(traitNames(' first_name ,plan,'), ['first_name', 'plan']);
+  assert.throws(() => traitNames('first name,plan-tier'), /first name, plan-tier/);
+  assert.throws(() => fillFlow(template, { ...VALUES, RESPONSE_TRAITS: 'a.b' }), /RESPONSE_TRAITS/);
 });

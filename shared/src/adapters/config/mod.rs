@@ -220,18 +220,26 @@ pub enum Rate {
     Adaptive,
 }
 
-/// `PROFILE_API_RATE`: requests a second (a decimal: a share of a space's 100 split over many
-/// environments may be below one), from 0.5 to 10,000; unset or empty, adaptive.
+/// `PROFILE_API_RATE`: requests a second, a decimal from 0.5 to 10,000 (a share of a space's
+/// 100 split over many environments may be below one), or `TOTAL/ENVIRONMENTS`, that share
+/// of a total (what the template writes: CloudFormation cannot divide); unset, adaptive.
 fn profile_api_rate(vars: &Variables<'_>) -> Result<Rate, VariableError> {
     let Some(raw) = vars.optional("PROFILE_API_RATE") else {
         return Ok(Rate::Adaptive);
     };
-    match raw.trim().parse::<f64>() {
-        Ok(rate) if (0.5..=10_000.0).contains(&rate) => Ok(Rate::Fixed(rate)),
+    let number = |text: &str| text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+    let rate = match raw.split_once('/') {
+        None => number(&raw),
+        Some((total, environments)) => number(total)
+            .zip(number(environments).filter(|n| *n >= 1.0))
+            .map(|(total, environments)| total / environments),
+    };
+    match rate {
+        Some(rate) if (0.5..=10_000.0).contains(&rate) => Ok(Rate::Fixed(rate)),
         _ => Err(VariableError::Invalid {
             name: "PROFILE_API_RATE",
             problem: format!(
-                "{raw:?} is not a rate from 0.5 to 10000 requests a second (unset: learned from Segment's 429s)"
+                "{raw:?} is not a rate from 0.5 to 10000 requests a second, nor TOTAL/ENVIRONMENTS giving one (unset: learned from Segment's 429s)"
             ),
         }),
     }
@@ -381,5 +389,20 @@ mod tests {
             error.contains("cannot read /nonexistent/rules.json"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_profile_api_rate_is_a_number_a_share_or_learned() {
+        let rate = |value: &str| profile_api_rate(&Variables::new(&|name: &str| {
+            (name == "PROFILE_API_RATE").then(|| value.to_owned())
+        }));
+        assert_eq!(rate(""), Ok(Rate::Adaptive));
+        assert_eq!(rate("100"), Ok(Rate::Fixed(100.0)));
+        assert_eq!(rate("0.5"), Ok(Rate::Fixed(0.5)));
+        assert_eq!(rate("70/4"), Ok(Rate::Fixed(17.5)));
+        for wrong in ["fast", "0", "0.1", "70/0", "70/", "/4", "NaN", "inf", "100000"] {
+            let error = rate(wrong).expect_err(wrong);
+            assert!(error.to_string().contains("PROFILE_API_RATE"), "{error}");
+        }
     }
 }
