@@ -393,14 +393,18 @@ mod tests {
 
     #[test]
     fn the_profile_api_rate_is_a_number_a_share_or_learned() {
-        let rate = |value: &str| profile_api_rate(&Variables::new(&|name: &str| {
-            (name == "PROFILE_API_RATE").then(|| value.to_owned())
-        }));
+        let rate = |value: &str| {
+            profile_api_rate(&Variables::new(&|name: &str| {
+                (name == "PROFILE_API_RATE").then(|| value.to_owned())
+            }))
+        };
         assert_eq!(rate(""), Ok(Rate::Adaptive));
         assert_eq!(rate("100"), Ok(Rate::Fixed(100.0)));
         assert_eq!(rate("0.5"), Ok(Rate::Fixed(0.5)));
         assert_eq!(rate("70/4"), Ok(Rate::Fixed(17.5)));
-        for wrong in ["fast", "0", "0.1", "70/0", "70/", "/4", "NaN", "inf", "100000"] {
+        for wrong in [
+            "fast", "0", "0.1", "70/0", "70/", "/4", "NaN", "inf", "100000",
+        ] {
             let error = rate(wrong).expect_err(wrong);
             assert!(error.to_string().contains("PROFILE_API_RATE"), "{error}");
         }

@@ -7,15 +7,18 @@
 //!
 //! The rate is `PROFILE_API_RATE` when set. Unset, the environment learns it as the AWS SDKs'
 //! "adaptive" retry mode does (botocore `retries/adaptive.py`, `throttling.py`, `bucket.py`):
-//! no limit until the first 429; then 0.7 of the rate it was sending at, growing back along
+//! no limit until the first 429; then 0.7 of the rate it was getting, growing back along
 //! CUBIC's curve `0.4 (t - K)^3 + W_max` while requests succeed, never past twice the
-//! measured send rate, never below 0.5 a second. Two choices differ from botocore, both for
-//! an environment serving many requests at once against a limit counted per second: a 429
-//! lowers the rate only when its request was sent more than a second after the last lowering
-//! (the 429s of requests that shared a window with the old rate are one event, as TCP counts
-//! one loss per round trip), and before the first half-second of sending is measured the send
-//! rate is what was sent so far. A `Retry-After` wins: nothing is sent before it.
+//! measured send rate, never below 0.5 a second. Three choices differ from botocore, all for
+//! an environment serving many requests at once against a limit counted per second: the rate
+//! it was getting is what Segment answered over the last second (botocore takes what it sent,
+//! which in a burst is several times what Segment serves); a 429 lowers the rate only when its
+//! request was sent more than a second after the last lowering (the 429s of requests that
+//! shared a window with the old rate are one event, as TCP counts one loss per round trip);
+//! and before the first half-second of sending is measured the send rate is what was sent so
+//! far. A `Retry-After` wins: nothing is sent before it.
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,9 @@ const SCALE: f64 = 0.4;
 const BETA: f64 = 0.7;
 /// Segment's limit is per second: the window a 429 speaks for.
 const SEGMENT_WINDOW: Duration = Duration::from_secs(1);
+/// The answers remembered to know the rate Segment serves: far more than one second holds at
+/// any rate Segment allows, bounded whatever happens.
+const MAX_REMEMBERED_ANSWERS: usize = 20_000;
 /// The lowest rate, and the most it may grow past what was being sent (botocore).
 const MIN_RATE: f64 = 0.5;
 const MAX_GROWTH: f64 = 2.0;
@@ -61,6 +67,8 @@ struct State {
     sent: u64,
     /// A lookup's expected time, smoothed over the answers.
     expected: Duration,
+    /// When Segment answered (2xx or 404) within the last second: the rate it was serving.
+    answered: VecDeque<Instant>,
 }
 
 /// The environment's pacer: one per Profile API client, shared by every invocation.
@@ -92,6 +100,7 @@ impl Pacer {
                 last_send: None,
                 sent: 0,
                 expected: FIRST_EXPECTED,
+                answered: VecDeque::new(),
             }),
         }
     }
@@ -162,6 +171,8 @@ impl Pacer {
     pub fn answered(&self, took: Duration, now: Instant) {
         let mut state = self.lock();
         state.expected = state.expected.mul_f64(0.8) + took.mul_f64(0.2);
+        state.answered.push_back(now);
+        state.forget_answers_before(now);
         if self.fixed.is_none() && state.rate.is_some() {
             state.grow(now);
         }
@@ -213,12 +224,31 @@ impl State {
         self.sent as f64 / since.as_secs_f64()
     }
 
-    /// A throttle: W_max is the rate being sent, the new rate 0.7 of it.
+    fn forget_answers_before(&mut self, now: Instant) {
+        while self
+            .answered
+            .front()
+            .is_some_and(|at| *at + SEGMENT_WINDOW < now)
+            || self.answered.len() > MAX_REMEMBERED_ANSWERS
+        {
+            self.answered.pop_front();
+        }
+    }
+
+    /// A throttle: W_max is the rate Segment was serving (its answers over the last second,
+    /// when there were any; botocore's measured send rate otherwise), the new rate 0.7 of it.
     fn lower(&mut self, now: Instant) {
+        self.forget_answers_before(now);
         let measured = self.send_rate(now);
+        let served = self.answered.len() as f64 / SEGMENT_WINDOW.as_secs_f64();
+        let getting = if served > 0.0 {
+            served.min(measured)
+        } else {
+            measured
+        };
         let rate_to_use = match self.rate {
-            None => measured,
-            Some(rate) => rate.min(measured),
+            None => getting,
+            Some(rate) => rate.min(getting),
         };
         self.w_max = rate_to_use;
         self.k = (self.w_max * (1.0 - BETA) / SCALE).cbrt();
@@ -393,5 +423,29 @@ mod tests {
             pacer.throttled(None, now, now + Duration::from_millis(5));
         }
         assert_eq!(pacer.rate(), Some(MIN_RATE));
+    }
+
+    #[test]
+    fn in_a_burst_the_rate_after_a_429_is_what_segment_served_not_what_was_sent() {
+        let pacer = Pacer::new(Rate::Adaptive);
+        let start = Instant::now();
+        // 400 sent in 400 ms, of which Segment answered 100 (the rest came back 429).
+        for i in 0..400 {
+            let at = start + Duration::from_millis(i);
+            let _ = pacer.reserve(at, at + SECOND);
+        }
+        for i in 0..100 {
+            pacer.answered(
+                Duration::from_millis(150),
+                start + Duration::from_millis(150 + i),
+            );
+        }
+        let now = start + Duration::from_millis(400);
+        pacer.throttled(None, now - Duration::from_millis(150), now);
+        let rate = pacer.rate().expect("a rate");
+        assert!(
+            (65.0..=75.0).contains(&rate),
+            "0.7 of the 100 served: {rate}"
+        );
     }
 }
