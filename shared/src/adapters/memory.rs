@@ -11,9 +11,12 @@ use serde_json::{Map, Value};
 
 use crate::domain::identity::Identifier;
 use crate::domain::ports::{
-    Delivered, EventSink, ProfileError, Profiles, TrackingError, TraitsQuery, Undelivered,
+    Delivered, EventSink, ProfileError, Profiles, StoreError, TrackingError, TraitStore,
+    TraitsQuery, Undelivered,
 };
+use crate::domain::timestamps::Timestamp;
 use crate::domain::track_message::EncodedMessage;
+use crate::domain::trait_store::StoredTraits;
 
 /// How an in-memory adapter answers.
 #[derive(Debug, Clone, Default)]
@@ -209,5 +212,78 @@ impl EventSink for MemorySink {
             requests: 1,
             retries: 0,
         })
+    }
+}
+
+/// A trait store in memory: items by identifier, written by the same newest-wins rule.
+#[derive(Debug, Default)]
+pub struct MemoryTraitStore {
+    items: Mutex<HashMap<String, StoredTraits>>,
+    behaviour: Behaviour<StoreError>,
+}
+
+impl MemoryTraitStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every read and write fails with `error`.
+    pub fn failing(error: StoreError) -> Self {
+        Self {
+            behaviour: Behaviour::Fail(error),
+            items: Mutex::default(),
+        }
+    }
+
+    /// No read or write is ever answered: the caller's deadline must end the wait.
+    pub fn hanging() -> Self {
+        Self {
+            behaviour: Behaviour::Hang,
+            items: Mutex::default(),
+        }
+    }
+
+    /// The item of `identifier` (`type:value`), as stored.
+    pub fn item(&self, identifier: &str) -> Option<StoredTraits> {
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(identifier)
+            .cloned()
+    }
+
+    async fn behave(&self) -> Result<(), StoreError> {
+        match &self.behaviour {
+            Behaviour::Answer => Ok(()),
+            Behaviour::Fail(error) => Err(error.clone()),
+            Behaviour::Hang => std::future::pending().await,
+        }
+    }
+}
+
+impl TraitStore for MemoryTraitStore {
+    async fn read(
+        &self,
+        identifier: &Identifier,
+        _deadline: Instant,
+    ) -> Result<Option<StoredTraits>, StoreError> {
+        self.behave().await?;
+        Ok(self.item(&identifier.to_string()))
+    }
+
+    async fn write(
+        &self,
+        identifier: &Identifier,
+        traits: &Map<String, Value>,
+        at: Timestamp,
+        _deadline: Instant,
+    ) -> Result<Vec<String>, StoreError> {
+        self.behave().await?;
+        let mut items = self
+            .items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let item = items.entry(identifier.to_string()).or_default();
+        Ok(item.apply(traits, at.millis()))
     }
 }

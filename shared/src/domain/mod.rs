@@ -12,3 +12,4 @@ pub mod routing;
 pub mod rules;
 pub mod timestamps;
 pub mod track_message;
+pub mod trait_store;

@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 
 use crate::domain::identity::Identifier;
 use crate::domain::rules::RuleSet;
+use crate::domain::timestamps::Timestamp;
 use crate::domain::track_message::EncodedMessage;
+use crate::domain::trait_store::StoredTraits;
 
 /// Where customers' profiles are read: traits, and the identifiers a profile holds.
 pub trait Profiles: Send + Sync + 'static {
@@ -65,6 +67,39 @@ pub trait RoutingUpdates: Send + Sync + 'static {
 
     /// Reads everything once, before the first real decision needs it.
     fn warm_up(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Where traits that Segment keeps current are kept, by identifier (the trait store).
+pub trait TraitStore: Send + Sync + 'static {
+    /// The item of `identifier`, if there is one, read by `deadline`.
+    fn read(
+        &self,
+        identifier: &Identifier,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Option<StoredTraits>, StoreError>> + Send;
+
+    /// Writes `traits` observed at `at` under `identifier`, each only where it is newer than
+    /// the stored value ([`StoredTraits::apply`]'s rule); the names written.
+    fn write(
+        &self,
+        identifier: &Identifier,
+        traits: &Map<String, Value>,
+        at: Timestamp,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// Why the trait store could not be read or written.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("the trait store did not answer within {0} ms")]
+    Timeout(u64),
+    #[error("the trait store is throttling (its capacity or a partition's is exceeded)")]
+    Throttled,
+    #[error("the trait store refused the request: {0}")]
+    Refused(String),
+    #[error("the trait store could not be reached: {0}")]
+    Unavailable(String),
 }
 
 /// Rules fixed at start: nothing changes them while the function runs.

@@ -40,6 +40,11 @@ impl Timestamp {
         (since_epoch < Duration::from_millis(END_MS)).then_some(Self { since_epoch })
     }
 
+    /// Milliseconds since the epoch.
+    pub fn millis(self) -> u64 {
+        self.since_epoch.as_millis() as u64
+    }
+
     pub fn now() -> Option<Self> {
         Self::from_system_time(SystemTime::now())
     }

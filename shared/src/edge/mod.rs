@@ -21,6 +21,7 @@ use crate::edge::invocation::{
 use crate::support::metrics::{self, Counter, MetricsWriter};
 
 pub mod auth;
+pub mod engage;
 pub mod failure;
 pub mod fields;
 pub mod functions;

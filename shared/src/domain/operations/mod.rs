@@ -3,4 +3,5 @@
 
 pub mod profile_lookup;
 pub mod route_decision;
+pub mod trait_sync;
 pub mod wrap_up;
