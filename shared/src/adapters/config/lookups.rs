@@ -44,6 +44,7 @@ impl RouteDecisionConfig {
         )?;
         let emergency = runtime::emergency_override(&startup.vars, &startup.extension)?;
         let response_traits = response_traits(&startup.vars)?;
+        fits_one_lookup(&rules.current(), &response_traits)?;
         Ok(Self {
             rules,
             profile_api,
@@ -79,6 +80,24 @@ fn response_traits(vars: &Variables<'_>) -> Result<BTreeSet<String>, VariableErr
         });
     }
     Ok(names)
+}
+
+/// The traits a decision asks for (the rules' and the returned ones) fit what one Profile API
+/// request returns; past it Segment would leave some out.
+fn fits_one_lookup(rules: &RuleSet, returned: &BTreeSet<String>) -> Result<(), VariableError> {
+    let Some(referenced) = rules.referenced_traits() else {
+        return Ok(());
+    };
+    let asked = referenced.union(returned).count();
+    if asked > MAX_RESPONSE_TRAITS {
+        return Err(VariableError::Invalid {
+            name: "RESPONSE_TRAITS",
+            problem: format!(
+                "with the rules' own traits a decision would ask for {asked}; one Profile API request returns at most {MAX_RESPONSE_TRAITS}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// profile-lookup's configuration.

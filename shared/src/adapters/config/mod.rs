@@ -222,7 +222,8 @@ pub enum Rate {
 
 /// `PROFILE_API_RATE`: requests a second, a decimal from 0.5 to 10,000 (a share of a space's
 /// 100 split over many environments may be below one), or `TOTAL/ENVIRONMENTS`, that share
-/// of a total (what the template writes: CloudFormation cannot divide); unset, adaptive.
+/// of a total (what the template writes: CloudFormation cannot divide; a share below 0.5 runs
+/// at 0.5); unset, adaptive.
 fn profile_api_rate(vars: &Variables<'_>) -> Result<Rate, VariableError> {
     let Some(raw) = vars.optional("PROFILE_API_RATE") else {
         return Ok(Rate::Adaptive);
@@ -230,9 +231,11 @@ fn profile_api_rate(vars: &Variables<'_>) -> Result<Rate, VariableError> {
     let number = |text: &str| text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
     let rate = match raw.split_once('/') {
         None => number(&raw),
+        // A share spread over many environments may fall below the least rate: it runs at it.
         Some((total, environments)) => number(total)
+            .filter(|total| *total >= 0.5)
             .zip(number(environments).filter(|n| *n >= 1.0))
-            .map(|(total, environments)| total / environments),
+            .map(|(total, environments)| (total / environments).max(0.5)),
     };
     match rate {
         Some(rate) if (0.5..=10_000.0).contains(&rate) => Ok(Rate::Fixed(rate)),
@@ -402,6 +405,11 @@ mod tests {
         assert_eq!(rate("100"), Ok(Rate::Fixed(100.0)));
         assert_eq!(rate("0.5"), Ok(Rate::Fixed(0.5)));
         assert_eq!(rate("70/4"), Ok(Rate::Fixed(17.5)));
+        assert_eq!(
+            rate("30/61"),
+            Ok(Rate::Fixed(0.5)),
+            "a small share runs at the least rate"
+        );
         for wrong in [
             "fast", "0", "0.1", "70/0", "70/", "/4", "NaN", "inf", "100000",
         ] {

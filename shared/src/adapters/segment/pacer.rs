@@ -268,7 +268,9 @@ impl State {
         };
         let t = now.saturating_duration_since(last).as_secs_f64();
         let cubic = SCALE * (t - self.k).powi(3) + self.w_max;
-        let measured = self.send_rate(now);
+        // The growth cap never falls below what Segment served at the last 429: after a lull
+        // the measured send rate has decayed, and a burst would otherwise crawl.
+        let measured = self.send_rate(now).max(self.w_max / MAX_GROWTH);
         self.set_rate(cubic, measured);
     }
 
@@ -447,5 +449,28 @@ mod tests {
             (65.0..=75.0).contains(&rate),
             "0.7 of the 100 served: {rate}"
         );
+    }
+
+    #[test]
+    fn a_lull_does_not_shrink_a_learned_rate() {
+        let pacer = Pacer::new(Rate::Adaptive);
+        let start = Instant::now();
+        for i in 0..150 {
+            let at = start + Duration::from_millis(10 * i);
+            let _ = pacer.reserve(at, at + SECOND);
+            pacer.answered(Duration::from_millis(150), at + Duration::from_millis(150));
+        }
+        let throttled_at = start + Duration::from_millis(1500);
+        pacer.throttled(None, throttled_at, throttled_at);
+        let learned = pacer.rate().expect("rate");
+        // Ten quiet minutes, then one request and its answer.
+        let later = throttled_at + 600 * SECOND;
+        let _ = pacer.reserve(later, later + SECOND);
+        pacer.answered(
+            Duration::from_millis(150),
+            later + Duration::from_millis(150),
+        );
+        let after = pacer.rate().expect("rate");
+        assert!(after >= learned, "{after} after a lull, {learned} before");
     }
 }

@@ -29,6 +29,14 @@ const RETRIES: Retries = Retries {
     max_backoff: Duration::ZERO,
 };
 
+/// What a lookup's attempts have met: a failure before any answer (retried once), and the
+/// last 429 (whose `Retry-After` names the failure if no later turn comes in time).
+#[derive(Debug, Default)]
+struct Retried {
+    transport: AtomicBool,
+    rate_limited: std::sync::Mutex<Option<Option<Duration>>>,
+}
+
 /// By when a request must have its token (its first caller's deadline) and its answer.
 #[derive(Debug, Clone, Copy)]
 struct Deadlines {
@@ -225,12 +233,12 @@ impl ProfileApi {
             attempt_timeout: self.request_timeout,
             ..RETRIES
         };
-        let retried_transport = AtomicBool::new(false);
+        let retried = Retried::default();
         let expired = || ProfileError::Timeout(self.request_timeout.as_millis() as u64);
         let by = Deadlines { admit_by, deadline };
         retries
             .run(deadline, expired, |timeout, _| {
-                self.attempt(&request, by, timeout, &retried_transport)
+                self.attempt(&request, by, timeout, &retried)
             })
             .await
             .map(|(answer, _)| answer)
@@ -242,10 +250,15 @@ impl ProfileApi {
         request: &reqwest::RequestBuilder,
         by: Deadlines,
         timeout: Duration,
-        retried_transport: &AtomicBool,
+        retried: &Retried,
     ) -> Attempted<ProfileAnswer, ProfileError> {
         if let Err(paced) = self.pacer.admit(by.admit_by).await {
-            return Attempted::Done(Err(paced));
+            // After a 429, that is the reason: the turn that came too late was its retry's.
+            let last = retried.rate_limited.lock().map_or(None, |last| *last);
+            return Attempted::Done(Err(match last {
+                Some(retry_after) => ProfileError::RateLimited { retry_after },
+                None => paced,
+            }));
         }
         // The wait for the token came out of this attempt's time.
         let timeout = timeout.min(by.deadline.saturating_duration_since(Instant::now()));
@@ -257,7 +270,7 @@ impl ProfileApi {
         let response = match request.timeout(timeout).send().await {
             Ok(response) => response,
             Err(error)
-                if !error.is_timeout() && !retried_transport.swap(true, Ordering::Relaxed) =>
+                if !error.is_timeout() && !retried.transport.swap(true, Ordering::Relaxed) =>
             {
                 tracing::debug!(error = %root_cause(&error), "Profile API request failed before an answer; retrying once");
                 let error = self.transport_error(&error, timeout);
@@ -275,6 +288,9 @@ impl ProfileApi {
             Err(error) => return Attempted::Done(Err(self.transport_error(&error, timeout))),
         };
         if status == 429 {
+            if let Ok(mut last) = retried.rate_limited.lock() {
+                *last = Some(retry_after);
+            }
             let wait = self.throttled(retry_after, sent_at);
             return Attempted::Retry {
                 error: ProfileError::RateLimited { retry_after },

@@ -92,7 +92,10 @@ impl<P: Profiles, U: RoutingUpdates> Operation for RouteDecision<P, U> {
         let decision = self.decision(&request, &arrival).await;
         let mut body = serde_json::to_value(&decision)
             .map_err(|e| Failure::new(500, "internal_error", e.to_string()))?;
-        fit_within(&mut body, STUDIO_BODY_LIMIT, "traits_truncated");
+        // Only returned traits can be cut; nothing else in the answer is that large.
+        if body.get("traits").is_some() {
+            fit_within(&mut body, STUDIO_BODY_LIMIT, "traits_truncated");
+        }
         Ok(Answer::Json(body))
     }
 
