@@ -10,6 +10,7 @@ pub mod operations;
 pub mod ports;
 pub mod routing;
 pub mod rules;
+pub mod store_first;
 pub mod timestamps;
 pub mod track_message;
 pub mod trait_store;

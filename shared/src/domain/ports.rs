@@ -32,9 +32,46 @@ pub trait Profiles: Send + Sync + 'static {
         deadline: Instant,
     ) -> impl Future<Output = Result<Option<Vec<Value>>, ProfileError>> + Send;
 
+    /// [`Self::traits`], and where they came from. One source (the Profile API, a test's map)
+    /// says the Profile API; a source that combines the trait store with it says which.
+    fn traits_found(
+        &self,
+        identifier: &Identifier,
+        query: &TraitsQuery,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<Option<FoundTraits>, ProfileError>> + Send {
+        async move {
+            let traits = self.traits(identifier, query, deadline).await?;
+            Ok(traits.map(|traits| (traits, TraitsFrom::ProfileApi)))
+        }
+    }
+
     /// Gets ready to read profiles (clients, credentials) without reading any: a warm-up.
     fn warm_up(&self) -> impl Future<Output = ()> + Send {
         async {}
+    }
+}
+
+/// A profile's traits, and where they came from.
+pub type FoundTraits = (Map<String, Value>, TraitsFrom);
+
+/// Where a decision's traits came from, for its log line (`traits_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraitsFrom {
+    ProfileApi,
+    /// The trait store held every trait the decision needed.
+    Store,
+    /// The trait store held some; the Profile API gave the rest.
+    StoreAndProfileApi,
+}
+
+impl TraitsFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProfileApi => "profile_api",
+            Self::Store => "store",
+            Self::StoreAndProfileApi => "store+profile_api",
+        }
     }
 }
 

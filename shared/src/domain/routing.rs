@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::domain::identity::Identifier;
-use crate::domain::ports::{ProfileError, Profiles, TraitsQuery};
+use crate::domain::ports::{ProfileError, Profiles, TraitsFrom, TraitsQuery};
 use crate::domain::rules::{NotEvaluated, RuleSet, RuleTrace, Verdict};
 
 /// Whose decision this is.
@@ -58,7 +58,7 @@ pub enum Lookup {
     NotNeeded,
     /// The caller withheld their number, so there was no one to look up.
     Withheld,
-    Found,
+    Found(TraitsFrom),
     NotFound,
     Failed(ProfileError),
     DeadlineExceeded,
@@ -74,7 +74,7 @@ impl Lookup {
             Self::Inline => "inline",
             Self::NotNeeded => "not_needed",
             Self::Withheld => "withheld",
-            Self::Found => "found",
+            Self::Found(_) => "found",
             Self::NotFound => "not_found",
             Self::Failed(_) => "failed",
             Self::DeadlineExceeded => "deadline_exceeded",
@@ -87,8 +87,16 @@ impl Lookup {
     pub fn read_a_profile(&self) -> bool {
         matches!(
             self,
-            Self::Found | Self::NotFound | Self::Failed(_) | Self::DeadlineExceeded
+            Self::Found(_) | Self::NotFound | Self::Failed(_) | Self::DeadlineExceeded
         )
+    }
+
+    /// Where the traits came from, when a profile was found.
+    pub fn traits_from(&self) -> Option<&'static str> {
+        match self {
+            Self::Found(from) => Some(from.as_str()),
+            _ => None,
+        }
     }
 
     /// Why the decision fell back, in one word (see [`ProfileError::reason`]; `deadline`
@@ -133,11 +141,11 @@ pub async fn decide<P: Profiles>(
         }
         Subject::Customer(identifier) => {
             let query = TraitsQuery::include(asked(rules, &request.returning).as_ref());
-            let lookup = profiles.traits(identifier, &query, deadline);
+            let lookup = profiles.traits_found(identifier, &query, deadline);
             match tokio::time::timeout(budget, lookup).await {
-                Ok(Ok(Some(traits))) => {
+                Ok(Ok(Some((traits, from)))) => {
                     looked_up = traits;
-                    (&looked_up, true, Lookup::Found)
+                    (&looked_up, true, Lookup::Found(from))
                 }
                 // Unknown to Segment is not an error: a customer with no traits.
                 Ok(Ok(None)) => (&no_traits, false, Lookup::NotFound),
@@ -146,13 +154,14 @@ pub async fn decide<P: Profiles>(
             }
         }
     };
-    let returned = (lookup == Lookup::Found && !request.returning.is_empty()).then(|| {
-        request
-            .returning
-            .iter()
-            .filter_map(|name| Some((name.clone(), traits.get(name)?.clone())))
-            .collect()
-    });
+    let returned =
+        (matches!(lookup, Lookup::Found(_)) && !request.returning.is_empty()).then(|| {
+            request
+                .returning
+                .iter()
+                .filter_map(|name| Some((name.clone(), traits.get(name)?.clone())))
+                .collect()
+        });
     match rules
         .judge_within(traits, channel, request.explain, deadline)
         .await
@@ -248,7 +257,7 @@ mod tests {
             ("agent", "read-docs-recently")
         );
         assert!(decision.profile_found && !decision.fallback);
-        assert_eq!(lookup, Lookup::Found);
+        assert_eq!(lookup, Lookup::Found(TraitsFrom::ProfileApi));
         assert_eq!(includes(&profiles), [Some("docs_last_2_days".to_owned())]);
     }
 
@@ -381,7 +390,7 @@ mod tests {
         };
         let (decision, lookup) =
             decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
-        assert_eq!(lookup, Lookup::Found);
+        assert_eq!(lookup, Lookup::Found(TraitsFrom::ProfileApi));
         // Only those named, only those the profile holds.
         assert_eq!(
             decision.traits,
@@ -416,7 +425,7 @@ mod tests {
         };
         let (decision, lookup) =
             decide(&profiles, &rules, &request, Duration::from_millis(50)).await;
-        assert_eq!(lookup, Lookup::Found);
+        assert_eq!(lookup, Lookup::Found(TraitsFrom::ProfileApi));
         assert_eq!(decision.traits.unwrap()["first_name"], "Ann");
         assert_eq!(includes(&profiles), [Some("first_name".to_owned())]);
     }

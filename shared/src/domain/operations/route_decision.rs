@@ -77,6 +77,7 @@ fn log(request: &DecisionRequest, decision: &Decision, lookup: &Lookup, arrival:
         fallback = decision.fallback,
         profile_found = decision.profile_found,
         lookup = lookup.as_str(),
+        traits_from = lookup.traits_from(),
         lookup_error = failure,
         fallback_reason = lookup.fallback_reason(),
         latency_us = arrival.at.elapsed().as_micros() as u64,
