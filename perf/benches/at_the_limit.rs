@@ -37,7 +37,15 @@ async fn run(rate: Option<&'static str>, retry_after: Option<u64>) {
     }
     let mut fallbacks = 0;
     for answer in waiting {
-        let payload = answer.answer().await;
+        // Every decision is due within its 2.5 s deadline; a function that died never answers.
+        let payload = tokio::time::timeout(Duration::from_secs(60), answer.answer())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no answer within 60 s: did the function exit? {:?}",
+                    environment.function.logs().last()
+                )
+            });
         let body = studio_router::edge::invocation::status_and_body(&payload).1;
         assert!(body["transition"].is_string(), "{body}");
         fallbacks += usize::from(body["fallback"] == true);
