@@ -9,14 +9,16 @@
 //! "adaptive" retry mode does (botocore `retries/adaptive.py`, `throttling.py`, `bucket.py`):
 //! no limit until the first 429; then 0.7 of the rate it was getting, growing back along
 //! CUBIC's curve `0.4 (t - K)^3 + W_max` while requests succeed, never past twice the
-//! measured send rate, never below 0.5 a second. Three choices differ from botocore, all for
-//! an environment serving many requests at once against a limit counted per second: the rate
-//! it was getting is what Segment answered over the last second (botocore takes what it sent,
-//! which in a burst is several times what Segment serves); a 429 lowers the rate only when its
-//! request was sent more than a second after the last lowering (the 429s of requests that
-//! shared a window with the old rate are one event, as TCP counts one loss per round trip);
-//! and before the first half-second of sending is measured the send rate is what was sent so
-//! far. A `Retry-After` wins: nothing is sent before it.
+//! measured send rate (or the rate served at the last 429, whichever is more), never below 0.5
+//! a second. Four choices differ from botocore, all for an environment serving many requests
+//! at once against a limit counted per second: the rate it was getting is what Segment
+//! answered over the last second (botocore takes what it sent, which in a burst is several
+//! times what Segment serves); a 429 lowers the rate only when its request was sent more than
+//! a second after the last lowering (the 429s of requests that shared a window with the old
+//! rate are one event, as TCP counts one loss per round trip); the send rate is counted when a
+//! request goes out, and before the first half-second is measured it is what was sent so far;
+//! and a lull does not shrink the growth cap below the rate served at the last 429. A
+//! `Retry-After` wins: nothing is sent before it.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
