@@ -191,19 +191,27 @@ async fn a_repeated_lookup_within_the_ttl_is_served_from_the_cache() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_429_with_a_retry_after_that_fits_the_deadline_is_retried() {
+/// Segment's 429, as the Profile API documents it (`rate_limit_error`, no `Retry-After`).
+fn too_many_requests() -> Reply {
+    Reply::json(
+        429,
+        json!({"error": {"code": "rate_limit_error", "message": "Too many requests"}}),
+    )
+}
+
+/// A Profile API that answers `first` once, then the customer's traits.
+async fn throttled_once(first: Reply) -> StandIn {
     let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let segment = StandIn::start(move |_| match counter.fetch_add(1, Ordering::SeqCst) {
-        0 => Reply::json(
-            429,
-            json!({"error": {"code": "rate_limit_error", "message": "Too many requests"}}),
-        )
-        .header("retry-after", "1"),
+    StandIn::start(move |_| match calls.fetch_add(1, Ordering::SeqCst) {
+        0 => first.clone(),
         _ => Reply::traits(json!({"vip": true})),
     })
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_with_a_retry_after_that_fits_the_deadline_is_retried() {
+    let segment = throttled_once(too_many_requests().header("retry-after", "1")).await;
     let (runtime, _function) = studio_function(
         "profile-lookup",
         &segment.url(),
@@ -222,16 +230,7 @@ async fn a_429_with_a_retry_after_that_fits_the_deadline_is_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_without_retry_after_waits_for_the_next_token_and_is_retried() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let segment = StandIn::start(move |_| match counter.fetch_add(1, Ordering::SeqCst) {
-        0 => Reply::json(
-            429,
-            json!({"error": {"code": "rate_limit_error", "message": "Too many requests"}}),
-        ),
-        _ => Reply::traits(json!({"vip": true})),
-    })
-    .await;
+    let segment = throttled_once(too_many_requests()).await;
     let (runtime, _function) = studio_function(
         "profile-lookup",
         &segment.url(),
@@ -256,14 +255,7 @@ async fn a_429_without_retry_after_waits_for_the_next_token_and_is_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_whose_retry_after_passes_the_deadline_fails_without_waiting_for_it() {
-    let segment = StandIn::always(
-        Reply::json(
-            429,
-            json!({"error": {"code": "rate_limit_error", "message": "Too many requests"}}),
-        )
-        .header("retry-after", "30"),
-    )
-    .await;
+    let segment = StandIn::always(too_many_requests().header("retry-after", "30")).await;
     let (runtime, _function) = studio_function(
         "profile-lookup",
         &segment.url(),

@@ -28,6 +28,17 @@ enum Behaviour<E> {
     Hang,
 }
 
+impl<E: Clone> Behaviour<E> {
+    /// Before an answer: nothing, the failure, or a wait that never ends.
+    async fn meet(&self) -> Result<(), E> {
+        match self {
+            Self::Answer => Ok(()),
+            Self::Fail(error) => Err(error.clone()),
+            Self::Hang => std::future::pending().await,
+        }
+    }
+}
+
 /// Profiles by identifier (`phone:+15555550100`).
 #[derive(Debug, Default)]
 pub struct MemoryProfiles {
@@ -79,14 +90,6 @@ impl MemoryProfiles {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
-
-    async fn behave(&self) -> Result<(), ProfileError> {
-        match &self.behaviour {
-            Behaviour::Answer => Ok(()),
-            Behaviour::Fail(error) => Err(error.clone()),
-            Behaviour::Hang => std::future::pending().await,
-        }
-    }
 }
 
 impl Profiles for MemoryProfiles {
@@ -100,7 +103,7 @@ impl Profiles for MemoryProfiles {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((identifier.to_string(), query.clone()));
-        self.behave().await?;
+        self.behaviour.meet().await?;
         let Some((traits, _)) = self.profiles.get(&identifier.to_string()) else {
             return Ok(None);
         };
@@ -124,7 +127,7 @@ impl Profiles for MemoryProfiles {
         identifier: &Identifier,
         _deadline: Instant,
     ) -> Result<Option<Vec<Value>>, ProfileError> {
-        self.behave().await?;
+        self.behaviour.meet().await?;
         Ok(self
             .profiles
             .get(&identifier.to_string())
@@ -251,14 +254,6 @@ impl MemoryTraitStore {
             .get(identifier)
             .cloned()
     }
-
-    async fn behave(&self) -> Result<(), StoreError> {
-        match &self.behaviour {
-            Behaviour::Answer => Ok(()),
-            Behaviour::Fail(error) => Err(error.clone()),
-            Behaviour::Hang => std::future::pending().await,
-        }
-    }
 }
 
 impl TraitStore for MemoryTraitStore {
@@ -267,7 +262,7 @@ impl TraitStore for MemoryTraitStore {
         identifier: &Identifier,
         _deadline: Instant,
     ) -> Result<Option<StoredTraits>, StoreError> {
-        self.behave().await?;
+        self.behaviour.meet().await?;
         Ok(self.item(&identifier.to_string()))
     }
 
@@ -278,7 +273,7 @@ impl TraitStore for MemoryTraitStore {
         at: Timestamp,
         _deadline: Instant,
     ) -> Result<Vec<String>, StoreError> {
-        self.behave().await?;
+        self.behaviour.meet().await?;
         let mut items = self
             .items
             .lock()

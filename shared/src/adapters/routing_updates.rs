@@ -3,7 +3,7 @@
 //! each kept fresh as [`crate::adapters::refresh`] describes.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::adapters::emergency::EmergencyOverride;
 use crate::adapters::refresh::{self, FIRST_FETCH};
@@ -18,21 +18,24 @@ pub struct ExtensionUpdates {
 }
 
 impl ExtensionUpdates {
-    /// Each waits for what is left of the caller's time when its turn comes.
-    async fn refresh_by(&self, by: Instant) {
+    /// Keeps the feed and then the override fresh, each waiting at most what `within` says
+    /// when its turn comes.
+    async fn refresh_each(&self, within: impl Fn() -> Duration) {
         if let Some(feed) = &self.rules_feed {
-            refresh::keep_fresh(feed, by.saturating_duration_since(Instant::now())).await;
+            refresh::keep_fresh(feed, within()).await;
             feed.report();
         }
         if let Some(emergency) = &self.emergency {
-            refresh::keep_fresh(emergency, by.saturating_duration_since(Instant::now())).await;
+            refresh::keep_fresh(emergency, within()).await;
         }
     }
 }
 
 impl RoutingUpdates for ExtensionUpdates {
+    /// Each waits for what is left of the caller's time when its turn comes.
     async fn refresh(&self, by: Instant) {
-        self.refresh_by(by).await;
+        self.refresh_each(|| by.saturating_duration_since(Instant::now()))
+            .await;
     }
 
     fn overriding(&self, rules: &RuleSet) -> Option<String> {
@@ -41,12 +44,6 @@ impl RoutingUpdates for ExtensionUpdates {
 
     /// Each gets its own first read's time: nobody is waiting on a warm-up.
     async fn warm_up(&self) {
-        if let Some(feed) = &self.rules_feed {
-            refresh::keep_fresh(feed, FIRST_FETCH).await;
-            feed.report();
-        }
-        if let Some(emergency) = &self.emergency {
-            refresh::keep_fresh(emergency, FIRST_FETCH).await;
-        }
+        self.refresh_each(|| FIRST_FETCH).await;
     }
 }

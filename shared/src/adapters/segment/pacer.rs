@@ -138,11 +138,6 @@ impl Pacer {
         Ok(at.saturating_duration_since(now))
     }
 
-    /// How long until a token would be free at `now` (without taking it).
-    pub fn next_token_in(&self, now: Instant) -> Duration {
-        self.lock().next_free(now).saturating_duration_since(now)
-    }
-
     /// Segment answered 429 to a request sent at `sent_at`: `Retry-After` holds every request
     /// back, and an adaptive rate is lowered. Returns how long until the next token.
     pub fn throttled(

@@ -14,8 +14,6 @@ pub struct TraitSync<S> {
     pub store: S,
     /// The budget for one delivery's writes (`SYNC_DEADLINE_MS`, under Segment's 5 s).
     pub deadline: Duration,
-    /// The identifier type that holds phone numbers (`SEGMENT_PHONE_IDENTIFIER`).
-    pub phone_identifier: String,
 }
 
 /// What a delivery changed: the keys it named, and the trait values written across them.
@@ -97,11 +95,7 @@ mod tests {
     }
 
     fn sync_with(store: MemoryTraitStore, deadline: Duration) -> TraitSync<MemoryTraitStore> {
-        TraitSync {
-            store,
-            deadline,
-            phone_identifier: "phone".into(),
-        }
+        TraitSync { store, deadline }
     }
 
     fn arrived() -> Arrival {
