@@ -5,6 +5,7 @@
 //! never decide a route.
 
 pub mod config;
+pub mod dynamodb;
 pub mod emergency;
 pub mod extension;
 pub mod http_client;

@@ -16,7 +16,8 @@ use crate::domain::trait_store::StoredTraits;
 
 pub struct StoreFirst<P, S> {
     pub profiles: P,
-    pub store: S,
+    /// `None` when no table is configured: every lookup goes to the Profile API.
+    pub store: Option<S>,
     /// `TRAIT_STORE_TRAITS`: the traits the store is trusted for; `None`, every trait an item
     /// holds. A counter whose window matters (`docs_last_2_days`) is better left to Segment.
     pub trusted: Option<BTreeSet<String>>,
@@ -28,8 +29,9 @@ impl<P: Profiles, S: TraitStore> StoreFirst<P, S> {
     /// The store's item, or `None` for a miss, a failure or a read past its budget (each
     /// logged without a value).
     async fn read_store(&self, identifier: &Identifier, deadline: Instant) -> Option<StoredTraits> {
+        let store = self.store.as_ref()?;
         let by = deadline.min(Instant::now() + self.store_budget);
-        let read = tokio::time::timeout_at(by.into(), self.store.read(identifier, by)).await;
+        let read = tokio::time::timeout_at(by.into(), store.read(identifier, by)).await;
         let problem = match read {
             Ok(Ok(item)) => return item,
             Ok(Err(error)) => error.to_string(),
@@ -57,8 +59,9 @@ impl<P: Profiles, S: TraitStore> Profiles for StoreFirst<P, S> {
         query: &TraitsQuery,
         deadline: Instant,
     ) -> Result<Option<FoundTraits>, ProfileError> {
-        // Rules that may read any trait need the whole profile: only Segment has it.
-        let Some(wanted) = query.included() else {
+        // Rules that may read any trait need the whole profile: only Segment has it. With no
+        // table, Segment is all there is.
+        let (Some(wanted), Some(_)) = (query.included(), &self.store) else {
             return self
                 .profiles
                 .traits_found(identifier, query, deadline)
@@ -151,7 +154,7 @@ mod tests {
                 PHONE,
                 json!({"vip": false, "docs_last_2_days": 2, "plan": "basic"}),
             ),
-            store,
+            store: Some(store),
             trusted: trusted.map(|names| names.iter().map(|n| (*n).to_owned()).collect()),
             store_budget: Duration::from_millis(50),
         }

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ConfigError, ProfileApiConfig, Startup, VariableError, Variables, runtime};
+use super::{
+    ConfigError, ProfileApiConfig, Startup, StoreReading, VariableError, Variables, runtime,
+};
 use crate::adapters::emergency::EmergencyOverride;
 use crate::adapters::rules_feed::RulesFeed;
 use crate::domain::ports::TraitsQuery;
@@ -25,6 +27,8 @@ pub struct RouteDecisionConfig {
     pub emergency: Option<Arc<EmergencyOverride>>,
     /// `RESPONSE_TRAITS`: the traits the answer carries back when the profile is read.
     pub response_traits: BTreeSet<String>,
+    /// The trait store, when `TRAIT_STORE_TABLE` names one.
+    pub store: StoreReading,
 }
 
 impl RouteDecisionConfig {
@@ -45,6 +49,7 @@ impl RouteDecisionConfig {
         let emergency = runtime::emergency_override(&startup.vars, &startup.extension)?;
         let response_traits = response_traits(&startup.vars)?;
         fits_one_lookup(&rules.current(), &response_traits)?;
+        let store = StoreReading::read(&startup.vars, &startup.http, deadline)?;
         Ok(Self {
             rules,
             profile_api,
@@ -52,6 +57,7 @@ impl RouteDecisionConfig {
             rules_feed,
             emergency,
             response_traits,
+            store,
         })
     }
 }

@@ -17,9 +17,11 @@ pub use crate::support::environment::{Environment, ProcessEnv, VariableError, Va
 
 mod lookups;
 pub mod runtime;
+mod trait_store;
 mod wrap_up_ingest;
 pub use lookups::{ProfileLookupConfig, RouteDecisionConfig};
 pub use runtime::Authentication;
+pub use trait_store::{StoreReading, TraitSyncConfig};
 pub use wrap_up_ingest::WrapUpIngestConfig;
 
 /// Studio waits 10 s at most; the default leaves room for a proxy's retry and a Flex enqueue.

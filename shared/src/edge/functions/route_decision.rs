@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::{STUDIO_BODY_LIMIT, fit_within, studio_fields};
 use crate::adapters::config::{ConfigError, RouteDecisionConfig, Startup};
+use crate::adapters::dynamodb::DynamoTraitStore;
 use crate::adapters::routing_updates::ExtensionUpdates;
 use crate::adapters::segment::ProfileApi;
 use crate::domain::arrival::Arrival;
@@ -13,20 +14,30 @@ use crate::domain::identity::{self, Customer, Identifier, normalise_phone};
 use crate::domain::operations::route_decision::RouteDecision;
 use crate::domain::ports::{Profiles, RoutingUpdates};
 use crate::domain::routing::{DecisionRequest, Subject};
+use crate::domain::store_first::StoreFirst;
 use crate::domain::rules::RuleSet;
 use crate::edge::fields::{self, Fields};
 use crate::edge::invocation::Input;
 use crate::edge::{Answer, Failure, Operation};
 
+/// Where route-decision reads traits: the trait store first when one is configured, then
+/// Segment's Profile API.
+pub type DecisionProfiles = StoreFirst<ProfileApi, DynamoTraitStore>;
+
 /// Reads route-decision's configuration and builds its clients. Nothing is fetched: secrets
 /// and routing updates wait for the first invocation.
 pub fn load(
     startup: &Startup<'_>,
-) -> Result<RouteDecision<ProfileApi, ExtensionUpdates>, ConfigError> {
+) -> Result<RouteDecision<DecisionProfiles, ExtensionUpdates>, ConfigError> {
     let config = RouteDecisionConfig::read(startup)?;
     Ok(RouteDecision {
         phone_identifier: config.profile_api.phone_identifier.clone(),
-        profiles: ProfileApi::new(config.profile_api, startup.http.clone()),
+        profiles: StoreFirst {
+            profiles: ProfileApi::new(config.profile_api, startup.http.clone()),
+            store: config.store.store,
+            trusted: config.store.trusted,
+            store_budget: config.store.budget,
+        },
         updates: ExtensionUpdates {
             rules_feed: config.rules_feed,
             emergency: config.emergency,
