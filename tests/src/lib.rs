@@ -3,6 +3,7 @@
 //! secrets extension (that can answer, fail, hang or refuse), a Function URL for HTTP
 //! clients, and payload 2.0 event builders with real Twilio signatures.
 
+pub mod dynalite;
 pub mod emf;
 mod events;
 mod function_url;

@@ -67,6 +67,16 @@ impl MemoryProfiles {
         self
     }
 
+    /// With these external ids (`[{"type", "id"}]`) on the profile under `identifier`.
+    pub fn with_external_ids(mut self, identifier: &str, ids: Value) -> Self {
+        let ids = match ids {
+            Value::Array(ids) => ids,
+            _ => Vec::new(),
+        };
+        self.profiles.entry(identifier.to_owned()).or_default().1 = ids;
+        self
+    }
+
     /// Every read fails with `error`.
     pub fn failing(error: ProfileError) -> Self {
         Self {

@@ -62,6 +62,10 @@ pub trait Operation: Send + Sync + 'static {
     const MAX_OBJECT_BYTES: usize = Self::MAX_BODY_BYTES;
     /// How long the HTTPS client waits for a connection.
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+    /// A direct invoke that could not do its work (a 5xx failure, or a configuration error)
+    /// fails the invocation instead of answering it: the caller retries only then (Segment's
+    /// Lambda destination counts a function error as a failed delivery, an answer as done).
+    const FAILS_UNWRITTEN: bool = false;
 
     /// Handles one request: the fields of an HTTP body or query string, a JSON list body, or
     /// a direct invoke's JSON. Its budgets count from `arrival.at` (the caller's clock started
@@ -106,6 +110,9 @@ pub enum InvocationFailed {
     /// developer guide).
     #[error("the batch was not delivered ({0}); Lambda retries it")]
     BatchNotDelivered(Failure),
+    /// A delivery not written, for a caller that retries failed invocations only.
+    #[error("the delivery was not written ({0}); the sender retries it")]
+    NotWritten(Failure),
 }
 
 impl InvocationFailed {
@@ -114,6 +121,7 @@ impl InvocationFailed {
         let kind = match self {
             Self::ConfigurationRefused(_) => "ConfigurationRefused",
             Self::BatchNotDelivered(_) => "BatchNotDelivered",
+            Self::NotWritten(_) => "NotWritten",
         };
         json!({"errorType": kind, "errorMessage": self.to_string()})
     }
@@ -217,6 +225,17 @@ impl<O: Operation> Edge<O> {
                 metrics::add(Counter::ServerErrors, 1);
                 tracing::error!(function = O::NAME, code = failure.code, detail = %failure.message, "stream batch not delivered; the invocation fails so Lambda retries it");
                 Err(InvocationFailed::BatchNotDelivered(failure))
+            }
+            Ok(Invocation::Direct(input)) if O::FAILS_UNWRITTEN => {
+                match self.operation.call(input, arrival).await {
+                    Ok(Answer::Json(body)) => Ok(body),
+                    Ok(Answer::Accepted) => Ok(json!({"accepted": true})),
+                    Err(failure) if failure.status >= 500 => {
+                        metrics::add(Counter::ServerErrors, 1);
+                        Err(InvocationFailed::NotWritten(failure))
+                    }
+                    Err(failure) => Ok(failure.body()),
+                }
             }
             decoded => Ok(self.answer_decoded(decoded, arrival).await),
         }

@@ -82,6 +82,11 @@ where
                         let failed = InvocationFailed::BatchNotDelivered((*failure).clone());
                         return Err(lambda_runtime::Error::from(failed));
                     }
+                    // Nor may Segment read a delivery as written.
+                    if O::FAILS_UNWRITTEN && !is_http {
+                        let failed = InvocationFailed::NotWritten((*failure).clone());
+                        return Err(lambda_runtime::Error::from(failed));
+                    }
                     if event
                         .as_object()
                         .and_then(configuration_validation)

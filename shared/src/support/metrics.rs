@@ -48,10 +48,14 @@ pub enum Counter {
     RulesUpdated,
     /// An answer with a 5xx status (or a direct invoke's error of that kind).
     ServerErrors,
+    /// A trait value trait-sync wrote to the store (a repeat or an older value is not one).
+    TraitsWritten,
+    /// An Engage delivery trait-sync could never write (no identifier, no traits), skipped.
+    TraitDeliveriesSkipped,
 }
 
 impl Counter {
-    const ALL: [Counter; 12] = [
+    const ALL: [Counter; 14] = [
         Counter::CacheHits,
         Counter::CacheMisses,
         Counter::ProfileApiRequests,
@@ -64,6 +68,8 @@ impl Counter {
         Counter::RulesRejected,
         Counter::RulesUpdated,
         Counter::ServerErrors,
+        Counter::TraitsWritten,
+        Counter::TraitDeliveriesSkipped,
     ];
 
     /// The metric's name in CloudWatch.
@@ -81,6 +87,8 @@ impl Counter {
             Counter::RulesRejected => "RulesRejected",
             Counter::RulesUpdated => "RulesUpdated",
             Counter::ServerErrors => "ServerErrors",
+            Counter::TraitsWritten => "TraitsWritten",
+            Counter::TraitDeliveriesSkipped => "TraitDeliveriesSkipped",
         }
     }
 }

@@ -70,7 +70,8 @@ pub struct TraitSyncConfig {
 impl TraitSyncConfig {
     pub fn read(startup: &Startup<'_>) -> Result<Self, ConfigError> {
         let vars = &startup.vars;
-        let store = table(vars, &startup.http)?.ok_or(VariableError::Missing("TRAIT_STORE_TABLE"))?;
+        let store =
+            table(vars, &startup.http)?.ok_or(VariableError::Missing("TRAIT_STORE_TABLE"))?;
         let deadline = vars.millis(
             "SYNC_DEADLINE_MS",
             SEGMENT_LAMBDA_LIMIT_MS,
@@ -97,12 +98,19 @@ impl TraitSyncConfig {
 /// from `AWS_REGION`, the endpoint from `AWS_ENDPOINT_URL_DYNAMODB` then `AWS_ENDPOINT_URL`
 /// (the SDKs' "service-specific endpoints"), the execution role's credentials from the
 /// variables Lambda sets.
-fn table(vars: &Variables<'_>, http: &HttpClient) -> Result<Option<DynamoTraitStore>, VariableError> {
+fn table(
+    vars: &Variables<'_>,
+    http: &HttpClient,
+) -> Result<Option<DynamoTraitStore>, VariableError> {
     let Some(table) = vars.optional("TRAIT_STORE_TABLE") else {
         return Ok(None);
     };
     let region = vars.required("AWS_REGION")?;
-    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
     let default = format!("https://dynamodb.{region}.{suffix}");
     let endpoint = match vars.optional("AWS_ENDPOINT_URL_DYNAMODB") {
         Some(_) => vars.url("AWS_ENDPOINT_URL_DYNAMODB", &default)?,
@@ -148,8 +156,14 @@ mod tests {
         ("AWS_SECRET_ACCESS_KEY", "secret"),
     ];
 
-    fn reading(env: &dyn crate::support::environment::Environment) -> Result<StoreReading, VariableError> {
-        StoreReading::read(&Variables::new(env), &HttpClient::new(Duration::from_secs(1)), Duration::from_millis(2500))
+    fn reading(
+        env: &dyn crate::support::environment::Environment,
+    ) -> Result<StoreReading, VariableError> {
+        StoreReading::read(
+            &Variables::new(env),
+            &HttpClient::new(Duration::from_secs(1)),
+            Duration::from_millis(2500),
+        )
     }
 
     #[test]
@@ -186,7 +200,10 @@ mod tests {
         ];
         assert!(matches!(
             reading(&vars(&SLOW)).err(),
-            Some(VariableError::Invalid { name: "TRAIT_STORE_BUDGET_MS", .. })
+            Some(VariableError::Invalid {
+                name: "TRAIT_STORE_BUDGET_MS",
+                ..
+            })
         ));
     }
 }

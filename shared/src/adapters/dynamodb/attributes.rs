@@ -7,7 +7,8 @@ use serde_json::{Map, Number, Value, json};
 /// The widest magnitudes DynamoDB stores (Developer Guide, "Data types": positive numbers
 /// from 1E-130 to 9.9999999999999999999999999999999999999E+125). A number outside them would
 /// fail the whole write, and Segment would send that delivery again for hours.
-const LARGEST: f64 = 9.999_999_999_999_999e125;
+/// Every number below this bound (exclusive) and at least `SMALLEST` is stored.
+const BOUND: f64 = 1e126;
 const SMALLEST: f64 = 1e-130;
 
 /// `value` as an attribute value, or `None` for a number DynamoDB cannot hold (or, inside a
@@ -18,7 +19,7 @@ pub fn to_attribute(value: &Value) -> Option<Value> {
         Value::Bool(b) => json!({"BOOL": b}),
         Value::Number(n) => {
             let magnitude = n.as_f64().map(f64::abs)?;
-            if magnitude > LARGEST || (magnitude != 0.0 && magnitude < SMALLEST) {
+            if magnitude >= BOUND || (magnitude != 0.0 && magnitude < SMALLEST) {
                 return None;
             }
             json!({"N": n.to_string()})

@@ -142,9 +142,10 @@ impl DynamoTraitStore {
             })
         })?;
         let status = response.status();
-        let text = response.text().await.map_err(|e| {
-            CallFailure::Retry(StoreError::Unavailable(root_cause(&e)))
-        })?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| CallFailure::Retry(StoreError::Unavailable(root_cause(&e))))?;
         let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
             return Ok(answer);
@@ -295,7 +296,11 @@ fn storable(traits: &Map<String, Value>) -> Map<String, Value> {
 /// Developer Guide, "Time to Live").
 fn stored_traits(item: &Map<String, Value>, now: u64) -> Option<StoredTraits> {
     let number = |v: &Value| v.get("N")?.as_str()?.parse::<u64>().ok();
-    if item.get("expires_at").and_then(number).is_some_and(|at| at <= now) {
+    if item
+        .get("expires_at")
+        .and_then(number)
+        .is_some_and(|at| at <= now)
+    {
         return None;
     }
     let traits = attributes::from_map(item.get("traits")?.get("M")?.as_object()?)?;
@@ -331,11 +336,12 @@ fn failure(status: u16, answer: &Value) -> CallFailure {
         .unwrap_or("");
     match kind {
         "ConditionalCheckFailedException" => CallFailure::Conflict,
-        "ProvisionedThroughputExceededException" | "ThrottlingException"
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
         | "RequestLimitExceeded" => CallFailure::Retry(StoreError::Throttled),
-        _ if status >= 500 => CallFailure::Retry(StoreError::Unavailable(format!(
-            "HTTP {status} {kind}"
-        ))),
+        _ if status >= 500 => {
+            CallFailure::Retry(StoreError::Unavailable(format!("HTTP {status} {kind}")))
+        }
         _ => CallFailure::Final(StoreError::Refused(format!("HTTP {status} {kind}"))),
     }
 }
@@ -357,7 +363,10 @@ mod tests {
             failure(400, &kind("ConditionalCheckFailedException")),
             CallFailure::Conflict
         ));
-        for throttle in ["ProvisionedThroughputExceededException", "ThrottlingException"] {
+        for throttle in [
+            "ProvisionedThroughputExceededException",
+            "ThrottlingException",
+        ] {
             assert!(matches!(
                 failure(400, &kind(throttle)),
                 CallFailure::Retry(StoreError::Throttled)

@@ -27,7 +27,9 @@ pub struct AwsCredentials {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("region", &self.region).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("region", &self.region)
+            .finish_non_exhaustive()
     }
 }
 
@@ -54,11 +56,21 @@ impl Signer {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Result<Vec<(String, String)>, String> {
+        self.sign_at(SystemTime::now(), url, headers, body)
+    }
+
+    fn sign_at(
+        &self,
+        time: SystemTime,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Vec<(String, String)>, String> {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
             .name("dynamodb")
-            .time(SystemTime::now())
+            .time(time)
             .settings(SigningSettings::default())
             .build()
             .map_err(|e| e.to_string())?
@@ -77,5 +89,58 @@ impl Signer {
             .headers()
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+
+    /// The same request signed by botocore 1.43 (`SigV4Auth(creds, "dynamodb",
+    /// "us-east-1").add_auth(request)` at 2026-12-06T00:00:00Z): the header set and the
+    /// signature must match, or DynamoDB would refuse every call.
+    #[test]
+    fn a_get_item_is_signed_as_botocore_signs_it() {
+        let signer = Signer::new(
+            AwsCredentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+                session_token: Some("session-token".into()),
+            },
+            "us-east-1".into(),
+        );
+        let body = r#"{"TableName":"traits","Key":{"id":{"S":"phone:+15555550100"}}}"#;
+        let headers = [
+            ("content-type", "application/x-amz-json-1.0"),
+            ("x-amz-target", "DynamoDB_20120810.GetItem"),
+            ("host", "dynamodb.us-east-1.amazonaws.com"),
+        ];
+        let at = UNIX_EPOCH + Duration::from_secs(1_796_515_200); // 2026-12-06T00:00:00Z
+        let signed = signer
+            .sign_at(
+                at,
+                "https://dynamodb.us-east-1.amazonaws.com/",
+                &headers,
+                body.as_bytes(),
+            )
+            .unwrap();
+        let header = |name: &str| {
+            signed
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("x-amz-date"), Some("20261206T000000Z"));
+        assert_eq!(header("x-amz-security-token"), Some("session-token"));
+        assert_eq!(
+            header("authorization"),
+            Some(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261206/us-east-1/dynamodb/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date;x-amz-security-token;x-amz-target, \
+                 Signature=e03bbaad6d2afdd14e82d535a82f38805625e06da245b2657e1ee9770b2feb23"
+            )
+        );
     }
 }

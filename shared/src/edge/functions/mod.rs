@@ -4,6 +4,7 @@
 
 pub mod profile_lookup;
 pub mod route_decision;
+pub mod trait_sync;
 pub mod wrap_up_ingest;
 
 use crate::edge::Failure;
