@@ -2,7 +2,8 @@
 # Runs the arm64 bootstraps that get deployed, under qemu-user, against a local Lambda Runtime
 # API (scripts/runtime_api.py) and the sandbox's Segment-compatible server. Each one must
 # start, answer a warm-up and do its job once: route-decision reads a demo profile and
-# decides, profile-lookup reads it, wrap-up-ingest delivers a wrap-up to the Tracking API.
+# decides, profile-lookup reads it, wrap-up-ingest delivers a wrap-up to the Tracking API,
+# trait-sync writes an Engage identify to dynalite (tests/dynalite, installed by .ci/run).
 #
 #   scripts/smoke-arm64.sh [BUILD_DIR]     # default .aws-sam/build (after `sam build`)
 #
@@ -43,7 +44,7 @@ segment_port=$(free_port)
 unused_port=$(free_port)
 work=$(mktemp -d)
 cleanup() {
-  kill "${sandbox_pid:-}" 2>/dev/null || true
+  kill "${sandbox_pid:-}" "${dynalite_pid:-}" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -100,5 +101,31 @@ run profile-lookup ProfileLookupFunction profile-lookup \
 run wrap-up-ingest WrapUpIngestFunction wrap-up-ingest \
   "[{\"warmup\": true}, $wrapup]" \
   '"warm":true' '"accepted":true'
+
+dynalite_port=$(free_port)
+tests/dynalite/node_modules/.bin/dynalite --host 127.0.0.1 --port "$dynalite_port" --createTableMs 0 >/dev/null 2>&1 &
+dynalite_pid=$!
+"$python" - "$dynalite_port" <<'PY'
+import json, sys, time, urllib.request
+port = sys.argv[1]
+body = {"TableName": "traits", "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}]}
+for _ in range(100):
+    try:
+        urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/", json.dumps(body).encode(), {
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.CreateTable",
+            "X-Amz-Date": "20261206T000000Z",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261206/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0"}))
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("dynalite did not start")
+PY
+identify='{"type": "identify", "userId": "u-smoke", "timestamp": "2026-12-01T10:00:00Z", "traits": {"vip": true, "phone": "+15555550100"}, "context": {"personas": {"computation_class": "trait", "computation_key": "vip", "space_id": "spa_sandbox"}}}'
+TRAIT_STORE_TABLE=traits AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$dynalite_port" AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=smoke-secret-key \
+  run trait-sync TraitSyncFunction trait-sync "[{\"warmup\": true}, $identify]" '"warm":true' '"written":4'
 
 echo "smoke-arm64: $passed passed, 0 failed"
