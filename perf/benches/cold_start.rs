@@ -70,6 +70,17 @@ async fn main() {
         TWILIO_TOKEN,
         &[("From", "whatsapp:+15555550100"), ("Body", "hi")],
     );
+    // The store on: the customer's traits are in dynalite, so the decision reads one item
+    // and asks the Profile API nothing.
+    let dynalite = e2e::dynalite::Dynalite::start()
+        .await
+        .expect("dynalite: cd tests/dynalite && npm ci");
+    dynalite
+        .put(json!({"id": {"S": "phone:+15555550100"},
+            "traits": {"M": {"docs_last_2_days": {"N": "3"}}}}))
+        .await;
+    let store_env: Vec<(&'static str, String)> =
+        studio_env.iter().cloned().chain(dynalite.env()).collect();
     let cases = [
         Case {
             name: "echo (baseline)",
@@ -96,6 +107,18 @@ async fn main() {
             name: "route-decision, Studio request + lookup",
             binary: "route-decision",
             env: studio_env.clone(),
+            event: decision.clone(),
+            expect: |a| {
+                http_status(a) == 200
+                    && a["body"]
+                        .as_str()
+                        .is_some_and(|b| b.contains("read-docs-recently"))
+            },
+        },
+        Case {
+            name: "route-decision, Studio request, store hit",
+            binary: "route-decision",
+            env: store_env,
             event: decision.clone(),
             expect: |a| {
                 http_status(a) == 200
