@@ -30,6 +30,14 @@ fn http_status(answer: &Value) -> u64 {
     answer["statusCode"].as_u64().unwrap_or(0)
 }
 
+/// A Studio answer whose decision came from the recipe's rule (the profile was read).
+fn decided_by_the_recipe(answer: &Value) -> bool {
+    http_status(answer) == 200
+        && answer["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("read-docs-recently"))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -108,24 +116,14 @@ async fn main() {
             binary: "route-decision",
             env: studio_env.clone(),
             event: decision.clone(),
-            expect: |a| {
-                http_status(a) == 200
-                    && a["body"]
-                        .as_str()
-                        .is_some_and(|b| b.contains("read-docs-recently"))
-            },
+            expect: decided_by_the_recipe,
         },
         Case {
             name: "route-decision, Studio request, store hit",
             binary: "route-decision",
             env: store_env,
             event: decision.clone(),
-            expect: |a| {
-                http_status(a) == 200
-                    && a["body"]
-                        .as_str()
-                        .is_some_and(|b| b.contains("read-docs-recently"))
-            },
+            expect: decided_by_the_recipe,
         },
         Case {
             name: "profile-lookup, Studio request + lookup",

@@ -173,6 +173,14 @@ async function pollDecisions() {
   setTimeout(pollDecisions, 1000);
 }
 
+// Where a decision's traits came from: the trait store (sandbox --trait-store), the Profile
+// API, or nowhere (inline traits, a withheld caller, a fallback).
+function traitsFrom(d) {
+  if (d.traits_from === "store") return "trait store";
+  if (d.traits_from === "store+profile_api") return "trait store + Profile API";
+  return d.status === 200 && d.profile_found ? "Profile API" : "—";
+}
+
 function renderDecisions() {
   const rows = state.decisions.slice().reverse().map((d) => el("tr", { "data-seq": d.seq },
     el("td", {}, d.at.slice(11, 23)),
@@ -182,6 +190,7 @@ function renderDecisions() {
     el("td", { class: "rule" }, d.status === 200 ? d.rule : (d.error || "")),
     el("td", {}, chips(d.attributes)),
     el("td", { class: d.fallback ? "fallback" : "" }, d.fallback ? "yes" : "no"),
+    el("td", { class: "traits-from" }, traitsFrom(d)),
     el("td", {}, `${d.latency_ms.toFixed(1)} ms`)));
   $("#decisions tbody").replaceChildren(...rows);
 }

@@ -34,6 +34,8 @@ pub struct Recorded {
     pub rule: Option<String>,
     pub fallback: bool,
     pub profile_found: bool,
+    /// `store` or `store+profile_api` when the trait store gave the traits.
+    pub traits_from: Option<String>,
     pub attributes: Map<String, Value>,
     /// A refused request's message (a 4xx or 5xx).
     pub error: Option<String>,
@@ -96,6 +98,7 @@ impl DecisionLog {
             rule: text("rule"),
             fallback: flag("fallback"),
             profile_found: flag("profile_found"),
+            traits_from: text("traits_from"),
             attributes: body
                 .get("attributes")
                 .and_then(Value::as_object)

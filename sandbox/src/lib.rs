@@ -7,6 +7,7 @@ pub mod console;
 pub mod decisions;
 pub mod demo;
 pub mod editable_rules;
+pub mod engage;
 pub mod guard;
 pub mod identities;
 pub mod lambda_urls;
@@ -25,7 +26,7 @@ use axum::response::Response;
 use serde_json::Value;
 use studio_router::adapters::config::{self, Variables};
 use studio_router::edge::Edge;
-use studio_router::edge::functions::{profile_lookup, route_decision, wrap_up_ingest};
+use studio_router::edge::functions::{profile_lookup, route_decision, trait_sync, wrap_up_ingest};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,6 +35,7 @@ use crate::computed::{DEFAULT_DEFINITIONS, Definitions};
 use crate::console::Console;
 use crate::decisions::DecisionLog;
 use crate::editable_rules::EditableRules;
+use crate::engage::{LocalTable, TraitStoreOption};
 use crate::lambda_urls::Functions;
 use crate::segment::Segment;
 use crate::store::Store;
@@ -69,6 +71,8 @@ pub struct Options {
     pub seed_demo: bool,
     /// Extra function configuration (on top of the sandbox's own wiring).
     pub function_env: Vec<(String, String)>,
+    /// The trait store: route-decision reads it first, trait-sync keeps it current.
+    pub trait_store: Option<TraitStoreOption>,
 }
 
 impl Default for Options {
@@ -85,6 +89,7 @@ impl Default for Options {
             accepted_write_keys: Vec::new(),
             seed_demo: true,
             function_env: Vec::new(),
+            trait_store: None,
         }
     }
 }
@@ -112,6 +117,8 @@ pub struct Running {
     /// Every decision route-decision made since the start.
     pub decisions: Arc<DecisionLog>,
     functions: Functions,
+    /// The trait store's table, and the dynalite it started (stopped with the sandbox).
+    pub trait_store: Option<LocalTable>,
     stop: watch::Sender<bool>,
     servers: JoinHandle<()>,
 }
@@ -178,7 +185,12 @@ pub async fn start(options: Options) -> Result<Running, String> {
     let segment_addr = segment_listener.local_addr().map_err(|e| e.to_string())?;
     let functions_addr = functions_listener.local_addr().map_err(|e| e.to_string())?;
 
-    let (mut functions, rules, editable_rules, phone_kind) = functions(&options, segment_addr)?;
+    let trait_store = match &options.trait_store {
+        Some(option) => Some(LocalTable::open(option).await?),
+        None => None,
+    };
+    let (mut functions, rules, editable_rules, phone_kind) =
+        functions(&options, segment_addr, trait_store.as_ref())?;
     let decisions = Arc::new(DecisionLog::default());
     let (log, store) = (decisions.clone(), segment.clone());
     functions.observe(
@@ -194,6 +206,9 @@ pub async fn start(options: Options) -> Result<Running, String> {
         }),
     );
     let (stop, stopped) = watch::channel(false);
+    if trait_store.is_some() {
+        engage::follow(segment.clone(), functions.clone(), stopped.clone());
+    }
     if let Some(path) = editable_rules.file().map(std::path::Path::to_path_buf) {
         rules_file_watch::follow(path, editable_rules.clone(), stopped.clone());
     }
@@ -218,6 +233,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         editable_rules,
         decisions,
         functions,
+        trait_store,
         stop,
         servers,
     })
@@ -304,12 +320,16 @@ async fn end_with_newline(response: Response) -> Response {
     Response::from_parts(parts, Body::from(text))
 }
 
-/// The three functions, the rules route-decision loaded (and follows while it runs), and
+/// The functions, the rules route-decision loaded (and follows while it runs), and
 /// the identifier type of phone numbers.
 type Loaded = (Functions, StartingRules, Arc<EditableRules>, String);
 
 /// The three functions, configured as a deployment would be, but against this server.
-fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, String> {
+fn functions(
+    options: &Options,
+    segment_addr: SocketAddr,
+    trait_store: Option<&LocalTable>,
+) -> Result<Loaded, String> {
     let mut env: HashMap<String, String> = HashMap::from([
         ("SEGMENT_SPACE_ID".into(), options.space_id.clone()),
         ("SEGMENT_PROFILE_API_TOKEN".into(), options.token.clone()),
@@ -331,6 +351,7 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
         // start says so; single flight and the back-off hold whatever the value).
         ("AWS_LAMBDA_MAX_CONCURRENCY".into(), "64".into()),
     ]);
+    env.extend(trait_store.iter().flat_map(|table| table.env()));
     env.extend(options.function_env.iter().cloned());
     // With no rules of the user's, the sandbox's own (the demo customers' outcomes).
     let demo = !env.contains_key("ROUTING_RULES_FILE") && !env.contains_key("ROUTING_RULES");
@@ -374,5 +395,9 @@ fn functions(options: &Options, segment_addr: SocketAddr) -> Result<Loaded, Stri
         Edge::load(&lookup, wrap_up_ingest::load).map_err(|e| format!("wrap-up-ingest: {e}"))?,
         Duration::from_secs(15),
     );
+    if trait_store.is_some() {
+        let sync = Edge::load(&lookup, trait_sync::load).map_err(|e| format!("trait-sync: {e}"))?;
+        functions.add("trait-sync", sync, Duration::from_secs(6));
+    }
     Ok((functions, rules, active, phone_kind))
 }

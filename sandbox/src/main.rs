@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use sandbox::engage::TraitStoreOption;
 use sandbox::{Options, PASSED_THROUGH, Running, demo};
 
 const USAGE: &str =
     "usage: sandbox [--functions-port N] [--segment-port N] [--data FILE | --in-memory] [--reset]
                [--traits FILE] [--token TOKEN] [--space-id ID] [--write-keys K1,K2] [--no-demo]
+               [--trait-store | --trait-store-endpoint URL]
 
   --functions-port N   Function URLs on 127.0.0.1:N (default 9000)
   --segment-port N     Segment-compatible server on 127.0.0.1:N (default 9010)
@@ -19,7 +21,10 @@ const USAGE: &str =
   --space-id ID        space id (default spa_sandbox)
   --write-keys K1,K2   keep only messages sent with these write keys; others get 200 and are
                        dropped, as Segment does with a wrong key (default: any key is kept)
-  --no-demo            do not seed the demo customers";
+  --no-demo            do not seed the demo customers
+  --trait-store        start dynalite (tests/dynalite) as the trait store: route-decision reads it
+                       first, and the sandbox feeds trait-sync its computed traits as Engage would
+  --trait-store-endpoint URL  the same with a DynamoDB-compatible endpoint you run";
 
 /// The options, or `None` when the user asked for help.
 fn options() -> Result<Option<Options>, String> {
@@ -52,6 +57,10 @@ fn options() -> Result<Option<Options>, String> {
                     .collect();
             }
             "--no-demo" => options.seed_demo = false,
+            "--trait-store" => options.trait_store = Some(TraitStoreOption::Start),
+            "--trait-store-endpoint" => {
+                options.trait_store = Some(TraitStoreOption::Endpoint(value()?))
+            }
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
@@ -140,6 +149,13 @@ async fn demo_outcomes(running: &Running, seeded: bool) -> Vec<(&'static str, St
 
 fn welcome(running: &Running, data: Option<&std::path::Path>, outcomes: &[(&str, String)]) {
     print_addresses(running, data);
+    if let Some(table) = &running.trait_store {
+        eprintln!(
+            "Trait store: table {} at {}.\nComputed traits go to trait-sync every second, as Engage would send them; route-decision\nreads them there first (the console's 'Traits from' column, the answers' traits_from).\n",
+            sandbox::engage::TABLE,
+            table.endpoint
+        );
+    }
     let console = running.console_url();
     let decision = running.function_url("route-decision");
     if outcomes.is_empty() {

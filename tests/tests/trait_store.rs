@@ -95,6 +95,7 @@ async fn a_decision_on_a_synced_customer_makes_no_profile_api_request() {
         "{body}"
     );
     assert_eq!(segment.count(), 0, "the Profile API was asked");
+    assert_eq!(body["traits_from"], "store", "{body}");
     let line = decisions.log_line("decision").await;
     assert_eq!(line["traits_from"], "store", "{line}");
 

@@ -225,6 +225,7 @@ fn decision_json(decision: &Recorded, name: Option<String>, reveal: bool) -> Val
         "rule": decision.rule,
         "fallback": decision.fallback,
         "profile_found": decision.profile_found,
+        "traits_from": decision.traits_from,
         "attributes": privacy::masked(&Value::Object(decision.attributes.clone()), reveal),
         "error": decision.error,
         "latency_ms": decision.latency_us as f64 / 1000.0,

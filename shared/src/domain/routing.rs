@@ -47,6 +47,10 @@ pub struct Decision {
     /// was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traits: Option<Map<String, Value>>,
+    /// `store` or `store+profile_api` when the trait store gave traits: Segment's profile is
+    /// otherwise where they come from, and the answer does not say so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traits_from: Option<&'static str>,
 }
 
 /// How the profile was read, for the decision's log line.
@@ -169,6 +173,10 @@ pub async fn decide<P: Profiles>(
         Ok((verdict, trace)) => {
             let mut decided = decision(verdict, false, profile_found, trace);
             decided.traits = returned;
+            decided.traits_from = match &lookup {
+                Lookup::Found(from) if *from != TraitsFrom::ProfileApi => Some(from.as_str()),
+                _ => None,
+            };
             (decided, lookup)
         }
         Err(not_evaluated) => (fallback(), Lookup::NotEvaluated(not_evaluated)),
@@ -209,6 +217,7 @@ fn decision(
         attributes: verdict.attributes,
         explanation,
         traits: None,
+        traits_from: None,
     }
 }
 
