@@ -59,6 +59,22 @@ fn cpu_and_faults(pid: Option<u32>) -> Option<(Duration, u64)> {
     Some((Duration::from_nanos(cpu_ns), minflt))
 }
 
+/// dynalite holding the decision's customer, and `studio_env` pointed at it: a decision with
+/// the store on reads one item and asks the Profile API nothing.
+async fn with_the_store(
+    studio_env: &[(&'static str, String)],
+) -> (e2e::dynalite::Dynalite, Vec<(&'static str, String)>) {
+    let dynalite = e2e::dynalite::Dynalite::start()
+        .await
+        .expect("dynalite: cd tests/dynalite && npm ci");
+    dynalite
+        .put(json!({"id": {"S": "phone:+15555550100"},
+            "traits": {"M": {"docs_last_2_days": {"N": "3"}}}}))
+        .await;
+    let env = studio_env.iter().cloned().chain(dynalite.env()).collect();
+    (dynalite, env)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     e2e::build_release_binaries();
@@ -78,17 +94,7 @@ async fn main() {
         TWILIO_TOKEN,
         &[("From", "whatsapp:+15555550100"), ("Body", "hi")],
     );
-    // The store on: the customer's traits are in dynalite, so the decision reads one item
-    // and asks the Profile API nothing.
-    let dynalite = e2e::dynalite::Dynalite::start()
-        .await
-        .expect("dynalite: cd tests/dynalite && npm ci");
-    dynalite
-        .put(json!({"id": {"S": "phone:+15555550100"},
-            "traits": {"M": {"docs_last_2_days": {"N": "3"}}}}))
-        .await;
-    let store_env: Vec<(&'static str, String)> =
-        studio_env.iter().cloned().chain(dynalite.env()).collect();
+    let (_dynalite, store_env) = with_the_store(&studio_env).await;
     let cases = [
         Case {
             name: "echo (baseline)",

@@ -13,6 +13,10 @@ use sandbox::engage::TraitStoreOption;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn decisions_read_the_computed_traits_the_sandbox_synced_to_the_table() {
     let dynalite = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/dynalite/node_modules/.bin/dynalite");

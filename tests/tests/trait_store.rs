@@ -65,6 +65,10 @@ fn vip(item: &Option<Value>) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn a_decision_on_a_synced_customer_makes_no_profile_api_request() {
     let Some(dynalite) = Dynalite::start().await else {
         return;
@@ -110,6 +114,10 @@ async fn a_decision_on_a_synced_customer_makes_no_profile_api_request() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn the_newer_delivery_wins_in_either_order_and_a_repeat_changes_nothing() {
     let Some(dynalite) = Dynalite::start().await else {
         return;
@@ -157,6 +165,10 @@ async fn the_newer_delivery_wins_in_either_order_and_a_repeat_changes_nothing() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn a_slow_or_failing_table_costs_a_decision_nothing_but_its_budget() {
     let Some(dynalite) = Dynalite::start().await else {
         return;
@@ -200,6 +212,10 @@ async fn a_slow_or_failing_table_costs_a_decision_nothing_but_its_budget() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn a_throttled_or_hung_write_fails_the_delivery_within_segments_five_seconds() {
     let Some(dynalite) = Dynalite::start().await else {
         return;
@@ -241,6 +257,10 @@ async fn a_throttled_or_hung_write_fails_the_delivery_within_segments_five_secon
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn deliveries_that_cannot_be_written_are_acknowledged_without_a_write() {
     let Some(dynalite) = Dynalite::start().await else {
         return;
@@ -271,6 +291,10 @@ async fn deliveries_that_cannot_be_written_are_acknowledged_without_a_write() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(dynalite),
+    ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+)]
 async fn an_eventbridge_event_and_a_delivery_without_a_phone_reach_the_phones_key() {
     let Some(dynalite) = Dynalite::start().await else {
         return;
@@ -313,4 +337,143 @@ async fn an_eventbridge_event_and_a_delivery_without_a_phone_reach_the_phones_ke
             .path
             .ends_with("/user_id:u-7/external_ids")
     );
+}
+
+/// The adapter on its own against dynalite: the read-modify-write under a race, an expired
+/// item, and a trait it cannot read, each as DynamoDB itself would store them.
+mod adapter {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use e2e::dynalite::{Dynalite, TABLE};
+    use serde_json::{Map, Value, json};
+    use studio_router::adapters::dynamodb::{
+        AwsCredentials, DynamoConfig, DynamoTraitStore, Signer,
+    };
+    use studio_router::adapters::http_client::HttpClient;
+    use studio_router::domain::identity::{Customer, Identifier};
+    use studio_router::domain::ports::TraitStore;
+    use studio_router::domain::timestamps::Timestamp;
+
+    fn store(dynalite: &Dynalite) -> DynamoTraitStore {
+        let config = DynamoConfig {
+            table: TABLE.to_owned(),
+            endpoint: dynalite.endpoint(),
+            signer: Signer::new(
+                AwsCredentials {
+                    access_key_id: "AKIDEXAMPLE".into(),
+                    secret_access_key: "secret".into(),
+                    session_token: None,
+                },
+                "us-east-1".into(),
+            ),
+            ttl: Duration::from_secs(86_400),
+        };
+        DynamoTraitStore::new(config, HttpClient::new(Duration::from_secs(1))).expect("a store")
+    }
+
+    fn user(id: &str) -> Identifier {
+        let fields = json!({"user_id": id});
+        match Identifier::from_fields(fields.as_object().expect("fields"), "phone") {
+            Ok(Customer::Identified(identifier)) => identifier,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn traits(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms).expect("a time")
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(4)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[cfg_attr(
+        not(dynalite),
+        ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+    )]
+    async fn concurrent_writes_to_one_key_all_land() {
+        let Some(dynalite) = Dynalite::start().await else {
+            return;
+        };
+        let store = Arc::new(store(&dynalite));
+        let writes: Vec<_> = (0..8u64)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let delivery = traits(json!({format!("t{i}"): i}));
+                    store
+                        .write(&user("u-race"), &delivery, at(1_000 + i), soon())
+                        .await
+                })
+            })
+            .collect();
+        for write in writes {
+            assert!(matches!(write.await, Ok(Ok(_))), "a write failed");
+        }
+        let item = dynalite.item("user_id:u-race").await.expect("an item");
+        let names = item["traits"]["M"].as_object().map_or(0, Map::len);
+        assert_eq!(names, 8, "a lost race dropped a trait: {item}");
+        assert_eq!(item["version"], json!({"N": "8"}));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[cfg_attr(
+        not(dynalite),
+        ignore = "dynalite is not installed: cd tests/dynalite && npm ci"
+    )]
+    async fn an_expired_item_starts_afresh_and_an_unreadable_trait_is_kept() {
+        let Some(dynalite) = Dynalite::start().await else {
+            return;
+        };
+        let store = store(&dynalite);
+        // Past its expiry, not yet deleted (TTL deletes within days): a miss, then rewritten.
+        dynalite
+            .put(
+                json!({"id": {"S": "user_id:u-old"}, "traits": {"M": {"old": {"N": "1"}}},
+                "at": {"M": {"old": {"N": "5"}}}, "expires_at": {"N": "1"}, "version": {"N": "3"}}),
+            )
+            .await;
+        assert_eq!(store.read(&user("u-old"), soon()).await, Ok(None));
+        store
+            .write(
+                &user("u-old"),
+                &traits(json!({"vip": true})),
+                at(1_000),
+                soon(),
+            )
+            .await
+            .expect("written");
+        let item = dynalite.item("user_id:u-old").await.expect("an item");
+        assert_eq!(item["traits"]["M"], json!({"vip": {"BOOL": true}}));
+        assert_eq!(item["version"], json!({"N": "4"}));
+        // A set (put there by other means) cannot be read as a trait; a write keeps it.
+        dynalite
+            .put(json!({"id": {"S": "user_id:u-set"},
+                "traits": {"M": {"tags": {"SS": ["a", "b"]}, "vip": {"BOOL": false}}}}))
+            .await;
+        let read = store.read(&user("u-set"), soon()).await.expect("read");
+        assert_eq!(read.map(|r| r.traits), Some(traits(json!({"vip": false}))));
+        store
+            .write(
+                &user("u-set"),
+                &traits(json!({"vip": true})),
+                at(1_000),
+                soon(),
+            )
+            .await
+            .expect("written");
+        let item = dynalite.item("user_id:u-set").await.expect("an item");
+        assert_eq!(
+            item["traits"]["M"]["tags"],
+            json!({"SS": ["a", "b"]}),
+            "{item}"
+        );
+        assert_eq!(item["traits"]["M"]["vip"], json!({"BOOL": true}));
+    }
 }

@@ -137,6 +137,9 @@ pub enum StoreError {
     Refused(String),
     #[error("the trait store could not be reached: {0}")]
     Unavailable(String),
+    /// The item would exceed DynamoDB's 400 KB: no retry can write it.
+    #[error("the item would be larger than the trait store's 400 KB limit")]
+    TooLarge,
 }
 
 /// Rules fixed at start: nothing changes them while the function runs.

@@ -150,7 +150,11 @@ fn identifiers(
         .and_then(|c| c.get("externalIds"))
         .and_then(Value::as_array);
     for id in external.into_iter().flatten().filter_map(Value::as_object) {
-        if let (Some(kind), Some(value)) = (text(Some(id), "type"), text(Some(id), "id")) {
+        // A type with a colon would make another identifier's key (`type:value`).
+        if let (Some(kind), Some(value)) = (text(Some(id), "type"), text(Some(id), "id"))
+            && !kind.contains(':')
+            && !kind.contains(char::is_whitespace)
+        {
             named.push((kind, value));
         }
     }
@@ -294,5 +298,18 @@ mod tests {
                 .len(),
             MAX_IDENTIFIERS
         );
+    }
+
+    #[test]
+    fn an_external_id_type_cannot_forge_another_identifiers_key() {
+        let delivery = engage(json!({
+            "type": "identify", "userId": "u-1", "traits": {"vip": true},
+            "context": {"externalIds": [
+                {"id": "b", "type": "user_id:a", "collection": "users", "encoding": "none"},
+                {"id": "c", "type": "crm id", "collection": "users", "encoding": "none"}
+            ]}
+        }));
+        let update = decode(&delivery, "phone").expect("an update");
+        assert_eq!(keys(&update), ["user_id:u-1"]);
     }
 }

@@ -132,7 +132,7 @@ fn table(
         .map(Some)
         .map_err(|problem| VariableError::Invalid {
             name: "AWS_ENDPOINT_URL_DYNAMODB",
-            problem,
+            problem: problem.to_string(),
         })
 }
 

@@ -65,6 +65,15 @@ pub fn from_map(fields: &Map<String, Value>) -> Option<Map<String, Value>> {
         .collect()
 }
 
+/// The traits of an item's `traits` map that read as JSON; one that does not (a set, binary)
+/// is left out rather than costing the others.
+pub fn readable(fields: &Map<String, Value>) -> Map<String, Value> {
+    fields
+        .iter()
+        .filter_map(|(name, value)| Some((name.clone(), from_attribute(value)?)))
+        .collect()
+}
+
 /// DynamoDB's number text as a JSON number: integers exactly, the rest as the nearest double.
 fn number(text: &str) -> Option<Number> {
     if let Ok(n) = text.parse::<i64>() {

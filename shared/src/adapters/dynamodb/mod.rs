@@ -44,6 +44,15 @@ const WRITES: Retries = Retries {
     max_backoff: Duration::from_millis(400),
 };
 
+/// DynamoDB's largest item is 400 KB of names and values; its JSON form here is larger than
+/// that size, so an item is refused a little early rather than ever late.
+const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// The endpoint is not a URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a URL with a host: {0}")]
+pub struct EndpointError(String);
+
 /// Where the table is and how to reach it.
 pub struct DynamoConfig {
     pub table: String,
@@ -88,13 +97,13 @@ impl CallFailure {
 }
 
 impl DynamoTraitStore {
-    /// `None` when the endpoint is not a URL.
-    pub fn new(config: DynamoConfig, http: HttpClient) -> Result<Self, String> {
-        let url = reqwest::Url::parse(&config.endpoint).map_err(|e| e.to_string())?;
+    pub fn new(config: DynamoConfig, http: HttpClient) -> Result<Self, EndpointError> {
+        let url =
+            reqwest::Url::parse(&config.endpoint).map_err(|e| EndpointError(e.to_string()))?;
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            (None, _) => return Err("no host".into()),
+            (None, _) => return Err(EndpointError(config.endpoint.clone())),
         };
         Ok(Self {
             http,
@@ -126,7 +135,7 @@ impl DynamoTraitStore {
             .config
             .signer
             .sign(&self.url, &headers, body.as_bytes())
-            .map_err(|e| CallFailure::Final(StoreError::Refused(format!("cannot sign: {e}"))))?;
+            .map_err(|e| CallFailure::Final(StoreError::Refused(e.to_string())))?;
         let mut request = client.post(&self.url).timeout(timeout).body(body);
         for (name, value) in headers.iter().filter(|(name, _)| *name != "host") {
             request = request.header(*name, *value);
@@ -173,7 +182,9 @@ impl DynamoTraitStore {
             .unwrap_or_default())
     }
 
-    /// One read-apply-put of `traits` at `at_ms`; nothing is put when nothing is newer.
+    /// One read-apply-put of `traits` at `at_ms`; nothing is put when nothing is newer. Only
+    /// the traits written change: a stored value this code cannot read (a set, put there by
+    /// other means) is put back as it was.
     async fn write_once(
         &self,
         key: &str,
@@ -186,39 +197,48 @@ impl DynamoTraitStore {
             Err(failure) => return failure.attempted(),
         };
         let now = epoch_seconds();
-        let version = item
-            .get("version")
-            .and_then(|v| v.get("N"))
-            .and_then(Value::as_str)
-            .and_then(|n| n.parse::<u64>().ok());
-        let mut stored = stored_traits(&item, now).unwrap_or_default();
+        // An expired item (not yet deleted) starts again from nothing.
+        let live = stored_traits(&item, now);
+        let mut stored = live.clone().unwrap_or_default();
         let written = stored.apply(traits, at_ms);
         if written.is_empty() {
             return Attempted::Done(Ok(written));
         }
-        let (Some(traits), at) = (attributes::to_map(&stored.traits), times(&stored)) else {
-            return Attempted::Done(Err(StoreError::Refused(
-                "a stored trait cannot be written back".into(),
-            )));
+        let kept = |name: &str| match live {
+            Some(_) => raw_map(&item, name),
+            None => Map::new(),
         };
+        let (mut raw_traits, mut raw_at) = (kept("traits"), kept("at"));
+        for name in &written {
+            if let Some(value) = stored.traits.get(name).and_then(attributes::to_attribute) {
+                raw_traits.insert(name.clone(), value);
+                raw_at.insert(name.clone(), json!({"N": at_ms.to_string()}));
+            }
+        }
+        // The version as read, whatever its type: the condition compares it as it is.
+        let version = item.get("version").cloned();
+        let next = version
+            .as_ref()
+            .and_then(|v| v.get("N")?.as_str()?.parse::<u64>().ok())
+            .map_or(1, |v| v.saturating_add(1));
         let expires = now + self.config.ttl.as_secs();
         item.insert("id".into(), json!({"S": key}));
-        item.insert("traits".into(), json!({"M": traits}));
-        item.insert("at".into(), json!({"M": at}));
+        item.insert("traits".into(), json!({"M": raw_traits}));
+        item.insert("at".into(), json!({"M": raw_at}));
         item.insert("expires_at".into(), json!({"N": expires.to_string()}));
-        let next = version.map_or(1, |v| v + 1);
         item.insert("version".into(), json!({"N": next.to_string()}));
+        if Value::Object(item.clone()).to_string().len() > MAX_ITEM_BYTES {
+            return Attempted::Done(Err(StoreError::TooLarge));
+        }
         let mut put = json!({
             "TableName": self.config.table,
             "Item": item,
             "ExpressionAttributeNames": {"#v": "version"},
+            "ConditionExpression": "attribute_not_exists(#v)",
         });
-        match version {
-            Some(v) => {
-                put["ConditionExpression"] = json!("#v = :v");
-                put["ExpressionAttributeValues"] = json!({":v": {"N": v.to_string()}});
-            }
-            None => put["ConditionExpression"] = json!("attribute_not_exists(#v)"),
+        if let Some(version) = version {
+            put["ConditionExpression"] = json!("#v = :v");
+            put["ExpressionAttributeValues"] = json!({":v": version});
         }
         match self.call("PutItem", &put, timeout).await {
             Ok(_) => Attempted::Done(Ok(written)),
@@ -303,7 +323,7 @@ fn stored_traits(item: &Map<String, Value>, now: u64) -> Option<StoredTraits> {
     {
         return None;
     }
-    let traits = attributes::from_map(item.get("traits")?.get("M")?.as_object()?)?;
+    let traits = attributes::readable(item.get("traits")?.get("M")?.as_object()?);
     let written_at = item
         .get("at")
         .and_then(|at| at.get("M"))
@@ -318,12 +338,13 @@ fn stored_traits(item: &Map<String, Value>, now: u64) -> Option<StoredTraits> {
     Some(StoredTraits { traits, written_at })
 }
 
-fn times(stored: &StoredTraits) -> Map<String, Value> {
-    stored
-        .written_at
-        .iter()
-        .map(|(name, ms)| (name.clone(), json!({"N": ms.to_string()})))
-        .collect()
+/// An item's map attribute as it is stored (attribute values), or an empty one.
+fn raw_map(item: &Map<String, Value>, name: &str) -> Map<String, Value> {
+    item.get(name)
+        .and_then(|attribute| attribute.get("M"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A refusal's kind, from DynamoDB's `__type` (`com.amazonaws.dynamodb.v20120810#Kind`):

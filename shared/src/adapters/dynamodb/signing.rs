@@ -10,6 +10,11 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
+/// Why a request could not be signed (a header or URL the signer refuses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the request cannot be signed: {0}")]
+pub struct SigningError(String);
+
 /// Who signs, and for which region.
 #[derive(Clone)]
 pub struct Signer {
@@ -55,7 +60,7 @@ impl Signer {
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, SigningError> {
         self.sign_at(SystemTime::now(), url, headers, body)
     }
 
@@ -65,7 +70,7 @@ impl Signer {
         url: &str,
         headers: &[(&str, &str)],
         body: &[u8],
-    ) -> Result<Vec<(String, String)>, String> {
+    ) -> Result<Vec<(String, String)>, SigningError> {
         let params = v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.region)
@@ -73,7 +78,7 @@ impl Signer {
             .time(time)
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| e.to_string())?
+            .map_err(|e| SigningError(e.to_string()))?
             .into();
         let signable = SignableRequest::new(
             "POST",
@@ -81,9 +86,9 @@ impl Signer {
             headers.iter().copied(),
             SignableBody::Bytes(body),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SigningError(e.to_string()))?;
         let (instructions, _) = sign(signable, &params)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| SigningError(e.to_string()))?
             .into_parts();
         Ok(instructions
             .headers()

@@ -58,6 +58,9 @@ pub struct ProfileApi {
     request_timeout: Duration,
     /// Shared by every invocation this environment serves at once (Lambda Managed Instances).
     cache: Arc<TraitCache>,
+    /// External ids by identifier, kept as long as traits: trait-sync asks for a profile's
+    /// phone on each delivery that lacks one, and Engage sends several a profile.
+    ids: Arc<TtlCache<Identifier, Vec<Value>>>,
     lookups: Arc<InFlight<TraitsKey, Result<Traits, ProfileError>>>,
     /// Shared by every invocation of the environment: its turn at Segment's rate.
     pacer: Arc<Pacer>,
@@ -80,6 +83,7 @@ impl ProfileApi {
             token: Arc::new(config.token),
             request_timeout: config.request_timeout,
             cache: Arc::new(TtlCache::new(config.cache_ttl, config.cache_capacity)),
+            ids: Arc::new(TtlCache::new(config.cache_ttl, config.cache_capacity)),
             lookups: Arc::default(),
             pacer: Arc::new(Pacer::new(config.rate)),
         }
@@ -185,6 +189,11 @@ impl ProfileApi {
         identifier: &Identifier,
         deadline: Instant,
     ) -> Result<Option<Vec<Value>>, ProfileError> {
+        if let Some(hit) = self.ids.get(identifier) {
+            metrics::add(Counter::CacheHits, 1);
+            return Ok(hit);
+        }
+        metrics::add(Counter::CacheMisses, 1);
         let url = format!(
             "{}{}/external_ids",
             self.profiles_url,
@@ -194,7 +203,10 @@ impl ProfileApi {
             .get(&url, &[("limit", "100")], deadline, deadline)
             .await?
         {
-            ProfileAnswer::NotFound => return Ok(None),
+            ProfileAnswer::NotFound => {
+                self.ids.put(identifier.clone(), None);
+                return Ok(None);
+            }
             ProfileAnswer::Body(body) => body,
         };
         let Some(Value::Array(data)) = body.get("data") else {
@@ -202,11 +214,12 @@ impl ProfileApi {
                 "\"data\" is not a list".into(),
             ));
         };
-        Ok(Some(
-            data.iter()
-                .map(|entry| serde_json::json!({"type": entry.get("type"), "id": entry.get("id")}))
-                .collect(),
-        ))
+        let ids: Vec<Value> = data
+            .iter()
+            .map(|entry| serde_json::json!({"type": entry.get("type"), "id": entry.get("id")}))
+            .collect();
+        self.ids.put(identifier.clone(), Some(ids.clone()));
+        Ok(Some(ids))
     }
 
     /// One GET within `deadline`, through the retry loop and the pacer: each attempt waits

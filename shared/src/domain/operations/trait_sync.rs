@@ -97,6 +97,10 @@ impl<S: TraitStore, P: Profiles> TraitSync<S, P> {
                 .unwrap_or(Err(StoreError::Timeout(self.deadline.as_millis() as u64)));
             match names {
                 Ok(names) => written += names.len(),
+                // A poison delivery: repeating it for hours cannot change that.
+                Err(error @ StoreError::TooLarge) => {
+                    tracing::error!(key = %identifier.masked(), %error, "traits not written and never can be; the delivery is acknowledged");
+                }
                 Err(error) => {
                     tracing::error!(key = %identifier.masked(), %error, "traits not written; Segment retries the delivery");
                     return Err(error);
