@@ -21,6 +21,13 @@ const RULES: &str = r#"{"rules": [
   {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 0", "transition": "agent"}
 ], "default": "bot", "on_error": "agent"}"#;
 
+/// A candidate set judged beside `RULES` (shadow rules): the same traits, other thresholds.
+const SHADOW: &str = r#"{"rules": [
+  {"name": "vip", "when": "traits.vip == true || traits.lifetime_value >= 2000", "transition": "agent"},
+  {"name": "churn-risk", "when": "traits.predicted_churn > 0.6", "transition": "agent"},
+  {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 1", "transition": "agent"}
+], "default": "bot", "on_error": "bot"}"#;
+
 /// A rule that loops (a comprehension): evaluated off the async worker, within the deadline.
 const LOOPING: &str = r#"{"rules": [
   {"name": "bought-what-they-viewed", "when": "traits.viewed.exists(x, traits.purchased.exists(y, x == y))", "transition": "agent"}
@@ -60,6 +67,25 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+
+    let shadowed = Edge::load(
+        &|name: &str| match name {
+            "SHADOW_ROUTING_RULES" => Some(SHADOW.into()),
+            other => env_with(RULES)(other),
+        },
+        route_decision::load,
+    )
+    .expect("configuration");
+    c.bench_function(
+        "route-decision: inline traits, direct invoke, with a shadow set",
+        |b| {
+            b.iter_batched(
+                || direct.clone(),
+                |event| runtime.block_on(shadowed.handle(black_box(event), None)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
 
     let studio = signed_form_post(
         TWILIO_TOKEN,

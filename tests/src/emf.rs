@@ -37,7 +37,13 @@ const UNITS: [&str; 27] = [
     "None",
 ];
 /// The dimensions studio-router publishes: all low-cardinality, none a customer's.
-const DIMENSIONS: [&str; 4] = ["function", "transition", "rule", "fallback_reason"];
+const DIMENSIONS: [&str; 5] = [
+    "function",
+    "transition",
+    "rule",
+    "fallback_reason",
+    "shadow_transition",
+];
 /// CloudWatch Logs' event limit (the specification's older, smaller figure).
 const MAX_EVENT_BYTES: usize = 256 * 1024;
 

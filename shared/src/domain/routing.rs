@@ -51,6 +51,26 @@ pub struct Decision {
     /// otherwise where they come from, and the answer does not say so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traits_from: Option<&'static str>,
+    /// What the shadow rule set answered on the same traits: for the log and the metrics,
+    /// and in the answer only when the caller asked for an explanation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowVerdict>,
+}
+
+/// A shadow rule set's answer: never acted on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowVerdict {
+    pub transition: String,
+    pub rule: String,
+}
+
+impl From<Verdict> for ShadowVerdict {
+    fn from(verdict: Verdict) -> Self {
+        Self {
+            transition: verdict.transition,
+            rule: verdict.rule,
+        }
+    }
 }
 
 /// How the profile was read, for the decision's log line.
@@ -124,11 +144,27 @@ pub async fn decide<P: Profiles>(
     request: &DecisionRequest,
     budget: Duration,
 ) -> (Decision, Lookup) {
+    decide_beside(profiles, rules, None, request, budget).await
+}
+
+/// [`decide`], with a shadow rule set judged beside the live one on the same traits and
+/// within the same deadline (its `on_error` when the live set falls back). The one lookup
+/// asks for both sets' traits; the shadow never changes the decision.
+pub async fn decide_beside<P: Profiles>(
+    profiles: &P,
+    rules: &Arc<RuleSet>,
+    shadow: Option<&Arc<RuleSet>>,
+    request: &DecisionRequest,
+    budget: Duration,
+) -> (Decision, Lookup) {
     let channel = request.channel.as_deref();
     let fallback = || {
         let trace = request.explain.then(|| rules.not_evaluated());
-        decision(rules.on_error(channel), true, false, trace)
+        let mut decided = decision(rules.on_error(channel), true, false, trace);
+        decided.shadow = shadow.map(|shadow| shadow.on_error(channel).into());
+        decided
     };
+    let wanted = asked(rules, shadow, &request.returning);
     // The source is told the deadline so it can size its own retries; the timeout here is
     // what guarantees the answer whatever the source does.
     let deadline = Instant::now() + budget;
@@ -137,14 +173,11 @@ pub async fn decide<P: Profiles>(
     let (traits, profile_found, lookup) = match &request.subject {
         Subject::Traits(traits) => (traits, false, Lookup::Inline),
         Subject::Withheld => (&no_traits, false, Lookup::Withheld),
-        Subject::Customer(_)
-            if rules.referenced_traits().is_some_and(BTreeSet::is_empty)
-                && request.returning.is_empty() =>
-        {
+        Subject::Customer(_) if wanted.as_ref().is_some_and(BTreeSet::is_empty) => {
             (&no_traits, false, Lookup::NotNeeded)
         }
         Subject::Customer(identifier) => {
-            let query = TraitsQuery::include(asked(rules, &request.returning).as_ref());
+            let query = TraitsQuery::include(wanted.as_ref());
             let lookup = profiles.traits_found(identifier, &query, deadline);
             match tokio::time::timeout(budget, lookup).await {
                 Ok(Ok(Some((traits, from)))) => {
@@ -177,17 +210,30 @@ pub async fn decide<P: Profiles>(
                 Lookup::Found(from) if *from != TraitsFrom::ProfileApi => Some(from.as_str()),
                 _ => None,
             };
+            if let Some(shadow) = shadow {
+                let judged = shadow.judge_within(traits, channel, false, deadline).await;
+                let verdict = judged.map_or_else(|_| shadow.on_error(channel), |(v, _)| v);
+                decided.shadow = Some(verdict.into());
+            }
             (decided, lookup)
         }
         Err(not_evaluated) => (fallback(), Lookup::NotEvaluated(not_evaluated)),
     }
 }
 
-/// The traits a lookup asks for: those the rules read and those the answer returns; `None`
-/// (all of them) when the rules may read any.
-fn asked(rules: &RuleSet, returning: &BTreeSet<String>) -> Option<BTreeSet<String>> {
-    let referenced = rules.referenced_traits()?;
-    Some(referenced.union(returning).cloned().collect())
+/// The traits a lookup asks for: those the rules (and the shadow's) read and those the answer
+/// returns; `None` (all of them) when either set may read any.
+fn asked(
+    rules: &RuleSet,
+    shadow: Option<&Arc<RuleSet>>,
+    returning: &BTreeSet<String>,
+) -> Option<BTreeSet<String>> {
+    let mut wanted = rules.referenced_traits()?.clone();
+    if let Some(shadow) = shadow {
+        wanted.extend(shadow.referenced_traits()?.iter().cloned());
+    }
+    wanted.extend(returning.iter().cloned());
+    Some(wanted)
 }
 
 /// The rule name a decision of the emergency override carries.
@@ -218,6 +264,7 @@ fn decision(
         explanation,
         traits: None,
         traits_from: None,
+        shadow: None,
     }
 }
 

@@ -386,6 +386,7 @@ mod tests {
                 deadline: Duration::from_millis(500),
                 phone_identifier: "phone".into(),
                 response_traits: std::sync::Arc::default(),
+                shadow: None,
             },
             authenticator(shared_secret),
         )

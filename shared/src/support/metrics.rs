@@ -99,6 +99,8 @@ struct Decided {
     transition: String,
     rule: String,
     fallback_reason: Option<&'static str>,
+    /// What the shadow rule set answered, when there is one.
+    shadow_transition: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -158,7 +160,18 @@ pub fn decided(transition: &str, rule: &str, fallback_reason: Option<&'static st
             transition: transition.to_owned(),
             rule: rule.to_owned(),
             fallback_reason,
+            shadow_transition: None,
         })
+    });
+}
+
+/// Records what the shadow rule set answered beside the invocation's decision (after
+/// [`decided`]): a disagreement counts under both transitions.
+pub fn shadowed(shadow_transition: &str) {
+    record(|record| {
+        if let Some(decided) = &mut record.decided {
+            decided.shadow_transition = Some(shadow_transition.to_owned());
+        }
     });
 }
 
@@ -208,6 +221,9 @@ struct Formats {
     /// For a decision: decisions by transition and by rule, fallbacks by reason as well. A
     /// directive's dimensions must all be in the document, so only a decision's has them.
     deciding: Mutex<Emf>,
+    /// For a decision with a shadow rule set: its agreements (0) and disagreements (1) by
+    /// the pair of transitions, so their mean is the disagreement rate.
+    shadowing: Mutex<Emf>,
 }
 
 impl Formats {
@@ -218,20 +234,28 @@ impl Formats {
             unit: metrique_writer_core::Unit::Count,
             storage_resolution: None,
         };
-        let deciding = builder()
-            .directive(MetricDirective {
-                dimensions: vec![vec![FUNCTION, "transition"], vec![FUNCTION, "rule"]],
-                metrics: vec![count(DECISIONS)],
-                namespace: NAMESPACE,
-            })
-            .directive(MetricDirective {
-                dimensions: vec![vec![FUNCTION, "fallback_reason"]],
-                metrics: vec![count(FALLBACKS)],
-                namespace: NAMESPACE,
-            });
+        let deciding = || {
+            builder()
+                .directive(MetricDirective {
+                    dimensions: vec![vec![FUNCTION, "transition"], vec![FUNCTION, "rule"]],
+                    metrics: vec![count(DECISIONS)],
+                    namespace: NAMESPACE,
+                })
+                .directive(MetricDirective {
+                    dimensions: vec![vec![FUNCTION, "fallback_reason"]],
+                    metrics: vec![count(FALLBACKS)],
+                    namespace: NAMESPACE,
+                })
+        };
+        let shadowing = deciding().directive(MetricDirective {
+            dimensions: vec![vec![FUNCTION, "transition", "shadow_transition"]],
+            metrics: vec![count(SHADOW_DISAGREEMENTS)],
+            namespace: NAMESPACE,
+        });
         Self {
             plain: Mutex::new(builder().build()),
-            deciding: Mutex::new(deciding.build()),
+            deciding: Mutex::new(deciding().build()),
+            shadowing: Mutex::new(shadowing.build()),
         }
     }
 }
@@ -293,10 +317,13 @@ impl MetricsWriter {
         };
         let mut line = Vec::with_capacity(512);
         let formats = self.formats.get_or_init(Formats::new);
-        let emf = if document.record.decided.is_some() {
-            &formats.deciding
-        } else {
-            &formats.plain
+        let emf = match &document.record.decided {
+            Some(Decided {
+                shadow_transition: Some(_),
+                ..
+            }) => &formats.shadowing,
+            Some(_) => &formats.deciding,
+            None => &formats.plain,
         };
         let formatted = emf
             .lock()
@@ -336,6 +363,7 @@ impl MetricsWriter {
 
 const DECISIONS: &str = "Decisions";
 const FALLBACKS: &str = "Fallbacks";
+const SHADOW_DISAGREEMENTS: &str = "ShadowDisagreements";
 
 /// One invocation's document.
 struct Document<'a> {
@@ -360,6 +388,11 @@ impl Entry for Document<'_> {
             writer.value(DECISIONS, &AsCount::from(1u64));
             let fallbacks = u64::from(decided.fallback_reason.is_some());
             writer.value(FALLBACKS, &AsCount::from(fallbacks));
+            if let Some(shadow) = &decided.shadow_transition {
+                writer.value("shadow_transition", shadow.as_str());
+                let disagreed = u64::from(*shadow != decided.transition);
+                writer.value(SHADOW_DISAGREEMENTS, &AsCount::from(disagreed));
+            }
         }
         if let Some(latency) = self.record.lookup {
             writer.value("LookupLatency", &WithUnit::<_, Millisecond>::from(latency));

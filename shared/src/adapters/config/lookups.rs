@@ -29,6 +29,8 @@ pub struct RouteDecisionConfig {
     pub response_traits: BTreeSet<String>,
     /// The trait store, when `TRAIT_STORE_TABLE` names one.
     pub store: StoreReading,
+    /// `SHADOW_ROUTING_RULES`: judged beside the live rules, never acted on.
+    pub shadow: Option<Arc<RuleSet>>,
 }
 
 impl RouteDecisionConfig {
@@ -50,6 +52,7 @@ impl RouteDecisionConfig {
         let response_traits = response_traits(&startup.vars)?;
         fits_one_lookup(&rules.current(), &response_traits)?;
         let store = StoreReading::read(&startup.vars, &startup.http, deadline)?;
+        let shadow = super::shadow_rules(&startup.vars);
         Ok(Self {
             rules,
             profile_api,
@@ -58,6 +61,7 @@ impl RouteDecisionConfig {
             emergency,
             response_traits,
             store,
+            shadow,
         })
     }
 }

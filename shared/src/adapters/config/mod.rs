@@ -132,6 +132,43 @@ pub fn rules(vars: &Variables<'_>) -> Result<RuleSet, ConfigError> {
     RuleSet::compile(&json).map_err(|error| ConfigError::Rules { source_name, error })
 }
 
+/// `SHADOW_ROUTING_RULES` (inline) or `SHADOW_ROUTING_RULES_FILE`: a candidate rule set judged
+/// beside the live one. One that cannot be read or does not compile is logged once, here, and
+/// ignored: a shadow never stops a decision.
+pub fn shadow_rules(vars: &Variables<'_>) -> Option<Arc<RuleSet>> {
+    let (source, json) = match (
+        vars.optional("SHADOW_ROUTING_RULES"),
+        vars.optional("SHADOW_ROUTING_RULES_FILE"),
+    ) {
+        (None, None) => return None,
+        (Some(_), Some(_)) => {
+            tracing::warn!(
+                "set either SHADOW_ROUTING_RULES or SHADOW_ROUTING_RULES_FILE, not both; no shadow rules"
+            );
+            return None;
+        }
+        (Some(json), None) => ("SHADOW_ROUTING_RULES".to_owned(), json),
+        (None, Some(path)) => match std::fs::read_to_string(&path) {
+            Ok(json) => (format!("SHADOW_ROUTING_RULES_FILE {path}"), json),
+            Err(error) => {
+                tracing::warn!(%path, %error, "shadow rules cannot be read; no shadow rules");
+                return None;
+            }
+        },
+    };
+    match RuleSet::compile(&json) {
+        Ok(rules) => {
+            let names: Vec<&str> = rules.rule_names().collect();
+            tracing::info!(source = %source, rules = %names.join(","), "shadow rules judged beside the live ones, never acted on");
+            Some(Arc::new(rules))
+        }
+        Err(error) => {
+            tracing::warn!(source = %source, %error, "shadow rules do not compile; ignored");
+            None
+        }
+    }
+}
+
 /// `SEGMENT_PHONE_IDENTIFIER`: the identifier type that holds phone numbers (`phone`).
 pub fn phone_identifier(vars: &Variables<'_>) -> Result<String, VariableError> {
     let kind = vars

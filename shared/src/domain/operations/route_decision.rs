@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::domain::arrival::Arrival;
 use crate::domain::ports::{NoUpdates, Profiles, RoutingUpdates};
-use crate::domain::routing::{self, Decision, DecisionRequest, Lookup, Subject, decide};
-use crate::domain::rules::RulesInUse;
+use crate::domain::routing::{self, Decision, DecisionRequest, Lookup, Subject, decide_beside};
+use crate::domain::rules::{RuleSet, RulesInUse};
 use crate::support::metrics;
 
 pub struct RouteDecision<P, U = NoUpdates> {
@@ -24,6 +24,9 @@ pub struct RouteDecision<P, U = NoUpdates> {
     pub phone_identifier: String,
     /// The traits every answer carries back when the profile is read (`RESPONSE_TRAITS`).
     pub response_traits: Arc<BTreeSet<String>>,
+    /// A candidate rule set judged beside the live one, never acted on
+    /// (`SHADOW_ROUTING_RULES`).
+    pub shadow: Option<Arc<RuleSet>>,
 }
 
 impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {
@@ -34,9 +37,10 @@ impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {
         let budget = arrival.remaining(self.deadline);
         let rules = self.rules.current();
         let deciding = Instant::now();
-        let (decision, lookup) = match self.updates.overriding(&rules) {
+        let shadow = self.shadow.as_ref();
+        let (mut decision, lookup) = match self.updates.overriding(&rules) {
             Some(transition) => routing::overridden(transition),
-            None => decide(&self.profiles, &rules, request, budget).await,
+            None => decide_beside(&self.profiles, &rules, shadow, request, budget).await,
         };
         if lookup.read_a_profile() {
             metrics::looked_up(deciding.elapsed());
@@ -46,7 +50,14 @@ impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {
             &decision.rule,
             lookup.fallback_reason(),
         );
+        if let Some(shadow) = &decision.shadow {
+            metrics::shadowed(&shadow.transition);
+        }
         log(request, &decision, &lookup, arrival);
+        // The shadow's outcome is the operator's, not the caller's, unless it asked.
+        if !request.explain {
+            decision.shadow = None;
+        }
         decision
     }
 
@@ -78,6 +89,8 @@ fn log(request: &DecisionRequest, decision: &Decision, lookup: &Lookup, arrival:
         profile_found = decision.profile_found,
         lookup = lookup.as_str(),
         traits_from = lookup.traits_from(),
+        shadow_transition = decision.shadow.as_ref().map(|s| s.transition.as_str()),
+        shadow_rule = decision.shadow.as_ref().map(|s| s.rule.as_str()),
         lookup_error = failure,
         fallback_reason = lookup.fallback_reason(),
         latency_us = arrival.at.elapsed().as_micros() as u64,

@@ -45,6 +45,7 @@ pub fn load(
         rules: config.rules,
         deadline: config.deadline,
         response_traits: Arc::new(config.response_traits),
+        shadow: config.shadow,
     })
 }
 
@@ -158,6 +159,7 @@ mod tests {
             deadline: Duration::from_millis(300),
             phone_identifier: "phone".into(),
             response_traits: Arc::default(),
+            shadow: None,
         }
     }
 

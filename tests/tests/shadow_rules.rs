@@ -1,0 +1,142 @@
+//! Shadow rules (issue 31): a candidate rule set judged beside the live one by the real
+//! route-decision binary. It never changes an answer and never adds a lookup; its outcome
+//! is in the log line, the metrics documents and, when asked, the explanation.
+
+use e2e::{Reply, StandIn, TWILIO_TOKEN, signed_form_post, studio_function};
+use serde_json::{Value, json};
+
+const LIVE: &str = r#"{"rules": [{"name": "vip", "when": "traits.vip == true", "transition": "agent"}],
+    "default": "bot", "on_error": "agent"}"#;
+const SHADOW: &str = r#"{"rules": [{"name": "read-docs", "when": "traits.docs_last_2_days > 0", "transition": "agent"}],
+    "default": "bot", "on_error": "bot"}"#;
+
+/// Three customers: a VIP who reads no docs (live agent, shadow bot), a docs reader who is no
+/// VIP (live bot, shadow agent), and one neither (both bot).
+async fn segment() -> StandIn {
+    StandIn::start(|request| {
+        let traits = if request.path.contains("5555550101") {
+            json!({"vip": true, "docs_last_2_days": 0})
+        } else if request.path.contains("5555550102") {
+            json!({"vip": false, "docs_last_2_days": 3})
+        } else {
+            json!({"vip": false, "docs_last_2_days": 0})
+        };
+        Reply::traits(traits)
+    })
+    .await
+}
+
+fn call(phone: &str, explain: bool) -> Value {
+    let mut fields = vec![("From", phone)];
+    if explain {
+        fields.push(("explain", "true"));
+    }
+    signed_form_post(TWILIO_TOKEN, &fields)
+}
+
+const PHONES: [&str; 3] = ["+15555550101", "+15555550102", "+15555550103"];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_set_is_judged_beside_the_live_one_and_never_acted_on() {
+    let plain = segment().await;
+    let (runtime, _function) =
+        studio_function("route-decision", &plain.url(), &[("ROUTING_RULES", LIVE)]).await;
+    let mut without = Vec::new();
+    for phone in PHONES {
+        without.push(runtime.invoke(call(phone, false)).await.body());
+    }
+
+    let shadowed = segment().await;
+    let (runtime, function) = studio_function(
+        "route-decision",
+        &shadowed.url(),
+        &[("ROUTING_RULES", LIVE), ("SHADOW_ROUTING_RULES", SHADOW)],
+    )
+    .await;
+    for (phone, expected) in PHONES.iter().zip(&without) {
+        let body = runtime.invoke(call(phone, false)).await.body();
+        assert_eq!(&body, expected, "the shadow changed the answer");
+    }
+    // One lookup a decision, asking for both sets' traits.
+    assert_eq!(shadowed.count(), 3);
+    for request in shadowed.received() {
+        let include = request.query_param("include").unwrap_or_default();
+        let mut names: Vec<&str> = include.split(',').collect();
+        names.sort_unstable();
+        assert_eq!(names, ["docs_last_2_days", "vip"], "{include}");
+    }
+    let lines = function.log_lines("decision");
+    let pairs: Vec<(Value, Value, Value)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["transition"].clone(),
+                l["shadow_transition"].clone(),
+                l["shadow_rule"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (json!("agent"), json!("bot"), json!("default")),
+            (json!("bot"), json!("agent"), json!("read-docs")),
+            (json!("bot"), json!("bot"), json!("default")),
+        ]
+    );
+    let documents = function.metrics(3).await;
+    let shadowing: Vec<&serde_json::Map<String, Value>> = documents
+        .iter()
+        .filter(|d| d.contains_key("shadow_transition"))
+        .collect();
+    assert_eq!(shadowing.len(), 3, "{documents:?}");
+    let disagreements: u64 = shadowing
+        .iter()
+        .filter_map(|d| d["ShadowDisagreements"].as_u64())
+        .sum();
+    assert_eq!(disagreements, 2);
+    let dimensions = &shadowing[0]["_aws"]["CloudWatchMetrics"];
+    assert!(
+        dimensions
+            .to_string()
+            .contains(r#"["function","transition","shadow_transition"]"#),
+        "{dimensions}"
+    );
+
+    // Asked to explain, the answer shows what the shadow would have done.
+    let explained = runtime.invoke(call(PHONES[0], true)).await.body();
+    assert_eq!(
+        explained["shadow"],
+        json!({"transition": "bot", "rule": "default"})
+    );
+    assert_eq!(explained["transition"], "agent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_set_that_does_not_compile_changes_nothing() {
+    let segment = segment().await;
+    let broken = r#"{"rules": [{"name": "x", "when": "traits.vip ==", "transition": "agent"}], "default": "bot", "on_error": "bot"}"#;
+    let (runtime, function) = studio_function(
+        "route-decision",
+        &segment.url(),
+        &[("ROUTING_RULES", LIVE), ("SHADOW_ROUTING_RULES", broken)],
+    )
+    .await;
+    let body = runtime.invoke(call(PHONES[0], true)).await.body();
+    assert_eq!(
+        (&body["transition"], &body["rule"]),
+        (&json!("agent"), &json!("vip")),
+        "{body}"
+    );
+    assert!(body.get("shadow").is_none(), "{body}");
+    let warned = function
+        .log_line("shadow rules do not compile; ignored")
+        .await;
+    assert_eq!(warned["source"], "SHADOW_ROUTING_RULES");
+    let decision = function.log_line("decision").await;
+    assert!(decision.get("shadow_transition").is_none(), "{decision}");
+    let include = segment.received()[0]
+        .query_param("include")
+        .unwrap_or_default();
+    assert_eq!(include, "vip");
+}
