@@ -28,6 +28,17 @@ const SHADOW: &str = r#"{"rules": [
   {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 1", "transition": "agent"}
 ], "default": "bot", "on_error": "bot"}"#;
 
+/// `RULES` with an experiment deciding half of the customers by other rules.
+const EXPERIMENT: &str = r#"{"rules": [
+  {"name": "vip", "when": "traits.vip == true || traits.lifetime_value >= 5000", "transition": "agent", "attributes": {"priority": "100"}},
+  {"name": "churn-risk", "when": "traits.predicted_churn > 0.8", "transition": "agent", "attributes": {"priority": "50"}},
+  {"name": "known-agent", "when": "has(traits.last_known_service_agent) && traits.total_inbounds >= 2", "transition": "agent",
+   "attributes": {"known_worker_sid": "traits.last_known_service_agent", "priority": "10"}},
+  {"name": "read-docs-recently", "when": "traits.docs_last_2_days > 0", "transition": "agent"}
+], "default": "bot", "on_error": "agent",
+ "experiment": {"name": "docs-first", "share": 0.5, "rules": [
+  {"name": "read-docs", "when": "traits.docs_last_2_days > 1", "transition": "agent"}]}}"#;
+
 /// A rule that loops (a comprehension): evaluated off the async worker, within the deadline.
 const LOOPING: &str = r#"{"rules": [
   {"name": "bought-what-they-viewed", "when": "traits.viewed.exists(x, traits.purchased.exists(y, x == y))", "transition": "agent"}
@@ -114,6 +125,26 @@ fn bench(c: &mut Criterion) {
             )
         },
     );
+
+    // An experiment on inline traits (the control: no identifier to hash), and the arm's hash
+    // on its own, which an identified customer's decision adds to that.
+    let inline_with_experiment =
+        Edge::load(&env_with(EXPERIMENT), route_decision::load).expect("configuration");
+    c.bench_function(
+        "route-decision: inline traits, direct invoke, with an experiment",
+        |b| {
+            b.iter_batched(
+                || direct.clone(),
+                |event| runtime.block_on(inline_with_experiment.handle(black_box(event), None)),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    let rules = RuleSet::compile(EXPERIMENT).expect("rules");
+    let experiment = rules.experiment().expect("an experiment");
+    c.bench_function("rules: an experiment's arm for one identifier", |b| {
+        b.iter(|| experiment.arm(black_box("phone:+15555550100")))
+    });
 
     // A lookup on every decision (the cache off), to a Profile API stand-in on loopback served
     // by its own thread: what the path to Segment adds, the pacer included once it exists.

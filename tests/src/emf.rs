@@ -37,12 +37,13 @@ const UNITS: [&str; 27] = [
     "None",
 ];
 /// The dimensions studio-router publishes: all low-cardinality, none a customer's.
-const DIMENSIONS: [&str; 5] = [
+const DIMENSIONS: [&str; 6] = [
     "function",
     "transition",
     "rule",
     "fallback_reason",
     "shadow_transition",
+    "arm",
 ];
 /// CloudWatch Logs' event limit (the specification's older, smaller figure).
 const MAX_EVENT_BYTES: usize = 256 * 1024;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::identity::Identifier;
 use crate::domain::ports::{ProfileError, Profiles, TraitsFrom, TraitsQuery};
-use crate::domain::rules::{NotEvaluated, RuleSet, RuleTrace, Verdict};
+use crate::domain::rules::{Arm, NotEvaluated, RuleSet, RuleTrace, Verdict};
 
 /// Whose decision this is.
 pub enum Subject {
@@ -55,6 +55,11 @@ pub struct Decision {
     /// and in the answer only when the caller asked for an explanation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shadow: Option<ShadowVerdict>,
+    /// The rules document's experiment, when it has one, and which of its arms decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<&'static str>,
 }
 
 /// A shadow rule set's answer: never acted on.
@@ -157,6 +162,36 @@ pub async fn decide_beside<P: Profiles>(
     request: &DecisionRequest,
     budget: Duration,
 ) -> (Decision, Lookup) {
+    let (mut decided, lookup) = decide_in_arm(profiles, rules, shadow, request, budget).await;
+    if let Some(experiment) = rules.experiment() {
+        decided.experiment = Some(experiment.name.clone());
+        decided.arm = Some(arm_of(rules, &request.subject).as_str());
+    }
+    (decided, lookup)
+}
+
+/// The experiment's arm for this subject: the treatment for a share of identified customers;
+/// the control for the rest, a withheld caller and inline traits.
+fn arm_of(rules: &RuleSet, subject: &Subject) -> Arm {
+    match (rules.experiment(), subject) {
+        (Some(experiment), Subject::Customer(identifier)) => {
+            experiment.arm(&identifier.to_string())
+        }
+        _ => Arm::Control,
+    }
+}
+
+async fn decide_in_arm<P: Profiles>(
+    profiles: &P,
+    document: &Arc<RuleSet>,
+    shadow: Option<&Arc<RuleSet>>,
+    request: &DecisionRequest,
+    budget: Duration,
+) -> (Decision, Lookup) {
+    let rules = match (document.experiment(), arm_of(document, &request.subject)) {
+        (Some(experiment), Arm::Treatment) => &experiment.rules,
+        _ => document,
+    };
     let channel = request.channel.as_deref();
     let fallback = || {
         let trace = request.explain.then(|| rules.not_evaluated());
@@ -164,7 +199,8 @@ pub async fn decide_beside<P: Profiles>(
         decided.shadow = shadow.map(|shadow| shadow.on_error(channel).into());
         decided
     };
-    let wanted = asked(rules, shadow, &request.returning);
+    // The document's traits, both arms': the lookup is the same whichever arm decides.
+    let wanted = asked(document, shadow, &request.returning);
     // The source is told the deadline so it can size its own retries; the timeout here is
     // what guarantees the answer whatever the source does.
     let deadline = Instant::now() + budget;
@@ -265,6 +301,8 @@ fn decision(
         traits: None,
         traits_from: None,
         shadow: None,
+        experiment: None,
+        arm: None,
     }
 }
 

@@ -101,6 +101,8 @@ struct Decided {
     fallback_reason: Option<&'static str>,
     /// What the shadow rule set answered, when there is one.
     shadow_transition: Option<String>,
+    /// The experiment's arm that decided, when the rules have an experiment.
+    arm: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -161,7 +163,17 @@ pub fn decided(transition: &str, rule: &str, fallback_reason: Option<&'static st
             rule: rule.to_owned(),
             fallback_reason,
             shadow_transition: None,
+            arm: None,
         })
+    });
+}
+
+/// Records which arm of the rules' experiment decided (after [`decided`]).
+pub fn in_arm(arm: &'static str) {
+    record(|record| {
+        if let Some(decided) = &mut record.decided {
+            decided.arm = Some(arm);
+        }
     });
 }
 
@@ -220,10 +232,10 @@ struct Formats {
     plain: Mutex<Emf>,
     /// For a decision: decisions by transition and by rule, fallbacks by reason as well. A
     /// directive's dimensions must all be in the document, so only a decision's has them.
-    deciding: Mutex<Emf>,
-    /// For a decision with a shadow rule set: its agreements (0) and disagreements (1) by
-    /// the pair of transitions, so their mean is the disagreement rate.
-    shadowing: Mutex<Emf>,
+    /// Indexed by [`Formats::index`]: with a shadow rule set, its agreements (0) and
+    /// disagreements (1) by the pair of transitions (their mean is the disagreement rate);
+    /// with an experiment, decisions and fallbacks by arm.
+    deciding: [Mutex<Emf>; 4],
 }
 
 impl Formats {
@@ -247,16 +259,38 @@ impl Formats {
                     namespace: NAMESPACE,
                 })
         };
-        let shadowing = deciding().directive(MetricDirective {
-            dimensions: vec![vec![FUNCTION, "transition", "shadow_transition"]],
-            metrics: vec![count(SHADOW_DISAGREEMENTS)],
-            namespace: NAMESPACE,
-        });
+        let format = |shadow: bool, arm: bool| {
+            let mut emf = deciding();
+            if shadow {
+                emf = emf.directive(MetricDirective {
+                    dimensions: vec![vec![FUNCTION, "transition", "shadow_transition"]],
+                    metrics: vec![count(SHADOW_DISAGREEMENTS)],
+                    namespace: NAMESPACE,
+                });
+            }
+            if arm {
+                emf = emf.directive(MetricDirective {
+                    dimensions: vec![vec![FUNCTION, "arm"], vec![FUNCTION, "arm", "transition"]],
+                    metrics: vec![count(DECISIONS), count(FALLBACKS)],
+                    namespace: NAMESPACE,
+                });
+            }
+            Mutex::new(emf.build())
+        };
         Self {
             plain: Mutex::new(builder().build()),
-            deciding: Mutex::new(deciding().build()),
-            shadowing: Mutex::new(shadowing.build()),
+            deciding: [
+                format(false, false),
+                format(true, false),
+                format(false, true),
+                format(true, true),
+            ],
         }
+    }
+
+    /// Which of `deciding` formats a decision's document.
+    fn index(decided: &Decided) -> usize {
+        usize::from(decided.shadow_transition.is_some()) | usize::from(decided.arm.is_some()) << 1
     }
 }
 
@@ -318,11 +352,7 @@ impl MetricsWriter {
         let mut line = Vec::with_capacity(512);
         let formats = self.formats.get_or_init(Formats::new);
         let emf = match &document.record.decided {
-            Some(Decided {
-                shadow_transition: Some(_),
-                ..
-            }) => &formats.shadowing,
-            Some(_) => &formats.deciding,
+            Some(decided) => &formats.deciding[Formats::index(decided)],
             None => &formats.plain,
         };
         let formatted = emf
@@ -388,6 +418,9 @@ impl Entry for Document<'_> {
             writer.value(DECISIONS, &AsCount::from(1u64));
             let fallbacks = u64::from(decided.fallback_reason.is_some());
             writer.value(FALLBACKS, &AsCount::from(fallbacks));
+            if let Some(arm) = decided.arm {
+                writer.value("arm", arm);
+            }
             if let Some(shadow) = &decided.shadow_transition {
                 writer.value("shadow_transition", shadow.as_str());
                 let disagreed = u64::from(*shadow != decided.transition);

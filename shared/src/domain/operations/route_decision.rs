@@ -50,6 +50,9 @@ impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {
             &decision.rule,
             lookup.fallback_reason(),
         );
+        if let Some(arm) = decision.arm {
+            metrics::in_arm(arm);
+        }
         if let Some(shadow) = &decision.shadow {
             metrics::shadowed(&shadow.transition);
         }
@@ -91,6 +94,8 @@ fn log(request: &DecisionRequest, decision: &Decision, lookup: &Lookup, arrival:
         traits_from = lookup.traits_from(),
         shadow_transition = decision.shadow.as_ref().map(|s| s.transition.as_str()),
         shadow_rule = decision.shadow.as_ref().map(|s| s.rule.as_str()),
+        experiment = decision.experiment.as_deref(),
+        arm = decision.arm,
         lookup_error = failure,
         fallback_reason = lookup.fallback_reason(),
         latency_us = arrival.at.elapsed().as_micros() as u64,

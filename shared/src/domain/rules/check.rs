@@ -29,10 +29,22 @@ pub fn report(path: &str, json: &str, trial: Option<&Trial<'_>>) -> Result<Strin
         None => "all (a rule reads traits as a whole)".to_owned(),
     };
     let mut out = format!(
-        "{path}: ok, {} rule(s): {}\ntraits requested from Segment: {traits}\n",
+        "{path}: ok, {} rule(s): {}\n",
         names.len(),
         names.join(", ")
     );
+    if let Some(experiment) = rules.experiment() {
+        let theirs: Vec<&str> = experiment.rules.rule_names().collect();
+        let _ = writeln!(
+            out,
+            "experiment {}: {}% of customers decided by {} rule(s): {} (the trial below uses the document's own)",
+            experiment.name,
+            experiment.share * 100.0,
+            theirs.len(),
+            theirs.join(", ")
+        );
+    }
+    let _ = writeln!(out, "traits requested from Segment: {traits}");
     if let Some(trial) = trial {
         let (verdict, traces) = rules.explain(&Facts {
             traits: trial.traits,

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use cel::Env;
 use cel::common::ast::IdedExpr;
 
-use super::file::{OutcomeSpec, RulesFile};
+use super::file::{ExperimentSpec, OutcomeSpec, RuleSpec, RulesFile};
 use super::references::TraitWalk;
-use super::{RuleSet, RulesError};
+use super::{Experiment, RuleSet, RulesError};
 
 /// Where a rule (or `default`, `on_error`) sends a customer: its transition and attributes.
 pub(super) struct RuleOutcome {
@@ -35,42 +35,98 @@ impl RuleSet {
     /// Compiles a rules document; the error names the rule and what is wrong with it.
     pub fn compile(json: &str) -> Result<Self, RulesError> {
         let file: RulesFile = serde_json::from_str(json)?;
-        let mut seen = BTreeSet::new();
-        let mut reads = Reads {
-            referenced: Some(BTreeSet::new()),
-            loops: false,
+        let experiment = match file.experiment {
+            Some(spec) => Some(compile_experiment(spec, &file.default, &file.on_error)?),
+            None => None,
         };
-        let mut rules = Vec::with_capacity(file.rules.len());
-        for spec in file.rules {
-            if spec.name.trim().is_empty() {
-                return Err(RulesError::Invalid {
-                    rule: spec.name,
-                    problem: "a rule needs a non-empty name".into(),
-                });
-            }
-            if !seen.insert(spec.name.clone()) {
-                return Err(RulesError::DuplicateName(spec.name));
-            }
-            let condition = compile_expression(&spec.name, "condition", &spec.when, &mut reads)?;
-            let outcome =
-                compile_outcome(&spec.name, spec.transition, spec.attributes, &mut reads)?;
-            rules.push(Rule {
-                name: spec.name,
-                condition,
-                outcome,
+        let mut set = compile_set(file.rules, file.default, file.on_error)?;
+        if let Some(experiment) = &experiment {
+            // One lookup serves either arm: it asks for both sets' traits.
+            set.referenced = match (set.referenced.take(), experiment.rules.referenced_traits()) {
+                (Some(mut mine), Some(theirs)) => {
+                    mine.extend(theirs.iter().cloned());
+                    Some(mine)
+                }
+                _ => None,
+            };
+        }
+        set.experiment = experiment;
+        Ok(set)
+    }
+}
+
+/// The experiment's rules, with the document's `default` and `on_error` where it names none.
+fn compile_experiment(
+    spec: ExperimentSpec,
+    default: &OutcomeSpec,
+    on_error: &OutcomeSpec,
+) -> Result<Experiment, RulesError> {
+    let name = spec.name.trim().to_owned();
+    let invalid = |problem: &str| RulesError::Invalid {
+        rule: format!("experiment {name}"),
+        problem: problem.into(),
+    };
+    if name.is_empty() {
+        return Err(invalid("an experiment needs a non-empty name"));
+    }
+    if !(0.0..=1.0).contains(&spec.share) {
+        return Err(invalid(
+            "share must be a number from 0 to 1 (0.1 is one customer in ten)",
+        ));
+    }
+    let rules = compile_set(
+        spec.rules,
+        spec.default.unwrap_or_else(|| default.clone()),
+        spec.on_error.unwrap_or_else(|| on_error.clone()),
+    )?;
+    Ok(Experiment {
+        name,
+        share: spec.share,
+        rules: Arc::new(rules),
+    })
+}
+
+/// One set of rules with its `default` and `on_error`.
+fn compile_set(
+    specs: Vec<RuleSpec>,
+    default: OutcomeSpec,
+    on_error: OutcomeSpec,
+) -> Result<RuleSet, RulesError> {
+    let mut seen = BTreeSet::new();
+    let mut reads = Reads {
+        referenced: Some(BTreeSet::new()),
+        loops: false,
+    };
+    let mut rules = Vec::with_capacity(specs.len());
+    for spec in specs {
+        if spec.name.trim().is_empty() {
+            return Err(RulesError::Invalid {
+                rule: spec.name,
+                problem: "a rule needs a non-empty name".into(),
             });
         }
-        let default = compile_outcome_spec("default", file.default, &mut reads)?;
-        let on_error = compile_outcome_spec("on_error", file.on_error, &mut reads)?;
-        Ok(Self {
-            rules,
-            default,
-            on_error,
-            env: Arc::new(Env::stdlib()),
-            referenced: reads.referenced,
-            loops: reads.loops,
-        })
+        if !seen.insert(spec.name.clone()) {
+            return Err(RulesError::DuplicateName(spec.name));
+        }
+        let condition = compile_expression(&spec.name, "condition", &spec.when, &mut reads)?;
+        let outcome = compile_outcome(&spec.name, spec.transition, spec.attributes, &mut reads)?;
+        rules.push(Rule {
+            name: spec.name,
+            condition,
+            outcome,
+        });
     }
+    let default = compile_outcome_spec("default", default, &mut reads)?;
+    let on_error = compile_outcome_spec("on_error", on_error, &mut reads)?;
+    Ok(RuleSet {
+        rules,
+        default,
+        on_error,
+        env: Arc::new(Env::stdlib()),
+        referenced: reads.referenced,
+        loops: reads.loops,
+        experiment: None,
+    })
 }
 
 fn compile_outcome_spec(
@@ -183,4 +239,81 @@ fn compile_expression(
         set.extend(walk.found);
     }
     Ok(expression)
+}
+
+#[cfg(test)]
+mod experiment_tests {
+    use super::*;
+
+    const DOCUMENT: &str = r#"{"rules": [{"name": "vip", "when": "traits.vip == true", "transition": "agent"}],
+        "default": "bot", "on_error": "agent",
+        "experiment": {"name": "docs-first", "share": 0.25,
+            "rules": [{"name": "read-docs", "when": "traits.docs_last_2_days > 0", "transition": "agent"}]}}"#;
+
+    #[test]
+    fn an_experiment_compiles_with_the_documents_outcomes_and_both_sets_traits() {
+        let rules = RuleSet::compile(DOCUMENT).unwrap();
+        let experiment = rules.experiment().expect("an experiment");
+        assert_eq!(
+            (experiment.name.as_str(), experiment.share),
+            ("docs-first", 0.25)
+        );
+        let names: Vec<&str> = experiment.rules.rule_names().collect();
+        assert_eq!(names, ["read-docs"]);
+        let asked: Vec<&String> = rules.referenced_traits().unwrap().iter().collect();
+        assert_eq!(asked, ["docs_last_2_days", "vip"]);
+        // Its own default and on_error are the document's where it names none.
+        let transitions: Vec<&str> = experiment.rules.transitions().collect();
+        assert_eq!(transitions, ["agent", "bot"]);
+    }
+
+    #[test]
+    fn a_bad_experiment_fails_the_whole_document() {
+        for (experiment, expected) in [
+            (
+                r#"{"name": "x", "share": 1.5, "rules": []}"#,
+                "share must be",
+            ),
+            (
+                r#"{"name": " ", "share": 0.1, "rules": []}"#,
+                "non-empty name",
+            ),
+            (
+                r#"{"name": "x", "share": 0.1, "rules": [{"name": "r", "when": "trait.vip", "transition": "agent"}]}"#,
+                "\"r\"",
+            ),
+            (
+                r#"{"name": "x", "share": 0.1, "rules": [], "extra": 1}"#,
+                "unknown field",
+            ),
+        ] {
+            let document = format!(
+                r#"{{"rules": [], "default": "bot", "on_error": "agent", "experiment": {experiment}}}"#
+            );
+            let error = RuleSet::compile(&document).err().map(|e| e.to_string());
+            assert!(
+                error.as_deref().is_some_and(|e| e.contains(expected)),
+                "{experiment}: {error:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_arm_is_a_stable_function_of_the_name_and_the_identifier() {
+        let rules = RuleSet::compile(DOCUMENT).unwrap();
+        let experiment = rules.experiment().unwrap();
+        let treated = (0..10_000)
+            .filter(|i| {
+                experiment.arm(&format!("phone:+1555{i:07}")) == super::super::Arm::Treatment
+            })
+            .count();
+        assert!((2_300..=2_700).contains(&treated), "{treated}");
+        let key = "email:ann@example.com";
+        assert_eq!(experiment.arm(key), experiment.arm(key));
+        let none = Experiment {
+            share: 0.0,
+            ..RuleSet::compile(DOCUMENT).unwrap().experiment.unwrap()
+        };
+        assert_eq!(none.arm(key), super::super::Arm::Control);
+    }
 }

@@ -10,6 +10,22 @@ pub(super) struct RulesFile {
     pub(super) rules: Vec<RuleSpec>,
     pub(super) default: OutcomeSpec,
     pub(super) on_error: OutcomeSpec,
+    #[serde(default)]
+    pub(super) experiment: Option<ExperimentSpec>,
+}
+
+/// A share of customers decided by other rules: `{"name", "share", "rules"}`, and its own
+/// `default` and `on_error` when they differ from the document's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ExperimentSpec {
+    pub(super) name: String,
+    pub(super) share: f64,
+    pub(super) rules: Vec<RuleSpec>,
+    #[serde(default)]
+    pub(super) default: Option<OutcomeSpec>,
+    #[serde(default)]
+    pub(super) on_error: Option<OutcomeSpec>,
 }
 
 #[derive(Deserialize)]
@@ -23,7 +39,7 @@ pub(super) struct RuleSpec {
 }
 
 /// `"bot"` or `{"transition": "bot", "attributes": {...}}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 #[serde(untagged)]
 pub(super) enum OutcomeSpec {
     Transition(String),

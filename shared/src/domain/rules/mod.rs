@@ -120,6 +120,55 @@ pub struct RuleSet {
     referenced: Option<BTreeSet<String>>,
     /// Whether a rule can cost more than its size (evaluated off the async workers).
     loops: bool,
+    /// A share of customers decided by other rules.
+    experiment: Option<Experiment>,
+}
+
+/// `experiment` in a rules document: `share` of customers, chosen by a stable hash of the
+/// experiment's name and their identifier, are decided by `rules` (the treatment); the rest
+/// by the document's own (the control).
+pub struct Experiment {
+    pub name: String,
+    pub share: f64,
+    pub rules: Arc<RuleSet>,
+}
+
+/// Which rules decided a customer in an experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arm {
+    Control,
+    Treatment,
+}
+
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Control => "control",
+            Self::Treatment => "treatment",
+        }
+    }
+}
+
+impl Experiment {
+    /// The arm of the customer whose identifier is `key` (`type:value`, normalised): the
+    /// first 8 bytes of SHA-256(name, key) as a fraction of 2^64, below `share` for the
+    /// treatment. The same on every call, in every process, on every machine.
+    pub fn arm(&self, key: &str) -> Arm {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(self.name.as_bytes())
+            .chain_update([0u8])
+            .chain_update(key.as_bytes())
+            .finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        let fraction = u64::from_be_bytes(first) as f64 / 18_446_744_073_709_551_616.0;
+        if fraction < self.share {
+            Arm::Treatment
+        } else {
+            Arm::Control
+        }
+    }
 }
 
 /// What the rules decided, before the routing layer adds how the profile was read.
@@ -141,6 +190,11 @@ impl RuleSet {
     /// The trait keys to request from Segment (`include=`), or `None` for all of them.
     pub fn referenced_traits(&self) -> Option<&BTreeSet<String>> {
         self.referenced.as_ref()
+    }
+
+    /// The document's experiment, if it has one.
+    pub fn experiment(&self) -> Option<&Experiment> {
+        self.experiment.as_ref()
     }
 
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {

@@ -117,7 +117,17 @@ impl<P: Profiles, U: RoutingUpdates> Operation for RouteDecision<P, U> {
             std::str::from_utf8(content).map_err(|_| "the rules are not UTF-8 text".to_owned())?;
         let rules = RuleSet::compile(json).map_err(|e| e.to_string())?;
         let names: Vec<&str> = rules.rule_names().collect();
-        Ok(format!("{} rules: {}", names.len(), names.join(", ")))
+        let mut summary = format!("{} rules: {}", names.len(), names.join(", "));
+        if let Some(experiment) = rules.experiment() {
+            let theirs: Vec<&str> = experiment.rules.rule_names().collect();
+            summary += &format!(
+                "; experiment {} ({}): {}",
+                experiment.name,
+                experiment.share,
+                theirs.join(", ")
+            );
+        }
+        Ok(summary)
     }
 
     /// Builds the HTTPS client and fetches the token, so the next lookup does neither;
