@@ -377,3 +377,60 @@ async fn a_time_without_an_offset_names_no_instant_and_is_skipped() {
     assert_eq!(batch_messages(&segment.received()[0]).len(), 1);
     assert_eq!(function.log_line("wrap-up delivery").await["skipped"], 1);
 }
+
+/// A TaskRouter callback from `fixture` whose task carries the routing the Studio flow put in
+/// its attributes (issue 31): the rule, the transition and the experiment's arm.
+fn routed_callback(name: &str) -> Value {
+    let mut fields = fixture(&format!("taskrouter/{name}.json"));
+    let mut attributes: Value =
+        serde_json::from_str(fields["TaskAttributes"].as_str().unwrap_or("{}")).unwrap_or_default();
+    attributes["routing_rule"] = json!("read-docs-recently");
+    attributes["routing_transition"] = json!("agent");
+    attributes["routing_arm"] = json!("treatment");
+    fields["TaskAttributes"] = json!(attributes.to_string());
+    let pairs: Vec<(String, String)> = fields
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    e2e::signed_form_post(e2e::TWILIO_TOKEN, &borrowed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_routing_travels_into_the_wrap_up_and_completion_events_in_both_schemas() {
+    for schema in ["seed", "current"] {
+        let segment = StandIn::always(accepted()).await;
+        let (runtime, _function) =
+            wrap_up_function(&segment.url(), &[("EVENT_SCHEMA", schema)]).await;
+        for name in [
+            "whatsapp-inbound-reservation-wrapup",
+            "whatsapp-inbound-task-completed",
+        ] {
+            assert_eq!(runtime.invoke(routed_callback(name)).await.status(), 204);
+        }
+        for request in segment.received() {
+            let message = &batch_messages(&request)[0];
+            let properties = &message["properties"];
+            assert_eq!(
+                (
+                    &properties["routingRule"],
+                    &properties["routingTransition"],
+                    &properties["routingArm"]
+                ),
+                (
+                    &json!("read-docs-recently"),
+                    &json!("agent"),
+                    &json!("treatment")
+                ),
+                "{schema}: {message}"
+            );
+        }
+    }
+}

@@ -16,6 +16,9 @@ const { fallback } = require('../serverless/functions/route-decision.protected.j
 // What route-decision answers (shared/src/domain/routing.rs, Decision; `traits` with
 // RESPONSE_TRAITS) and the attributes the README's rules set.
 const DECISION_FIELDS = new Set(['transition', 'rule', 'fallback', 'profile_found', 'attributes']);
+// Present only with an experiment in the rules (Studio fills an absent one with an empty
+// string), so the proxy's fallback need not have them.
+const OPTIONAL_FIELDS = new Set(['arm', 'experiment']);
 const RETURNED_TRAITS = 'traits';
 const RULE_ATTRIBUTES = new Set(['known_worker_sid', 'priority']);
 const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'run-function', 'split-based-on', 'send-to-flex', 'send-message', 'say-play']);
@@ -62,7 +65,7 @@ test('the flow reads only fields route-decision returns', () => {
   for (const [, widget, path] of references) {
     assert.equal(byName.get(widget)?.type, 'make-http-request', `${widget} is an HTTP request widget`);
     const [root, attribute] = path.split('.');
-    assert.ok(DECISION_FIELDS.has(root), `parsed.${path}`);
+    assert.ok(DECISION_FIELDS.has(root) || OPTIONAL_FIELDS.has(root), `parsed.${path}`);
     if (root === 'attributes') assert.ok(RULE_ATTRIBUTES.has(attribute), `parsed.${path}`);
   }
   // The proxy's fallback has the same shape, so the same references work behind it.
@@ -179,8 +182,10 @@ test('with RESPONSE_TRAITS the Flex task gets those traits from the decision, no
       first_name: '{{widgets.route.parsed.traits.first_name}}',
       plan: '{{widgets.route.parsed.traits.plan}}',
     });
-    // What was there stays.
+    // What was there stays: the routing that wrap-up-ingest copies into the wrap-up events.
     assert.equal(attributes.routing_rule, '{{widgets.route.parsed.rule}}');
+    assert.equal(attributes.routing_transition, '{{widgets.route.parsed.transition}}');
+    assert.equal(attributes.routing_arm, '{{widgets.route.parsed.arm}}');
   }
   // The fallback branches have no decision to read.
   for (const name of ['to_flex_message_fallback', 'to_flex_call_fallback']) {
@@ -189,7 +194,7 @@ test('with RESPONSE_TRAITS the Flex task gets those traits from the decision, no
   // Every reference is to a field route-decision returns.
   const text = JSON.stringify(filled);
   for (const [, root] of text.matchAll(/widgets\.route\.parsed\.([a-z_]+)/g)) {
-    assert.ok(DECISION_FIELDS.has(root) || root === RETURNED_TRAITS, root);
+    assert.ok(DECISION_FIELDS.has(root) || OPTIONAL_FIELDS.has(root) || root === RETURNED_TRAITS, root);
   }
   // Without it, nothing changes.
   assert.deepEqual(fillFlow(template, VALUES), fillFlow(template, { ...VALUES, RESPONSE_TRAITS: '' }));

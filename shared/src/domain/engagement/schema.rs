@@ -90,6 +90,7 @@ impl Mapping {
                 put("Direction", direction.map(Value::from));
             }
         }
+        properties.extend(routing(attributes));
         properties
     }
 
@@ -136,6 +137,21 @@ impl Mapping {
                 }
             }
         }
+        properties.extend(routing(attributes));
         properties
     }
+}
+
+/// The routing that sent the engagement where it went, as the Studio flow put it in the task's
+/// attributes (`routing_rule`, `routing_transition`, `routing_arm`), under the properties'
+/// camelCase: so Segment holds, per engagement, the rule and arm that routed it.
+fn routing(attributes: &Map<String, Value>) -> Vec<(String, Value)> {
+    [
+        ("routingRule", "routing_rule"),
+        ("routingTransition", "routing_transition"),
+        ("routingArm", "routing_arm"),
+    ]
+    .into_iter()
+    .filter_map(|(name, path)| Some((name.to_owned(), Value::from(text_at(attributes, path)?))))
+    .collect()
 }
