@@ -414,7 +414,8 @@ mod adapter {
             })
             .collect();
         for write in writes {
-            assert!(matches!(write.await, Ok(Ok(_))), "a write failed");
+            let written = write.await;
+            assert!(matches!(written, Ok(Ok(_))), "a write failed: {written:?}");
         }
         let item = dynalite.item("user_id:u-race").await.expect("an item");
         let names = item["traits"]["M"].as_object().map_or(0, Map::len);

@@ -52,7 +52,8 @@ impl RouteDecisionConfig {
         let response_traits = response_traits(&startup.vars)?;
         fits_one_lookup(&rules.current(), &response_traits)?;
         let store = StoreReading::read(&startup.vars, &startup.http, deadline)?;
-        let shadow = super::shadow_rules(&startup.vars);
+        let shadow = super::shadow_rules(&startup.vars)
+            .filter(|shadow| shadow_fits(&rules.current(), shadow, &response_traits));
         Ok(Self {
             rules,
             profile_api,
@@ -108,6 +109,27 @@ fn fits_one_lookup(rules: &RuleSet, returned: &BTreeSet<String>) -> Result<(), V
         });
     }
     Ok(())
+}
+
+/// Whether the shadow's traits still fit the one lookup beside the live rules' and the
+/// returned ones; a shadow that does not is logged and left out, never a start failure.
+fn shadow_fits(rules: &RuleSet, shadow: &RuleSet, returned: &BTreeSet<String>) -> bool {
+    let (Some(live), Some(theirs)) = (rules.referenced_traits(), shadow.referenced_traits()) else {
+        return true;
+    };
+    let asked = live
+        .union(theirs)
+        .chain(returned.iter())
+        .collect::<BTreeSet<_>>()
+        .len();
+    if asked > MAX_RESPONSE_TRAITS {
+        tracing::warn!(
+            asked,
+            "shadow rules ignored: with them a decision would ask for more traits than one Profile API request returns ({MAX_RESPONSE_TRAITS})"
+        );
+        return false;
+    }
+    true
 }
 
 /// profile-lookup's configuration.

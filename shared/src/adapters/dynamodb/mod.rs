@@ -34,10 +34,12 @@ const READS: Retries = Retries {
     max_backoff: Duration::ZERO,
 };
 
-/// A write retries a lost race at once and a throttle after a short back-off, within the
-/// delivery's deadline (under the 5 s Segment waits for a Lambda destination).
+/// A write retries a lost race and a throttle after a short back-off, within the delivery's
+/// deadline (under the 5 s Segment waits for a Lambda destination). Among writers racing for
+/// one item each round has a winner, so the last needs as many attempts as there are writers:
+/// Engage sends one event per identifier value, and a merge several at once.
 const WRITES: Retries = Retries {
-    max_attempts: 6,
+    max_attempts: 12,
     attempt_timeout: Duration::from_millis(1500),
     min_attempt: Duration::from_millis(50),
     first_backoff: Duration::from_millis(25),
