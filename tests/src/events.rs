@@ -85,7 +85,11 @@ pub fn fixture(path: &str) -> Value {
 /// A TaskRouter event callback as TaskRouter posts it: the fields of
 /// `fixtures/taskrouter/<name>.json`, form-encoded and signed with [`TWILIO_TOKEN`].
 pub fn taskrouter_callback(name: &str) -> Value {
-    let fields = fixture(&format!("taskrouter/{name}.json"));
+    signed_fields(&fixture(&format!("taskrouter/{name}.json")))
+}
+
+/// A JSON object of text fields as a signed form post (TaskRouter's callbacks are forms).
+pub fn signed_fields(fields: &Value) -> Value {
     let pairs: Vec<(String, String)> = fields
         .as_object()
         .map(|m| {

@@ -19,8 +19,8 @@ use tokio::net::TcpListener;
 
 pub use events::{
     FUNCTION_URL_HOST, basic_auth, body_sha256, event_streams_delivery, fixture, http_event,
-    kinesis_event, sequence_number, signed_form_post, signed_json_post, taskrouter_callback,
-    twilio_signature,
+    kinesis_event, sequence_number, signed_fields, signed_form_post, signed_json_post,
+    taskrouter_callback, twilio_signature,
 };
 pub use function_url::FunctionUrl;
 pub use functions::{Function, binary, build_release_binaries};

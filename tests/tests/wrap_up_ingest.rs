@@ -388,19 +388,7 @@ fn routed_callback(name: &str) -> Value {
     attributes["routing_transition"] = json!("agent");
     attributes["routing_arm"] = json!("treatment");
     fields["TaskAttributes"] = json!(attributes.to_string());
-    let pairs: Vec<(String, String)> = fields
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let borrowed: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    e2e::signed_form_post(e2e::TWILIO_TOKEN, &borrowed)
+    e2e::signed_fields(&fields)
 }
 
 #[tokio::test(flavor = "multi_thread")]
