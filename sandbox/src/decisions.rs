@@ -36,6 +36,8 @@ pub struct Recorded {
     pub profile_found: bool,
     /// `store` or `store+profile_api` when the trait store gave the traits.
     pub traits_from: Option<String>,
+    /// The experiment's arm that decided, when the rules have an experiment.
+    pub arm: Option<String>,
     pub attributes: Map<String, Value>,
     /// A refused request's message (a 4xx or 5xx).
     pub error: Option<String>,
@@ -99,6 +101,7 @@ impl DecisionLog {
             fallback: flag("fallback"),
             profile_found: flag("profile_found"),
             traits_from: text("traits_from"),
+            arm: text("arm"),
             attributes: body
                 .get("attributes")
                 .and_then(Value::as_object)

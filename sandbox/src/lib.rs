@@ -73,6 +73,9 @@ pub struct Options {
     pub function_env: Vec<(String, String)>,
     /// The trait store: route-decision reads it first, trait-sync keeps it current.
     pub trait_store: Option<TraitStoreOption>,
+    /// `ESCALATION_WINDOW_SECS`: the console's Outcomes count an engagement with an agent
+    /// this soon after a bot answer as an escalation.
+    pub escalation_window_secs: i64,
 }
 
 impl Default for Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             seed_demo: true,
             function_env: Vec::new(),
             trait_store: None,
+            escalation_window_secs: console::outcomes::DEFAULT_ESCALATION_WINDOW_SECS,
         }
     }
 }
@@ -217,6 +221,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         rules: editable_rules.clone(),
         decisions: decisions.clone(),
         functions: functions.clone(),
+        escalation_window_secs: options.escalation_window_secs,
     };
     // Both ports behind the same guard: loopback Host names and loopback pages only.
     let routers = (

@@ -70,6 +70,18 @@ fn options() -> Result<Option<Options>, String> {
             options.function_env.push((name.into(), value));
         }
     }
+    if let Ok(raw) = std::env::var("ESCALATION_WINDOW_SECS") {
+        options.escalation_window_secs = raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|secs| (1..=30 * 86_400).contains(secs))
+            .ok_or_else(|| {
+                format!(
+                    "ESCALATION_WINDOW_SECS must be whole seconds from 1 to 2592000, got {raw:?}"
+                )
+            })?;
+    }
     Ok(Some(options))
 }
 

@@ -4,6 +4,7 @@
 //! the binary: no build step, nothing fetched from anywhere else.
 
 pub mod customers;
+pub mod outcomes;
 pub mod privacy;
 pub mod try_it;
 pub mod workbench;
@@ -37,6 +38,8 @@ pub struct Console {
     pub rules: Arc<EditableRules>,
     pub decisions: Arc<DecisionLog>,
     pub functions: Functions,
+    /// How long after a bot answer an engagement with an agent counts as an escalation.
+    pub escalation_window_secs: i64,
 }
 
 /// The page and its API; served behind [`guard::guarded`], like everything on this port.
@@ -57,6 +60,7 @@ pub fn router(console: Console) -> Router {
         .route("/api/customers", get(customer_list))
         .route("/api/customers/{profile}", get(customer))
         .route("/api/decisions", get(decisions))
+        .route("/api/outcomes", get(outcomes::outcomes))
         .route("/api/rules", get(workbench::active))
         .route("/api/rules/check", post(workbench::check))
         .route("/api/rules/dry-run", post(workbench::dry_run))
