@@ -57,7 +57,7 @@ function customerLabel(c) {
 
 // ---- Views -------------------------------------------------------------------------------
 
-const views = ["customers", "customer", "decisions", "rules", "try"];
+const views = ["customers", "customer", "decisions", "outcomes", "rules", "try"];
 
 function route() {
   // An in-page anchor (the skip link's #main) is not a view.
@@ -77,6 +77,7 @@ function route() {
   if (shown === "customers") loadCustomers();
   if (shown === "customer") loadCustomer(decodeURIComponent(id));
   if (shown === "decisions") renderDecisions();
+  if (shown === "outcomes") loadOutcomes();
   if (shown === "rules") loadRules(false);
   if (shown === "try") loadTry(id ? decodeURIComponent(id) : null);
 }
@@ -193,6 +194,25 @@ function renderDecisions() {
     el("td", { class: "traits-from" }, traitsFrom(d)),
     el("td", {}, `${d.latency_ms.toFixed(1)} ms`)));
   $("#decisions tbody").replaceChildren(...rows);
+}
+
+// ---- Outcomes ----------------------------------------------------------------------------
+
+async function loadOutcomes() {
+  const { status, data } = await api("/api/outcomes");
+  if (status !== 200) return say(`outcomes: HTTP ${status}`);
+  const minutes = Math.round(data.escalation_window_secs / 60);
+  $("#escalation-window").textContent = minutes === 60 ? "an hour" : `${minutes} minutes`;
+  const rows = data.outcomes.map((o) => el("tr", { "data-rule": o.rule, "data-arm": o.arm },
+    el("td", { class: "rule" }, o.rule),
+    el("td", {}, o.arm === "none" ? "—" : o.arm),
+    el("td", { class: "decisions" }, String(o.decisions)),
+    el("td", {}, String(o.customers)),
+    el("td", {}, String(o.bot_routed)),
+    el("td", { class: "escalations" }, o.bot_routed ? `${o.escalations} (${Math.round(100 * o.escalations / o.bot_routed)}%)` : "—"),
+    el("td", {}, o.mean_handle_time_secs == null ? "—" : `${Math.round(o.mean_handle_time_secs)} s`),
+    el("td", {}, chips(o.sentiment))));
+  $("#outcomes tbody").replaceChildren(...rows);
 }
 
 // ---- Rules workbench ---------------------------------------------------------------------

@@ -483,6 +483,19 @@ async fn the_console_in_a_browser() {
     .await;
     screenshot(&client, "decisions", None).await;
 
+    // Outcomes: per rule, what followed the decisions (the API's counts are tested apart).
+    client
+        .goto(&format!("{console}#/outcomes"))
+        .await
+        .expect("outcomes");
+    until(
+        &client,
+        "outcomes listed",
+        "const row = document.querySelector('#outcomes tbody tr[data-rule=\"default\"] .decisions'); return !!row && Number(row.textContent) >= 1",
+    )
+    .await;
+    screenshot(&client, "outcomes", None).await;
+
     client.close().await.expect("session closed");
     drop(driver);
     running.stop().await;
