@@ -112,8 +112,18 @@ async fn decisions_follow_version_1_then_2_and_stay_on_2_when_3_does_not_compile
         .collect();
     assert_eq!(updates, [json!("1"), json!("2")]);
     // And counted: two rule sets applied, one refused (the refused one has an alarm).
-    let decisions = function.log_lines("decision").len();
-    let documents = function.metrics(decisions).await;
+    // The log lines and the documents come through one pipe that the test reads behind the
+    // answers: count them once both have caught up.
+    let mut decisions = function.log_lines("decision").len();
+    let mut documents = function.metrics(decisions).await;
+    for _ in 0..100 {
+        if documents.len() == decisions {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        decisions = function.log_lines("decision").len();
+        documents = function.metrics(decisions).await;
+    }
     assert_eq!(
         documents.len(),
         decisions,
