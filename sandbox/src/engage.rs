@@ -119,8 +119,8 @@ async fn free_port() -> Result<u16, String> {
 }
 
 /// One operation over plain HTTP, with an Authorization header of the form a local DynamoDB
-/// requires (it checks no signature).
-async fn post(endpoint: &str, operation: &str, body: &Value) -> Result<(u16, String), String> {
+/// requires (it checks no signature): the status and the whole response.
+pub async fn post(endpoint: &str, operation: &str, body: &Value) -> Result<(u16, String), String> {
     let host = endpoint
         .strip_prefix("http://")
         .ok_or("the endpoint must be http:// on this machine")?;
