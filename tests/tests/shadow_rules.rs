@@ -65,6 +65,9 @@ async fn a_shadow_set_is_judged_beside_the_live_one_and_never_acted_on() {
         names.sort_unstable();
         assert_eq!(names, ["docs_last_2_days", "vip"], "{include}");
     }
+    // The metrics documents come after the decisions' log lines through the same pipe, which
+    // the test reads behind the answers: once they are in, so are the lines.
+    let documents = function.metrics(3).await;
     let lines = function.log_lines("decision");
     let pairs: Vec<(Value, Value, Value)> = lines
         .iter()
@@ -84,7 +87,6 @@ async fn a_shadow_set_is_judged_beside_the_live_one_and_never_acted_on() {
             (json!("bot"), json!("bot"), json!("default")),
         ]
     );
-    let documents = function.metrics(3).await;
     let shadowing: Vec<&serde_json::Map<String, Value>> = documents
         .iter()
         .filter(|d| d.contains_key("shadow_transition"))
