@@ -28,7 +28,7 @@ fn edge() -> &'static Edge<RouteDecision<MemoryProfiles>> {
                 deadline: Duration::from_millis(100),
                 phone_identifier: "phone".into(),
                 response_traits: std::sync::Arc::default(),
-                shadow: None,
+                shadow: Default::default(),
             },
             Authenticator::new(given("TWILIO_AUTH_TOKEN", "12345"), None, given("PROXY_SHARED_SECRET", "s3cret"), false),
         )

@@ -137,7 +137,7 @@ fn route_decision_edge() -> Edge<RouteDecision<MemoryProfiles>> {
             deadline: Duration::from_millis(200),
             phone_identifier: "phone".into(),
             response_traits: std::sync::Arc::default(),
-            shadow: None,
+            shadow: Default::default(),
         },
         auth,
     )

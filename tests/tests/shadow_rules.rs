@@ -142,3 +142,116 @@ async fn a_shadow_set_that_does_not_compile_changes_nothing() {
         .unwrap_or_default();
     assert_eq!(include, "vip");
 }
+
+/// An AppConfig Agent stand-in serving the shadow profile: version 1 is [`SHADOW`], version 2
+/// does not compile.
+async fn shadow_agent(current: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> StandIn {
+    StandIn::start(move |request| {
+        if request.path != "/applications/studio-router/environments/shadow/configurations/shadow-rules" {
+            return Reply::json(404, json!({"message": "no such configuration"}));
+        }
+        let n = current.load(std::sync::atomic::Ordering::SeqCst);
+        let body = if n == 1 {
+            SHADOW
+        } else {
+            r#"{"rules": [{"name": "x", "when": "traits.vip ==", "transition": "agent"}], "default": "bot", "on_error": "bot"}"#
+        };
+        Reply::raw(200, body)
+            .header("content-type", "application/json")
+            .header("configuration-version", &n.to_string())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_set_from_appconfig_arrives_while_running_and_a_broken_version_keeps_the_last() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let segment = segment().await;
+    let current = std::sync::Arc::new(AtomicUsize::new(1));
+    let agent = shadow_agent(current.clone()).await;
+    let port = agent.addr.port().to_string();
+    let (runtime, function) = studio_function(
+        "route-decision",
+        &segment.url(),
+        &[
+            ("ROUTING_RULES", LIVE),
+            (
+                "SHADOW_ROUTING_RULES_APPCONFIG",
+                "studio-router/shadow/shadow-rules",
+            ),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", &port),
+            ("RULES_MAX_AGE_SECS", "1"),
+        ],
+    )
+    .await;
+    // No decision waits for the shadow: it shows once the background read has brought it.
+    let mut explained = Value::Null;
+    for _ in 0..50 {
+        explained = runtime.invoke(call(PHONES[1], true)).await.body();
+        if explained.get("shadow").is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        explained["shadow"],
+        json!({"transition": "agent", "rule": "read-docs"})
+    );
+    assert_eq!(explained["transition"], "bot", "the live rules decide");
+    let last = segment.received().pop().expect("a lookup");
+    let include = last.query_param("include").unwrap_or_default();
+    assert_eq!(
+        include, "docs_last_2_days,vip",
+        "one lookup covers both sets"
+    );
+
+    // Version 2 does not compile: seen past the max age, refused once, version 1 stays.
+    current.store(2, Ordering::SeqCst);
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let _ = runtime.invoke(call(PHONES[2], false)).await;
+    }
+    let refused = function
+        .log_line("shadow routing rules cannot be used; the rules in use stay")
+        .await;
+    assert_eq!(refused["version"], "2");
+    let body = runtime.invoke(call(PHONES[1], true)).await.body();
+    assert_eq!(body["shadow"]["rule"], "read-docs", "{body}");
+    let updated = function.log_lines("shadow routing rules updated");
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0]["version"], "1");
+    assert_eq!(
+        function
+            .log_lines("shadow routing rules cannot be used; the rules in use stay")
+            .len(),
+        1,
+        "logged once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_feed_that_hangs_never_holds_a_decision() {
+    let segment = segment().await;
+    let hanging =
+        StandIn::always(Reply::raw(200, SHADOW).after(std::time::Duration::from_secs(30))).await;
+    let port = hanging.addr.port().to_string();
+    let (runtime, function) = studio_function(
+        "route-decision",
+        &segment.url(),
+        &[
+            ("ROUTING_RULES", LIVE),
+            ("SHADOW_ROUTING_RULES_APPCONFIG", "a/b/c"),
+            ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", &port),
+            ("DECISION_DEADLINE_MS", "500"),
+        ],
+    )
+    .await;
+    for phone in PHONES {
+        let body = runtime.invoke(call(phone, false)).await.body();
+        assert_eq!(body["fallback"], false, "{body}");
+    }
+    let _ = function.metrics(3).await;
+    for line in function.log_lines("decision") {
+        assert!(line.get("shadow_transition").is_none(), "{line}");
+    }
+}

@@ -8,7 +8,12 @@
 //! rules in use: it is logged once, counted, and the last good set stays. Until a first
 //! version arrives the function's own rules (`ROUTING_RULES`, `ROUTING_RULES_FILE` or the
 //! recipe's) decide.
+//!
+//! A second feed may serve the shadow set (`SHADOW_ROUTING_RULES_APPCONFIG` /
+//! `_PARAMETER`) the same way, except that no decision waits for it and its versions are
+//! logged, not counted: the shadow is the operator's experiment, not the routing.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -18,7 +23,8 @@ use crate::adapters::extension::{ExtensionError, LocalExtension};
 use crate::adapters::http_client::HttpClient;
 use crate::adapters::refresh::{Freshness, Refresh};
 use crate::adapters::secrets::SecretsExtension;
-use crate::domain::rules::{RuleSet, RulesInUse};
+use crate::domain::routing::fits_beside;
+use crate::domain::rules::{RuleSet, RulesInUse, ShadowInUse};
 use crate::support::metrics::{self, Counter};
 
 /// What a name must have encoded in a path segment: all but RFC 3986's unreserved characters
@@ -56,12 +62,55 @@ enum Origin {
     },
 }
 
+/// Which rules a feed replaces.
+pub enum Destination {
+    /// The rules that decide.
+    Live(Arc<RulesInUse>),
+    /// The shadow set, which must still fit the one lookup beside the live rules and the
+    /// traits every answer returns.
+    Shadow {
+        shadow: Arc<ShadowInUse>,
+        live: Arc<RulesInUse>,
+        returned: Arc<BTreeSet<String>>,
+    },
+}
+
+impl Destination {
+    /// `rules`, put in use; `Err` says why not.
+    fn replace(&self, rules: RuleSet) -> Result<(), String> {
+        match self {
+            Self::Live(live) => live.replace(rules),
+            Self::Shadow {
+                shadow,
+                live,
+                returned,
+            } => {
+                fits_beside(&live.current(), &rules, returned).map_err(|asked| {
+                    format!(
+                        "with the live rules a decision would ask for {asked} traits; one Profile API request returns at most 200"
+                    )
+                })?;
+                shadow.replace(rules);
+            }
+        }
+        Ok(())
+    }
+
+    /// Which rules, in log lines.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Live(_) => "routing rules",
+            Self::Shadow { .. } => "shadow routing rules",
+        }
+    }
+}
+
 /// Where newer rules come from, and what was last read.
 pub struct RulesFeed {
     origin: Origin,
     /// `application/environment/profile` or the parameter's name, for log lines.
     name: String,
-    live: Arc<RulesInUse>,
+    into: Destination,
     freshness: Freshness,
     state: Mutex<State>,
 }
@@ -74,7 +123,7 @@ impl RulesFeed {
         port: u64,
         http: HttpClient,
         max_age: Duration,
-        live: Arc<RulesInUse>,
+        into: Destination,
     ) -> Self {
         let segment = |part: &str| utf8_percent_encode(part, SEGMENT).to_string();
         let origin = Origin::AppConfig {
@@ -90,7 +139,7 @@ impl RulesFeed {
             origin,
             [application, environment, profile].join("/"),
             max_age,
-            live,
+            into,
         )
     }
 
@@ -99,20 +148,20 @@ impl RulesFeed {
         name: String,
         extension: &Arc<SecretsExtension>,
         max_age: Duration,
-        live: Arc<RulesInUse>,
+        into: Destination,
     ) -> Self {
         let origin = Origin::Parameter {
             extension: extension.clone(),
             name: name.clone(),
         };
-        Self::new(origin, name, max_age, live)
+        Self::new(origin, name, max_age, into)
     }
 
-    fn new(origin: Origin, name: String, max_age: Duration, live: Arc<RulesInUse>) -> Self {
+    fn new(origin: Origin, name: String, max_age: Duration, into: Destination) -> Self {
         Self {
             origin,
             name,
-            live,
+            into,
             freshness: Freshness::new(max_age),
             state: Mutex::default(),
         }
@@ -151,10 +200,11 @@ impl Refresh for RulesFeed {
     }
 
     async fn read(&self) {
+        let kind = self.into.kind();
         let (version, json) = match self.fetch().await {
             Ok(fetched) => fetched,
             Err(problem) => {
-                tracing::warn!(source = %self.name, %problem, "routing rules could not be read; the rules in use stay");
+                tracing::warn!(source = %self.name, %problem, "{kind} could not be read; the rules in use stay");
                 return;
             }
         };
@@ -170,17 +220,21 @@ impl Refresh for RulesFeed {
                 return;
             }
         }
-        match RuleSet::compile(&json) {
-            Ok(rules) => {
-                let names: Vec<&str> = rules.rule_names().collect();
-                tracing::info!(source = %self.name, version = version.as_deref(), rules = %names.join(", "), "routing rules updated");
-                self.live.replace(rules);
+        let compiled = RuleSet::compile(&json).map_err(|error| error.to_string());
+        let names = compiled
+            .as_ref()
+            .ok()
+            .map(|rules| rules.rule_names().collect::<Vec<_>>().join(", "));
+        match compiled.and_then(|rules| self.into.replace(rules)) {
+            Ok(()) => {
+                let rules = names.unwrap_or_default();
+                tracing::info!(source = %self.name, version = version.as_deref(), %rules, "{kind} updated");
                 let mut state = self.state();
                 state.in_use = Some(seen);
                 state.updated += 1;
             }
             Err(error) => {
-                tracing::warn!(source = %self.name, version = version.as_deref(), %error, "routing rules cannot be used; the rules in use stay");
+                tracing::warn!(source = %self.name, version = version.as_deref(), %error, "{kind} cannot be used; the rules in use stay");
                 let mut state = self.state();
                 state.refused = Some(seen);
                 state.rejected += 1;
@@ -225,6 +279,58 @@ mod tests {
         let http = HttpClient::new(Duration::from_secs(1));
         let extension = Arc::new(runtime::secrets_extension(&vars, http.clone()).unwrap());
         runtime::rules_feed(&vars, http, &extension, live)
+    }
+
+    /// The shadow's feed over `vars`, and the shadow it fills.
+    fn shadow_source(vars: &[(&str, &str)]) -> (Option<Arc<RulesFeed>>, Arc<ShadowInUse>) {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let env = |name: &str| map.get(name).cloned();
+        let vars = Variables::new(&env);
+        let http = HttpClient::new(Duration::from_secs(1));
+        let extension = Arc::new(runtime::secrets_extension(&vars, http.clone()).unwrap());
+        let shadow = Arc::new(ShadowInUse::default());
+        let into = Destination::Shadow {
+            shadow: shadow.clone(),
+            live: Arc::new(RulesInUse::new(RuleSet::compile(DEFAULT_RULES).unwrap())),
+            returned: Arc::default(),
+        };
+        (runtime::shadow_feed(&vars, http, &extension, into), shadow)
+    }
+
+    #[test]
+    fn a_shadow_feed_named_wrongly_is_left_out_not_a_start_failure() {
+        assert!(
+            shadow_source(&[("SHADOW_ROUTING_RULES_APPCONFIG", "a/b")])
+                .0
+                .is_none()
+        );
+        let both = [
+            ("SHADOW_ROUTING_RULES_APPCONFIG", "a/b/c"),
+            ("SHADOW_ROUTING_RULES_PARAMETER", "/p"),
+        ];
+        assert!(shadow_source(&both).0.is_none());
+        let (feed, _) = shadow_source(&[("SHADOW_ROUTING_RULES_PARAMETER", "/shadow")]);
+        assert!(feed.is_some_and(|feed| feed.name == "/shadow"));
+    }
+
+    #[test]
+    fn a_shadow_whose_traits_do_not_fit_one_lookup_beside_the_live_ones_is_refused() {
+        let (_, shadow) = shadow_source(&[]);
+        let into = Destination::Shadow {
+            shadow: shadow.clone(),
+            live: Arc::new(RulesInUse::new(RuleSet::compile(DEFAULT_RULES).unwrap())),
+            returned: Arc::new((0..199).map(|n| format!("returned_{n}")).collect()),
+        };
+        let wide = r#"{"rules": [{"name": "w", "when": "traits.a > 0 && traits.b > 0", "transition": "agent"}], "default": "bot", "on_error": "bot"}"#;
+        let refused = into.replace(RuleSet::compile(wide).unwrap());
+        assert!(refused.is_err_and(|why| why.contains("at most 200")));
+        assert!(shadow.current().is_none());
+        let narrow = r#"{"rules": [], "default": "bot", "on_error": "bot"}"#;
+        assert!(into.replace(RuleSet::compile(narrow).unwrap()).is_ok());
+        assert!(shadow.current().is_some());
     }
 
     #[test]

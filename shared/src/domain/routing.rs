@@ -193,14 +193,15 @@ async fn decide_in_arm<P: Profiles>(
         _ => document,
     };
     let channel = request.channel.as_deref();
+    // The document's traits, both arms': the lookup is the same whichever arm decides. A
+    // shadow whose traits no longer fit beside them (the live rules changed) sits this out.
+    let (wanted, shadow) = asked(document, shadow, &request.returning);
     let fallback = || {
         let trace = request.explain.then(|| rules.not_evaluated());
         let mut decided = decision(rules.on_error(channel), true, false, trace);
         decided.shadow = shadow.map(|shadow| shadow.on_error(channel).into());
         decided
     };
-    // The document's traits, both arms': the lookup is the same whichever arm decides.
-    let wanted = asked(document, shadow, &request.returning);
     // The source is told the deadline so it can size its own retries; the timeout here is
     // what guarantees the answer whatever the source does.
     let deadline = Instant::now() + budget;
@@ -258,18 +259,48 @@ async fn decide_in_arm<P: Profiles>(
 }
 
 /// The traits a lookup asks for: those the rules (and the shadow's) read and those the answer
-/// returns; `None` (all of them) when either set may read any.
-fn asked(
+/// returns; `None` (all of them) when either set may read any. The shadow comes back only
+/// if its traits fit the one lookup.
+fn asked<'s>(
     rules: &RuleSet,
-    shadow: Option<&Arc<RuleSet>>,
+    shadow: Option<&'s Arc<RuleSet>>,
     returning: &BTreeSet<String>,
-) -> Option<BTreeSet<String>> {
-    let mut wanted = rules.referenced_traits()?.clone();
+) -> (Option<BTreeSet<String>>, Option<&'s Arc<RuleSet>>) {
+    let shadow = shadow.filter(|shadow| fits_beside(rules, shadow, returning).is_ok());
+    let Some(live) = rules.referenced_traits() else {
+        return (None, shadow);
+    };
+    let mut wanted = live.clone();
     if let Some(shadow) = shadow {
-        wanted.extend(shadow.referenced_traits()?.iter().cloned());
+        let Some(theirs) = shadow.referenced_traits() else {
+            return (None, Some(shadow));
+        };
+        wanted.extend(theirs.iter().cloned());
     }
     wanted.extend(returning.iter().cloned());
-    Some(wanted)
+    (Some(wanted), shadow)
+}
+
+/// Whether one lookup still covers `shadow`'s traits beside `live`'s and the `returned` ones
+/// (a shadow never adds a lookup); `Err` with how many a decision would ask for when not.
+pub fn fits_beside(
+    live: &RuleSet,
+    shadow: &RuleSet,
+    returned: &BTreeSet<String>,
+) -> Result<(), usize> {
+    let (Some(live), Some(theirs)) = (live.referenced_traits(), shadow.referenced_traits()) else {
+        // Either reads any trait: the lookup asks for all of them already.
+        return Ok(());
+    };
+    let asked = live
+        .union(theirs)
+        .chain(returned.iter())
+        .collect::<BTreeSet<_>>()
+        .len();
+    if asked > usize::from(TraitsQuery::MAX_LIMIT) {
+        return Err(asked);
+    }
+    Ok(())
 }
 
 /// The rule name a decision of the emergency override carries.

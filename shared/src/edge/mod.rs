@@ -386,7 +386,7 @@ mod tests {
                 deadline: Duration::from_millis(500),
                 phone_identifier: "phone".into(),
                 response_traits: std::sync::Arc::default(),
-                shadow: None,
+                shadow: Default::default(),
             },
             authenticator(shared_secret),
         )

@@ -10,9 +10,10 @@ use super::{
     ConfigError, ProfileApiConfig, Startup, StoreReading, VariableError, Variables, runtime,
 };
 use crate::adapters::emergency::EmergencyOverride;
-use crate::adapters::rules_feed::RulesFeed;
+use crate::adapters::rules_feed::{Destination, RulesFeed};
 use crate::domain::ports::TraitsQuery;
-use crate::domain::rules::{RuleSet, RulesInUse};
+use crate::domain::routing::fits_beside;
+use crate::domain::rules::{RuleSet, RulesInUse, ShadowInUse};
 
 /// route-decision's configuration.
 pub struct RouteDecisionConfig {
@@ -26,11 +27,13 @@ pub struct RouteDecisionConfig {
     /// The parameter that sends everyone to one transition while it is on.
     pub emergency: Option<Arc<EmergencyOverride>>,
     /// `RESPONSE_TRAITS`: the traits the answer carries back when the profile is read.
-    pub response_traits: BTreeSet<String>,
+    pub response_traits: Arc<BTreeSet<String>>,
     /// The trait store, when `TRAIT_STORE_TABLE` names one.
     pub store: StoreReading,
     /// `SHADOW_ROUTING_RULES`: judged beside the live rules, never acted on.
-    pub shadow: Option<Arc<RuleSet>>,
+    pub shadow: Arc<ShadowInUse>,
+    /// Where newer shadow sets come from (`SHADOW_ROUTING_RULES_APPCONFIG` / `_PARAMETER`).
+    pub shadow_feed: Option<Arc<RulesFeed>>,
 }
 
 impl RouteDecisionConfig {
@@ -54,6 +57,18 @@ impl RouteDecisionConfig {
         let store = StoreReading::read(&startup.vars, &startup.http, deadline)?;
         let shadow = super::shadow_rules(&startup.vars)
             .filter(|shadow| shadow_fits(&rules.current(), shadow, &response_traits));
+        let shadow = Arc::new(ShadowInUse::new(shadow));
+        let response_traits = Arc::new(response_traits);
+        let shadow_feed = runtime::shadow_feed(
+            &startup.vars,
+            startup.http.clone(),
+            &startup.extension,
+            Destination::Shadow {
+                shadow: shadow.clone(),
+                live: rules.clone(),
+                returned: response_traits.clone(),
+            },
+        );
         Ok(Self {
             rules,
             profile_api,
@@ -63,6 +78,7 @@ impl RouteDecisionConfig {
             response_traits,
             store,
             shadow,
+            shadow_feed,
         })
     }
 }
@@ -114,22 +130,16 @@ fn fits_one_lookup(rules: &RuleSet, returned: &BTreeSet<String>) -> Result<(), V
 /// Whether the shadow's traits still fit the one lookup beside the live rules' and the
 /// returned ones; a shadow that does not is logged and left out, never a start failure.
 fn shadow_fits(rules: &RuleSet, shadow: &RuleSet, returned: &BTreeSet<String>) -> bool {
-    let (Some(live), Some(theirs)) = (rules.referenced_traits(), shadow.referenced_traits()) else {
-        return true;
-    };
-    let asked = live
-        .union(theirs)
-        .chain(returned.iter())
-        .collect::<BTreeSet<_>>()
-        .len();
-    if asked > MAX_RESPONSE_TRAITS {
-        tracing::warn!(
-            asked,
-            "shadow rules ignored: with them a decision would ask for more traits than one Profile API request returns ({MAX_RESPONSE_TRAITS})"
-        );
-        return false;
+    match fits_beside(rules, shadow, returned) {
+        Ok(()) => true,
+        Err(asked) => {
+            tracing::warn!(
+                asked,
+                "shadow rules ignored: with them a decision would ask for more traits than one Profile API request returns ({MAX_RESPONSE_TRAITS})"
+            );
+            false
+        }
     }
-    true
 }
 
 /// profile-lookup's configuration.

@@ -135,7 +135,7 @@ pub fn rules(vars: &Variables<'_>) -> Result<RuleSet, ConfigError> {
 /// `SHADOW_ROUTING_RULES` (inline) or `SHADOW_ROUTING_RULES_FILE`: a candidate rule set judged
 /// beside the live one. One that cannot be read or does not compile is logged once, here, and
 /// ignored: a shadow never stops a decision.
-pub fn shadow_rules(vars: &Variables<'_>) -> Option<Arc<RuleSet>> {
+pub fn shadow_rules(vars: &Variables<'_>) -> Option<RuleSet> {
     let (source, json) = match (
         vars.optional("SHADOW_ROUTING_RULES"),
         vars.optional("SHADOW_ROUTING_RULES_FILE"),
@@ -160,7 +160,7 @@ pub fn shadow_rules(vars: &Variables<'_>) -> Option<Arc<RuleSet>> {
         Ok(rules) => {
             let names: Vec<&str> = rules.rule_names().collect();
             tracing::info!(source = %source, rules = %names.join(","), "shadow rules judged beside the live ones, never acted on");
-            Some(Arc::new(rules))
+            Some(rules)
         }
         Err(error) => {
             tracing::warn!(source = %source, %error, "shadow rules do not compile; ignored");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{Environment, VariableError, Variables};
 use crate::adapters::emergency::EmergencyOverride;
 use crate::adapters::http_client::HttpClient;
-use crate::adapters::rules_feed::RulesFeed;
+use crate::adapters::rules_feed::{Destination, RulesFeed};
 use crate::adapters::secrets::{self, Requirement, Secret, SecretCell, SecretsExtension};
 use crate::domain::rules::RulesInUse;
 use crate::support::concurrency::{self, Concurrency};
@@ -171,8 +171,38 @@ pub fn rules_feed(
     extension: &Arc<SecretsExtension>,
     live: Arc<RulesInUse>,
 ) -> Result<Option<Arc<RulesFeed>>, VariableError> {
-    let appconfig = vars.optional("ROUTING_RULES_APPCONFIG");
-    let parameter = vars.optional("ROUTING_RULES_PARAMETER");
+    let names = ["ROUTING_RULES_APPCONFIG", "ROUTING_RULES_PARAMETER"];
+    feed(vars, http, extension, names, Destination::Live(live))
+}
+
+/// `SHADOW_ROUTING_RULES_APPCONFIG` or `SHADOW_ROUTING_RULES_PARAMETER`, read like the live
+/// rules' feed. One named wrongly is logged and left out: a shadow never stops a decision.
+pub fn shadow_feed(
+    vars: &Variables<'_>,
+    http: HttpClient,
+    extension: &Arc<SecretsExtension>,
+    into: Destination,
+) -> Option<Arc<RulesFeed>> {
+    let names = [
+        "SHADOW_ROUTING_RULES_APPCONFIG",
+        "SHADOW_ROUTING_RULES_PARAMETER",
+    ];
+    feed(vars, http, extension, names, into).unwrap_or_else(|error| {
+        tracing::warn!(%error, "shadow rules feed not configured; no shadow rules from it");
+        None
+    })
+}
+
+/// A feed from AppConfig (`names[0]`) or Parameter Store (`names[1]`), not both.
+fn feed(
+    vars: &Variables<'_>,
+    http: HttpClient,
+    extension: &Arc<SecretsExtension>,
+    [appconfig_name, parameter_name]: [&'static str; 2],
+    into: Destination,
+) -> Result<Option<Arc<RulesFeed>>, VariableError> {
+    let appconfig = vars.optional(appconfig_name);
+    let parameter = vars.optional(parameter_name);
     let max_age = || -> Result<Duration, VariableError> {
         let secs = vars.number("RULES_MAX_AGE_SECS", RULES_MAX_AGE.as_secs(), 1..=3600)?;
         Ok(Duration::from_secs(secs))
@@ -181,28 +211,31 @@ pub fn rules_feed(
         (None, None) => return Ok(None),
         (Some(_), Some(_)) => {
             return Err(VariableError::Invalid {
-                name: "ROUTING_RULES_PARAMETER",
-                problem:
-                    "set it or ROUTING_RULES_APPCONFIG, not both: the rules come from one place"
-                        .into(),
+                name: parameter_name,
+                problem: format!(
+                    "set it or {appconfig_name}, not both: the rules come from one place"
+                ),
             });
         }
         (Some(name), None) => {
-            let names = appconfig_names(&name)?;
+            let names = appconfig_names(appconfig_name, &name)?;
             let port = vars.number("AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
-            RulesFeed::appconfig(names, port, http, max_age()?, live)
+            RulesFeed::appconfig(names, port, http, max_age()?, into)
         }
-        (None, Some(name)) => RulesFeed::parameter(name, extension, max_age()?, live),
+        (None, Some(name)) => RulesFeed::parameter(name, extension, max_age()?, into),
     };
     Ok(Some(Arc::new(feed)))
 }
 
 /// `application/environment/profile`, each named.
-fn appconfig_names(name: &str) -> Result<[&str; 3], VariableError> {
+fn appconfig_names<'a>(
+    variable: &'static str,
+    name: &'a str,
+) -> Result<[&'a str; 3], VariableError> {
     let parts: Vec<&str> = name.split('/').collect();
     let [application, environment, profile] = parts[..] else {
         return Err(VariableError::Invalid {
-            name: "ROUTING_RULES_APPCONFIG",
+            name: variable,
             problem: "must be application/environment/configuration-profile".into(),
         });
     };
@@ -211,7 +244,7 @@ fn appconfig_names(name: &str) -> Result<[&str; 3], VariableError> {
         .any(|part| part.trim().is_empty())
     {
         return Err(VariableError::Invalid {
-            name: "ROUTING_RULES_APPCONFIG",
+            name: variable,
             problem: "application, environment and configuration profile must all be named".into(),
         });
     }

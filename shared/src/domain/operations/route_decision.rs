@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::domain::arrival::Arrival;
 use crate::domain::ports::{NoUpdates, Profiles, RoutingUpdates};
 use crate::domain::routing::{self, Decision, DecisionRequest, Lookup, Subject, decide_beside};
-use crate::domain::rules::{RuleSet, RulesInUse};
+use crate::domain::rules::{RulesInUse, ShadowInUse};
 use crate::support::metrics;
 
 pub struct RouteDecision<P, U = NoUpdates> {
@@ -25,8 +25,8 @@ pub struct RouteDecision<P, U = NoUpdates> {
     /// The traits every answer carries back when the profile is read (`RESPONSE_TRAITS`).
     pub response_traits: Arc<BTreeSet<String>>,
     /// A candidate rule set judged beside the live one, never acted on
-    /// (`SHADOW_ROUTING_RULES`).
-    pub shadow: Option<Arc<RuleSet>>,
+    /// (`SHADOW_ROUTING_RULES`), shared with whoever may replace it.
+    pub shadow: Arc<ShadowInUse>,
 }
 
 impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {
@@ -37,7 +37,8 @@ impl<P: Profiles, U: RoutingUpdates> RouteDecision<P, U> {
         let budget = arrival.remaining(self.deadline);
         let rules = self.rules.current();
         let deciding = Instant::now();
-        let shadow = self.shadow.as_ref();
+        let shadow = self.shadow.current();
+        let shadow = shadow.as_ref();
         let (mut decision, lookup) = match self.updates.overriding(&rules) {
             Some(transition) => routing::overridden(transition),
             None => decide_beside(&self.profiles, &rules, shadow, request, budget).await,

@@ -1,6 +1,7 @@
 //! The rule set decisions read, replaceable while they run: a new set takes effect at the
 //! next decision, and a decision already under way finishes on the set it started with.
-//! Only a set that compiled can be put in, so a bad edit never replaces a good set.
+//! Only a set that compiled can be put in, so a bad edit never replaces a good set. The
+//! shadow set (a candidate judged beside the live one) is held the same way, and may be absent.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -29,6 +30,33 @@ impl RulesInUse {
     /// From the next decision on, `rules`.
     pub fn replace(&self, rules: RuleSet) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(rules);
+    }
+}
+
+/// The shadow set in use, when there is one.
+#[derive(Default)]
+pub struct ShadowInUse {
+    current: RwLock<Option<Arc<RuleSet>>>,
+}
+
+impl ShadowInUse {
+    pub fn new(rules: Option<RuleSet>) -> Self {
+        Self {
+            current: RwLock::new(rules.map(Arc::new)),
+        }
+    }
+
+    /// The shadow set now, if any; hold it for one decision.
+    pub fn current(&self) -> Option<Arc<RuleSet>> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// From the next decision on, `rules` is the shadow.
+    pub fn replace(&self, rules: RuleSet) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(rules));
     }
 }
 

@@ -25,7 +25,7 @@ use serde_json::{Map, Value};
 pub use compile::parse;
 use compile::{Rule, RuleOutcome};
 pub use explain::{RuleTrace, TraceOutcome};
-pub use in_use::RulesInUse;
+pub use in_use::{RulesInUse, ShadowInUse};
 pub use limits::{LimitError, MAX_DEPTH, MAX_EXPRESSION_BYTES, MAX_OPERATORS};
 pub use within::{Judged, MAX_ABANDONED, NotEvaluated};
 

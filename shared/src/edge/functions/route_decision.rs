@@ -1,7 +1,6 @@
 //! route-decision's entry point: Studio's request fields into a decision request, the
 //! decision as JSON, AppConfig's validator, and the function's wiring.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::{STUDIO_BODY_LIMIT, fit_within, studio_fields};
@@ -41,10 +40,11 @@ pub fn load(
         updates: ExtensionUpdates {
             rules_feed: config.rules_feed,
             emergency: config.emergency,
+            shadow_feed: config.shadow_feed,
         },
         rules: config.rules,
         deadline: config.deadline,
-        response_traits: Arc::new(config.response_traits),
+        response_traits: config.response_traits,
         shadow: config.shadow,
     })
 }
@@ -169,7 +169,7 @@ mod tests {
             deadline: Duration::from_millis(300),
             phone_identifier: "phone".into(),
             response_traits: Arc::default(),
-            shadow: None,
+            shadow: Default::default(),
         }
     }
 
