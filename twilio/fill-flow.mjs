@@ -4,7 +4,7 @@
 //
 //   ROUTE_DECISION_URL='https://studio:<secret>@<id>.lambda-url.<region>.on.aws/' \
 //   FLEX_WORKFLOW_SID=WW... FLEX_CHAT_CHANNEL_SID=TC... FLEX_VOICE_CHANNEL_SID=TC... \
-//   BOT_GREETING='Hi! Our assistant will help you.' \
+//   BOT_GREETING='Hi! Our assistant will help you. Reply AGENT for a person.' \
 //   node twilio/fill-flow.mjs --out flow.json
 //
 // (Without --out it prints the flow; with it, the file is written only when the flow is

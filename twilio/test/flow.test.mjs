@@ -21,7 +21,7 @@ const DECISION_FIELDS = new Set(['transition', 'rule', 'fallback', 'profile_foun
 const OPTIONAL_FIELDS = new Set(['arm', 'experiment']);
 const RETURNED_TRAITS = 'traits';
 const RULE_ATTRIBUTES = new Set(['known_worker_sid', 'priority']);
-const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'run-function', 'split-based-on', 'send-to-flex', 'send-message', 'say-play']);
+const KNOWN_TYPES = new Set(['trigger', 'make-http-request', 'run-function', 'split-based-on', 'send-to-flex', 'send-and-wait-for-reply', 'gather-input-on-call']);
 
 const byName = new Map(flow.states.map((state) => [state.name, state]));
 
@@ -77,6 +77,36 @@ test('the Flex attributes are valid JSON once Studio fills them in', () => {
     const rendered = state.properties.attributes.replace(/\{\{[^}]+\}\}/g, 'x');
     assert.doesNotThrow(() => JSON.parse(rendered), state.name);
   }
+});
+
+test('the bot branch hands a customer who asks for a person to Send to Flex with the routing attributes', () => {
+  const botBranch = byName.get(byName.get('split_on_transition').transitions.find((t) => t.conditions?.[0].value === 'bot').next);
+  const targets = botBranch.transitions.map((t) => byName.get(t.next));
+  assert.deepEqual(targets.map((t) => t.type).sort(), ['gather-input-on-call', 'send-and-wait-for-reply']);
+  for (const bot of targets) {
+    // A reply (speech or a keypress on a call) goes to a split; no answer ends the execution.
+    const answered = bot.transitions.filter((t) => t.next);
+    assert.ok(answered.length > 0, bot.name);
+    const asks = new Set(answered.map((t) => t.next));
+    assert.equal(asks.size, 1, `${bot.name}: one split reads the reply`);
+    const split = byName.get([...asks][0]);
+    assert.equal(split.type, 'split-based-on');
+    assert.match(split.properties.input, new RegExp(`widgets\\.${bot.name}\\.`), 'the split reads the bot widget\'s reply');
+    const handOvers = split.transitions.filter((t) => t.event === 'match');
+    assert.ok(handOvers.length > 0, split.name);
+    assert.equal(split.transitions.find((t) => t.event === 'noMatch').next, undefined, 'anything else stays with the bot');
+    const person = handOvers.find((t) => t.conditions[0].type === 'matches_any_of');
+    assert.ok(person.conditions[0].value.split(',').includes('agent'), split.name);
+    for (const handOver of handOvers) {
+      const flex = byName.get(handOver.next);
+      assert.equal(flex.type, 'send-to-flex', `${split.name} -> ${handOver.next}`);
+      const attributes = JSON.parse(flex.properties.attributes.replace(/\{\{[^}]+\}\}/g, 'x'));
+      for (const name of ['routing_rule', 'routing_transition', 'routing_arm']) assert.ok(name in attributes, `${flex.name}: ${name}`);
+    }
+  }
+  // A call's hand-over goes to the voice channel, a message's to the chat channel.
+  assert.equal(byName.get(byName.get('bot_call_asks_for_a_person').transitions[1].next).properties.channel, '__FLEX_VOICE_CHANNEL_SID__');
+  assert.equal(byName.get(byName.get('bot_message_asks_for_a_person').transitions[1].next).properties.channel, '__FLEX_CHAT_CHANNEL_SID__');
 });
 
 const VALUES = {
