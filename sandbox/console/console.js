@@ -213,6 +213,21 @@ async function loadOutcomes() {
     el("td", {}, o.mean_handle_time_secs == null ? "—" : `${Math.round(o.mean_handle_time_secs)} s`),
     el("td", {}, chips(o.sentiment))));
   $("#outcomes tbody").replaceChildren(...rows);
+  showShadow(data.shadow);
+}
+
+// The shadow set's disagreements, when one is judged beside the rules.
+function showShadow(shadow) {
+  $("#shadow-outcomes").hidden = !shadow;
+  if (!shadow) return;
+  const rate = shadow.decisions ? Math.round(100 * shadow.disagreements / shadow.decisions) : 0;
+  const moves = Object.entries(shadow.moves).map(([move, n]) => `${move}: ${n}`).join(", ");
+  $("#shadow-summary").textContent = `Judged on ${shadow.decisions} decisions; disagreed on ${shadow.disagreements} (${rate}%)${moves ? ` — ${moves}` : ""}. It never changed an answer.`;
+  const rows = shadow.examples.map((e) => el("tr", {},
+    el("td", {}, e.customer || "—"),
+    el("td", {}, `${e.transition} (${e.rule})`),
+    el("td", { class: "shadow" }, `${e.shadow_transition} (${e.shadow_rule})`)));
+  $("#shadow-examples tbody").replaceChildren(...rows);
 }
 
 // ---- Rules workbench ---------------------------------------------------------------------

@@ -12,12 +12,20 @@ use studio_router::adapters::segment::ProfileApi;
 use studio_router::domain::identity::{Customer, Identifier};
 use studio_router::domain::operations::route_decision::RouteDecision;
 use studio_router::edge::Operation;
+use studio_router::edge::functions::route_decision::decision_channel;
 use studio_router::edge::invocation::{Invocation, status_and_body};
 
 use crate::segment::now_ms;
 
 /// How many decisions the list keeps; older ones drop off.
 pub const KEPT: usize = 1000;
+
+/// The shadow set's transition and rule for one decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowVerdict {
+    pub transition: String,
+    pub rule: String,
+}
 
 /// One answer of route-decision.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +46,10 @@ pub struct Recorded {
     pub traits_from: Option<String>,
     /// The experiment's arm that decided, when the rules have an experiment.
     pub arm: Option<String>,
+    /// The channel the request was for (as the function reads it).
+    pub channel: Option<String>,
+    /// What the shadow rule set would have answered (`SHADOW_ROUTING_RULES`), when there is one.
+    pub shadow: Option<ShadowVerdict>,
     pub attributes: Map<String, Value>,
     /// A refused request's message (a 4xx or 5xx).
     pub error: Option<String>,
@@ -77,8 +89,9 @@ impl DecisionLog {
         took: Duration,
         phone_kind: &str,
         resolve: impl FnOnce(&Identifier) -> Option<String>,
+        shadow_of: impl FnOnce(&Recorded) -> Option<ShadowVerdict>,
     ) {
-        let customer = customer_of(event, phone_kind);
+        let (customer, channel) = request_of(event, phone_kind);
         let profile = customer.as_ref().and_then(resolve);
         let (status, body) = status_and_body(answer);
         let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -88,10 +101,8 @@ impl DecisionLog {
                 .and_then(Value::as_str)
                 .map_or_else(|| body.to_string(), str::to_owned)
         });
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.next += 1;
-        let recorded = Recorded {
-            seq: state.next,
+        let mut recorded = Recorded {
+            seq: 0,
             at_ms: now_ms(),
             customer: customer.map(|c| (c.kind().to_owned(), c.value().to_owned())),
             profile,
@@ -102,6 +113,8 @@ impl DecisionLog {
             profile_found: flag("profile_found"),
             traits_from: text("traits_from"),
             arm: text("arm"),
+            channel,
+            shadow: None,
             attributes: body
                 .get("attributes")
                 .and_then(Value::as_object)
@@ -110,6 +123,10 @@ impl DecisionLog {
             error,
             latency_us: u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
         };
+        recorded.shadow = shadow_of(&recorded);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.next += 1;
+        recorded.seq = state.next;
         if state.entries.len() == KEPT {
             state.entries.pop_front();
         }
@@ -128,17 +145,22 @@ impl DecisionLog {
     }
 }
 
-/// The identifier a route-decision request names, read as the function reads it.
-fn customer_of(event: &Value, phone_kind: &str) -> Option<Identifier> {
+/// The identifier and the channel a route-decision request names, read as the function
+/// reads them.
+fn request_of(event: &Value, phone_kind: &str) -> (Option<Identifier>, Option<String>) {
     let max = <RouteDecision<ProfileApi> as Operation>::MAX_BODY_BYTES;
-    let input = match Invocation::decode(event.clone(), max).ok()? {
-        Invocation::Http(request) => request.into_payload(max).ok()?,
-        Invocation::Direct(input) => input,
-        _ => return None,
+    let input = match Invocation::decode(event.clone(), max).ok() {
+        Some(Invocation::Http(request)) => request.into_payload(max).ok(),
+        Some(Invocation::Direct(input)) => Some(input),
+        _ => None,
     };
-    let fields = input.into_fields().ok()?;
-    match Identifier::from_fields(&fields, phone_kind).ok()? {
-        Customer::Identified(identifier) => Some(identifier),
-        Customer::Withheld => None,
-    }
+    let Some(fields) = input.and_then(|input| input.into_fields().ok()) else {
+        return (None, None);
+    };
+    let channel = decision_channel(&fields).ok().flatten();
+    let customer = match Identifier::from_fields(&fields, phone_kind) {
+        Ok(Customer::Identified(identifier)) => Some(identifier),
+        _ => None,
+    };
+    (customer, channel)
 }

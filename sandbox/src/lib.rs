@@ -25,6 +25,7 @@ use axum::body::Body;
 use axum::response::Response;
 use serde_json::Value;
 use studio_router::adapters::config::{self, Variables};
+use studio_router::domain::rules::RuleSet;
 use studio_router::edge::Edge;
 use studio_router::edge::functions::{profile_lookup, route_decision, trait_sync, wrap_up_ingest};
 use tokio::net::TcpListener;
@@ -45,9 +46,11 @@ use crate::store::Store;
 pub const SANDBOX_RULES: &str = include_str!("../rules.json");
 
 /// Variables a user may set to try their own configuration against the sandbox.
-pub const PASSED_THROUGH: [&str; 6] = [
+pub const PASSED_THROUGH: [&str; 8] = [
     "ROUTING_RULES",
     "ROUTING_RULES_FILE",
+    "SHADOW_ROUTING_RULES",
+    "SHADOW_ROUTING_RULES_FILE",
     "DECISION_DEADLINE_MS",
     "PROFILE_TIMEOUT_MS",
     "PROFILE_CACHE_TTL_SECS",
@@ -193,20 +196,25 @@ pub async fn start(options: Options) -> Result<Running, String> {
         Some(option) => Some(LocalTable::open(option).await?),
         None => None,
     };
-    let (mut functions, rules, editable_rules, phone_kind) =
+    let (mut functions, rules, editable_rules, phone_kind, shadow) =
         functions(&options, segment_addr, trait_store.as_ref())?;
     let decisions = Arc::new(DecisionLog::default());
+    let shadow_judged = shadow.is_some();
     let (log, store) = (decisions.clone(), segment.clone());
     functions.observe(
         "route-decision",
         Arc::new(move |event, answer, took| {
-            log.record(event, answer, took, &phone_kind, |identifier| {
+            let resolve = |identifier: &studio_router::domain::identity::Identifier| {
                 store
                     .store
                     .resolve(identifier.kind(), identifier.value())
                     .ok()
                     .flatten()
-            });
+            };
+            let judge = |recorded: &decisions::Recorded| {
+                console::outcomes::shadow_of(&store, shadow.as_deref()?, recorded)
+            };
+            log.record(event, answer, took, &phone_kind, resolve, judge);
         }),
     );
     let (stop, stopped) = watch::channel(false);
@@ -222,6 +230,7 @@ pub async fn start(options: Options) -> Result<Running, String> {
         decisions: decisions.clone(),
         functions: functions.clone(),
         escalation_window_secs: options.escalation_window_secs,
+        shadowing: shadow_judged,
     };
     // Both ports behind the same guard: loopback Host names and loopback pages only.
     let routers = (
@@ -327,7 +336,13 @@ async fn end_with_newline(response: Response) -> Response {
 
 /// The functions, the rules route-decision loaded (and follows while it runs), and
 /// the identifier type of phone numbers.
-type Loaded = (Functions, StartingRules, Arc<EditableRules>, String);
+type Loaded = (
+    Functions,
+    StartingRules,
+    Arc<EditableRules>,
+    String,
+    Option<Arc<RuleSet>>,
+);
 
 /// The three functions, configured as a deployment would be, but against this server.
 fn functions(
@@ -383,6 +398,7 @@ fn functions(
     };
     let phone_kind = decision.operation.phone_identifier.clone();
     let live = decision.operation.rules.clone();
+    let shadow = decision.operation.shadow.current();
     let rules = StartingRules {
         source: source.clone(),
         names: live.current().rule_names().map(str::to_owned).collect(),
@@ -404,5 +420,5 @@ fn functions(
         let sync = Edge::load(&lookup, trait_sync::load).map_err(|e| format!("trait-sync: {e}"))?;
         functions.add("trait-sync", sync, Duration::from_secs(6));
     }
-    Ok((functions, rules, active, phone_kind))
+    Ok((functions, rules, active, phone_kind, shadow))
 }

@@ -166,10 +166,17 @@ async fn the_console_in_a_browser() {
     std::fs::write(&rules_file, SANDBOX_RULES).expect("rules");
     let running = start(sandbox::Options {
         seed_demo: true,
-        function_env: vec![(
-            "ROUTING_RULES_FILE".into(),
-            rules_file.display().to_string(),
-        )],
+        function_env: vec![
+            (
+                "ROUTING_RULES_FILE".into(),
+                rules_file.display().to_string(),
+            ),
+            // A candidate set for the Outcomes view's shadow section: everyone to an agent.
+            (
+                "SHADOW_ROUTING_RULES".into(),
+                r#"{"rules": [], "default": "agent", "on_error": "agent"}"#.into(),
+            ),
+        ],
         ..options()
     })
     .await;
@@ -492,6 +499,12 @@ async fn the_console_in_a_browser() {
         &client,
         "outcomes listed",
         "const row = document.querySelector('#outcomes tbody tr[data-rule=\"default\"] .decisions'); return !!row && Number(row.textContent) >= 1",
+    )
+    .await;
+    until(
+        &client,
+        "the shadow's disagreements shown, masked",
+        "const box = document.querySelector('#shadow-outcomes'); const cell = document.querySelector('#shadow-examples tbody td'); return !box.hidden && !!cell && cell.textContent.includes('******') && /disagreed on [1-9]/.test(document.querySelector('#shadow-summary').textContent)",
     )
     .await;
     screenshot(&client, "outcomes", None).await;

@@ -61,3 +61,51 @@ async fn a_bot_decision_then_a_wrap_up_is_one_escalation_under_that_rule() {
     assert_eq!(row["sentiment"]["negative"], 1, "{row}");
     running.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_sets_disagreements_are_counted_by_move_with_masked_examples() {
+    let everyone_to_agents = r#"{"rules": [], "default": "agent", "on_error": "agent"}"#;
+    let running = start(sandbox::Options {
+        seed_demo: true,
+        function_env: vec![("SHADOW_ROUTING_RULES".into(), everyone_to_agents.into())],
+        ..options()
+    })
+    .await;
+    let http = Http::new();
+    let decided = http
+        .function(&running, "route-decision", &[("From", NEWCOMER)])
+        .await;
+    // The shadow never changes the answer: the sandbox's rules send the newcomer to the bot.
+    assert_eq!(decided.body["transition"], "bot", "{}", decided.body);
+    assert!(decided.body.get("shadow").is_none(), "{}", decided.body);
+
+    let body = http.console(&running, "outcomes").await.body;
+    let shadow = &body["shadow"];
+    assert_eq!(shadow["decisions"], 1, "{body}");
+    assert_eq!(shadow["disagreements"], 1, "{body}");
+    assert_eq!(shadow["moves"], json!({"bot -> agent": 1}));
+    let example = &shadow["examples"][0];
+    assert_eq!(
+        (
+            &example["transition"],
+            &example["shadow_transition"],
+            &example["shadow_rule"]
+        ),
+        (&json!("bot"), &json!("agent"), &json!("default"))
+    );
+    let customer = example["customer"].as_str().unwrap_or_default();
+    assert!(customer.contains("******"), "masked: {customer}");
+    assert!(
+        !body.to_string().contains(&NEWCOMER[2..]),
+        "no full number: {body}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_shadow_set_outcomes_have_no_shadow_section() {
+    let running = start(options()).await;
+    let body = Http::new().console(&running, "outcomes").await.body;
+    assert_eq!(body["shadow"], Value::Null, "{body}");
+    running.stop().await;
+}

@@ -40,6 +40,8 @@ pub struct Console {
     pub functions: Functions,
     /// How long after a bot answer an engagement with an agent counts as an escalation.
     pub escalation_window_secs: i64,
+    /// Whether a shadow rule set is judged beside the rules (`SHADOW_ROUTING_RULES`).
+    pub shadowing: bool,
 }
 
 /// The page and its API; served behind [`guard::guarded`], like everything on this port.

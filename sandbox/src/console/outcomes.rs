@@ -2,6 +2,8 @@
 //! decisions the sandbox saw. A bot-routed customer who reached an agent (a Flex engagement,
 //! as wrap-up-ingest sends it to the sandbox's Segment) within the escalation window is an
 //! escalation; the engagements after any decision give the handle time and the sentiment.
+//! With a shadow rule set, its disagreements with the rules: how many, which moves, and the
+//! newest examples with the customer masked.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -9,9 +11,17 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use studio_router::domain::rules::{Facts, RuleSet};
+
 use super::Console;
-use crate::decisions::Recorded;
+use super::customers::traits_of;
+use super::privacy::mask_text;
+use crate::decisions::{Recorded, ShadowVerdict};
+use crate::segment::Segment;
 use crate::store::StoredEvent;
+
+/// How many disagreements the Outcomes view shows as examples, newest first.
+const SHADOW_EXAMPLES: usize = 5;
 
 /// `ESCALATION_WINDOW_SECS` unless set: a customer who reaches an agent within an hour of the
 /// bot's answer was not served by the bot.
@@ -38,12 +48,13 @@ pub async fn outcomes(State(console): State<Console>) -> Response {
     let window_ms = console.escalation_window_secs.saturating_mul(1000);
     let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
     let mut events: HashMap<String, Vec<StoredEvent>> = HashMap::new();
-    for decision in console
+    let answered: Vec<Recorded> = console
         .decisions
         .after(0)
-        .iter()
+        .into_iter()
         .filter(|d| d.status == 200)
-    {
+        .collect();
+    for decision in &answered {
         let key = (
             decision.rule.clone().unwrap_or_default(),
             decision.arm.clone().unwrap_or_else(|| "none".to_owned()),
@@ -66,8 +77,81 @@ pub async fn outcomes(State(console): State<Console>) -> Response {
         .into_iter()
         .map(|((rule, arm), tally)| row(rule, arm, tally))
         .collect();
-    axum::Json(json!({"escalation_window_secs": console.escalation_window_secs, "outcomes": rows}))
-        .into_response()
+    let shadow = console.shadowing.then(|| disagreements(&answered));
+    axum::Json(json!({
+        "escalation_window_secs": console.escalation_window_secs,
+        "outcomes": rows,
+        "shadow": shadow,
+    }))
+    .into_response()
+}
+
+/// What the shadow set would have answered for a recorded decision, judged as the function
+/// judges it: its `on_error` when the decision fell back, else its rules on the customer's
+/// traits as they are now (just after the decision), on the request's channel. Inline traits
+/// and withheld callers are not recorded, so they are not judged.
+pub fn shadow_of(
+    segment: &Segment,
+    shadow: &RuleSet,
+    recorded: &Recorded,
+) -> Option<ShadowVerdict> {
+    if recorded.status != 200 || recorded.customer.is_none() {
+        return None;
+    }
+    let channel = recorded.channel.as_deref();
+    let verdict = if recorded.fallback {
+        shadow.on_error(channel)
+    } else {
+        let traits = match &recorded.profile {
+            Some(profile) => traits_of(segment, profile, recorded.at_ms).ok()?,
+            None => serde_json::Map::new(),
+        };
+        shadow.evaluate(&Facts {
+            traits: &traits,
+            channel,
+        })
+    };
+    Some(ShadowVerdict {
+        transition: verdict.transition,
+        rule: verdict.rule,
+    })
+}
+
+/// The shadow's disagreements with the decisions: the count, the moves
+/// (`agent -> bot`), and the newest examples, the customer masked.
+fn disagreements(answered: &[Recorded]) -> Value {
+    let judged: Vec<(&Recorded, &ShadowVerdict)> = answered
+        .iter()
+        .filter_map(|d| Some((d, d.shadow.as_ref()?)))
+        .collect();
+    let mut moves: BTreeMap<String, u64> = BTreeMap::new();
+    let mut examples = Vec::new();
+    for (decision, shadow) in judged.iter().rev() {
+        let transition = decision.transition.as_deref().unwrap_or_default();
+        if shadow.transition == transition {
+            continue;
+        }
+        *moves
+            .entry(format!("{transition} -> {}", shadow.transition))
+            .or_default() += 1;
+        if examples.len() < SHADOW_EXAMPLES {
+            examples.push(json!({
+                "at_ms": decision.at_ms,
+                "customer": decision.customer.as_ref().map(|(_, value)| mask_text(value)),
+                "transition": transition,
+                "rule": decision.rule,
+                "shadow_transition": shadow.transition,
+                "shadow_rule": shadow.rule,
+            }));
+        }
+    }
+    let disagreed: u64 = moves.values().sum();
+    json!({
+        "decisions": judged.len(),
+        "disagreements": disagreed,
+        "moves": moves,
+        "examples": examples,
+    })
 }
 
 /// Adds the engagements within the window after `decision` to `tally`; whether there was one.

@@ -55,10 +55,7 @@ fn request<P, U>(
     fields: &Fields,
     function: &RouteDecision<P, U>,
 ) -> Result<DecisionRequest, Failure> {
-    let channel = match fields::text(fields, "channel")? {
-        Some(channel) => Some(channel.to_lowercase()),
-        None => channel_of_from(fields).map(str::to_owned),
-    };
+    let channel = decision_channel(fields)?;
     let subject = match fields::object(fields, "traits")? {
         Some(traits) => Subject::Traits(traits),
         None => match Identifier::from_fields(fields, &function.phone_identifier)? {
@@ -71,6 +68,14 @@ fn request<P, U>(
         channel,
         explain: fields::flag(fields, "explain")?,
         returning: function.response_traits.clone(),
+    })
+}
+
+/// The channel a decision is for: the `channel` field, lower-cased, or what `From` says.
+pub fn decision_channel(fields: &Fields) -> Result<Option<String>, Failure> {
+    Ok(match fields::text(fields, "channel")? {
+        Some(channel) => Some(channel.to_lowercase()),
+        None => channel_of_from(fields).map(str::to_owned),
     })
 }
 
