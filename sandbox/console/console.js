@@ -89,6 +89,10 @@ async function loadCustomers() {
   state.customers = data.customers;
   $("#active-rule-names").textContent = data.rules.join(", ");
   const body = $("#customers tbody");
+  if (data.customers.length === 0) {
+    return body.replaceChildren(el("tr", { class: "loading" }, el("td", { colspan: "4" },
+      "No customers yet: send a message from Try it, or start the sandbox without --no-demo.")));
+  }
   body.replaceChildren(...data.customers.map((c) => el("tr", { "data-profile": c.profile },
     el("td", {}, el("a", { href: `#/customers/${encodeURIComponent(c.profile)}` }, c.name || c.profile)),
     el("td", {}, (c.identifiers || []).filter((i) => i.type !== "anonymous_id").map((i) => el("div", { class: "identifier" }, `${i.type}: ${i.value}`))),

@@ -41,7 +41,7 @@ use crate::lambda_urls::Functions;
 use crate::segment::Segment;
 use crate::store::Store;
 
-/// The routing rules the sandbox uses unless told otherwise: the README's fuller example, so
+/// The routing rules the sandbox uses unless told otherwise: the book's fuller example (docs/src/rules.md), so
 /// every demo customer shows a different branch.
 pub const SANDBOX_RULES: &str = include_str!("../rules.json");
 

@@ -7,10 +7,12 @@ use sandbox::engage::TraitStoreOption;
 use sandbox::{Options, PASSED_THROUGH, Running, demo};
 
 const USAGE: &str =
-    "usage: sandbox [--functions-port N] [--segment-port N] [--data FILE | --in-memory] [--reset]
-               [--traits FILE] [--token TOKEN] [--space-id ID] [--write-keys K1,K2] [--no-demo]
-               [--trait-store | --trait-store-endpoint URL]
+    "usage: sandbox [--rules FILE] [--functions-port N] [--segment-port N] [--data FILE | --in-memory]
+               [--reset] [--traits FILE] [--token TOKEN] [--space-id ID] [--write-keys K1,K2]
+               [--no-demo] [--trait-store | --trait-store-endpoint URL]
 
+  --rules FILE         route-decision's routing rules, reloaded when the file changes (the same
+                       as ROUTING_RULES_FILE; default: sandbox/rules.json)
   --functions-port N   Function URLs on 127.0.0.1:N (default 9000)
   --segment-port N     Segment-compatible server on 127.0.0.1:N (default 9010)
   --data FILE          database file (default .sandbox/segment.sqlite); kept across restarts
@@ -29,6 +31,7 @@ const USAGE: &str =
 /// The options, or `None` when the user asked for help.
 fn options() -> Result<Option<Options>, String> {
     let mut options = Options::default();
+    let mut rules_file = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -42,6 +45,7 @@ fn options() -> Result<Option<Options>, String> {
         match flag.as_str() {
             "--functions-port" => options.functions_addr.set_port(port(value()?)?),
             "--segment-port" => options.segment_addr.set_port(port(value()?)?),
+            "--rules" => rules_file = Some(value()?),
             "--data" => options.data = Some(PathBuf::from(value()?)),
             "--in-memory" => options.data = None,
             "--reset" => options.reset = true,
@@ -69,6 +73,15 @@ fn options() -> Result<Option<Options>, String> {
         if let Ok(value) = std::env::var(name) {
             options.function_env.push((name.into(), value));
         }
+    }
+    // The option wins over the environment's rules, whichever way they are given there.
+    if let Some(file) = rules_file {
+        options
+            .function_env
+            .retain(|(name, _)| name != "ROUTING_RULES" && name != "ROUTING_RULES_FILE");
+        options
+            .function_env
+            .push(("ROUTING_RULES_FILE".into(), file));
     }
     if let Ok(raw) = std::env::var("ESCALATION_WINDOW_SECS") {
         options.escalation_window_secs = raw
@@ -268,7 +281,7 @@ A customer's traits, as a Studio widget would read them:
 
 Watch the newcomer's traits change: a Flex wrap-up (as TaskRouter posts it), then docs page views:
 
-  curl -s -o /dev/null -w '%{{http_code}}\n' {ingest} -d EventType=reservation.wrapup -d TaskSid=WTsandbox00000000000000000000001 \
+  curl -s -o /dev/null -w 'wrap-up-ingest answered %{{http_code}} (204: accepted, nothing to return)\n' {ingest} -d EventType=reservation.wrapup -d TaskSid=WTsandbox00000000000000000000001 \
     -d WorkerSid=WK0000000000000000000000000000beef -d TaskAge=300 -d TaskChannelUniqueName=voice \
     --data-urlencode 'TaskAttributes={{"from":"{new}","direction":"inbound"}}'
   curl -s {lookup} --data-urlencode 'From={new}'

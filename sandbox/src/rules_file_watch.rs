@@ -55,8 +55,10 @@ fn reload(path: &PathBuf, active: &EditableRules) {
             let names: Vec<&str> = rules.rule_names().collect();
             tracing::info!(source = %source, rules = %names.join(", "), "rules reloaded; the next decision uses them");
         }
+        // For the person at the terminal, as a start-up error reads (a JSON line would escape
+        // the caret that points at the mistake).
         Err(error) => {
-            tracing::warn!(source = %source, %error, "the rules file changed but cannot be used; the rules in use stay");
+            eprintln!("\n{source} changed but cannot be used; the rules in use stay:\n{error}\n");
         }
     }
 }

@@ -2,11 +2,12 @@
 //! `chromium-driver`) driven over WebDriver. It opens the console on a running sandbox,
 //! finds the demo customers, edits a rule and sees the dry run move one, applies it and sees
 //! the next decision follow, sends a wrap-up and sees the timeline and trait change, and
-//! watches the live decision list grow. It saves screenshots of the main views to
-//! `docs/console/` (the README shows them).
+//! watches the live decision list grow. It saves screenshots of the main views under
+//! `target/tmp/console-screenshots/`, or with `UPDATE_SCREENSHOTS=1` over the book's
+//! (`docs/src/console/`).
 //!
 //! Needs Chromium: `.ci/run` installs it when missing and runs this with
-//! `--run-ignored only`; elsewhere `apt-get install chromium chromium-driver` first.
+//! `--run-ignored only`; elsewhere `apt-get update && apt-get install -y chromium chromium-driver` first.
 //! `CHROMEDRIVER` and `CHROMIUM` name other binaries.
 
 mod common;
@@ -123,7 +124,7 @@ async fn text_of(client: &Client, css: &str) -> String {
         .expect("text")
 }
 
-/// Saves what the browser shows as `docs/console/<name>.png`, scrolled to the top or to
+/// Saves what the browser shows as `<name>.png` (see the module doc for where), scrolled to the top or to
 /// the element `at`.
 async fn screenshot(client: &Client, name: &str, at: Option<&str>) {
     let scroll = match at {
@@ -132,8 +133,14 @@ async fn screenshot(client: &Client, name: &str, at: Option<&str>) {
     };
     client.execute(&scroll, Vec::new()).await.expect("scrolled");
     let png = client.screenshot().await.expect("a screenshot");
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/console"));
-    std::fs::create_dir_all(&dir).expect("docs/console");
+    // The committed ones (the book shows them) change only when asked, so a test run leaves
+    // the working tree clean.
+    let dir = if std::env::var_os("UPDATE_SCREENSHOTS").is_some() {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/src/console"))
+    } else {
+        PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/console-screenshots"))
+    };
+    std::fs::create_dir_all(&dir).expect("the screenshots' folder");
     std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot saved");
 }
 
@@ -208,6 +215,13 @@ async fn the_console_in_a_browser() {
         listed.contains("+1******0100") && !listed.contains("5555550100"),
         "{listed}"
     );
+    // Names and headers wrap between words, never inside one ("Dan/a", "Cust/ome/r").
+    until(
+        &client,
+        "names and headers on one line each",
+        "return [...document.querySelectorAll('#customers tbody td:first-child a, #customers th:first-child')].every((e) => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length === 1; }) && !document.querySelector('#active-rule-names').textContent.includes('loading')",
+    )
+    .await;
     screenshot(&client, "customers", None).await;
 
     // Revealed on request, locally.

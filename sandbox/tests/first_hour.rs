@@ -111,7 +111,11 @@ fn help_exits_0_and_a_port_in_use_names_its_option() {
         .output()
         .expect("run");
     assert!(help.status.success(), "{help:?}");
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--functions-port N"));
+    let usage = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        usage.contains("--functions-port N") && usage.contains("--rules FILE"),
+        "{usage}"
+    );
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
@@ -133,41 +137,61 @@ fn help_exits_0_and_a_port_in_use_names_its_option() {
     );
 }
 
-#[test]
-fn the_welcome_points_at_the_console() {
-    use std::io::{BufRead, BufReader};
-    let mut sandbox = Command::new(env!("CARGO_BIN_EXE_sandbox"))
-        .args([
-            "--in-memory",
-            "--segment-port",
-            "0",
-            "--functions-port",
-            "0",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run");
-    let stderr = sandbox.stderr.take().expect("stderr");
-    // Read on a thread of its own, so a welcome that lost its last line fails in 20 s
-    // instead of hanging.
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                return;
+/// The sandbox binary, its stderr read line by line on a thread of its own, so a welcome
+/// that lost its last line fails in 20 s instead of hanging.
+struct Spawned {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Spawned {
+    fn start(args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("run");
+        let stderr = child.stderr.take().expect("stderr");
+        let (sender, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// What it printed up to and with the first line containing `until` (or 20 s of silence).
+    fn read_until(&self, until: &str) -> String {
+        let mut text = String::new();
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_secs(20)) {
+            text.push_str(&line);
+            text.push('\n');
+            if line.contains(until) {
+                break;
             }
         }
-    });
-    let mut welcome = String::new();
-    while let Ok(line) = received.recv_timeout(std::time::Duration::from_secs(20)) {
-        welcome.push_str(&line);
-        welcome.push('\n');
-        if line.contains("in a browser") {
-            break;
-        }
+        text
     }
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ANY_PORTS: [&str; 4] = ["--segment-port", "0", "--functions-port", "0"];
+
+#[test]
+fn the_welcome_points_at_the_console_and_says_what_204_means() {
+    let sandbox = Spawned::start(&[&["--in-memory"][..], &ANY_PORTS].concat());
+    let welcome = sandbox.read_until("in a browser");
     let console = welcome
         .lines()
         .find_map(|l| l.trim().strip_prefix("console"))
@@ -182,4 +206,66 @@ fn the_welcome_points_at_the_console() {
         welcome.contains(&format!("Or open {console} in a browser")),
         "{welcome}"
     );
+    // The wrap-up command prints only a status: it says that 204 is success.
+    let wrap_up = welcome
+        .lines()
+        .find(|l| l.contains("wrap-up-ingest") && l.contains("http_code"))
+        .unwrap_or_else(|| panic!("no wrap-up command in {welcome}"));
+    assert!(wrap_up.contains("204: accepted"), "{wrap_up}");
+}
+
+#[test]
+fn rules_from_the_option_are_loaded_and_a_broken_edit_reads_as_text() {
+    let dir = common::TempDb::new("rules-option");
+    let folder = dir.0.parent().expect("a folder").to_path_buf();
+    std::fs::create_dir_all(&folder).expect("folder");
+    let file = folder.join("my-rules.json");
+    let good = r#"{"rules": [{"name": "mine", "when": "traits.vip == true", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#;
+    std::fs::write(&file, good).expect("rules");
+    let path = file.display().to_string();
+    let sandbox = Spawned::start(&[&["--in-memory", "--rules", &path][..], &ANY_PORTS].concat());
+    let welcome = sandbox.read_until("in a browser");
+    let rules = welcome
+        .lines()
+        .find(|l| l.trim_start().starts_with("rules "))
+        .unwrap_or_else(|| panic!("no rules line in {welcome}"));
+    assert!(rules.contains(&path) && rules.contains("mine"), "{rules}");
+
+    std::fs::write(&file, good.replace("traits.vip == true", "traits.vip ==")).expect("edit");
+    let reload = sandbox.read_until("^");
+    assert!(
+        reload.contains(&format!("{path} changed but cannot be used")),
+        "{reload}"
+    );
+    let caret = reload.lines().last().unwrap_or_default();
+    assert!(
+        caret.trim() == "^" || caret.trim_end().ends_with('^'),
+        "{reload}"
+    );
+    assert!(
+        !reload.contains("\\\"") && !reload.contains("\\n"),
+        "not JSON-escaped: {reload}"
+    );
+}
+
+#[test]
+fn a_second_sandbox_on_the_same_data_is_refused_by_name() {
+    let dir = common::TempDb::new("second-sandbox");
+    let data = dir.0.display().to_string();
+    let first = Spawned::start(&[&["--data", &data][..], &ANY_PORTS].concat());
+    let _ = first.read_until("in a browser");
+    let second = Command::new(env!("CARGO_BIN_EXE_sandbox"))
+        .args([&["--data", &data][..], &ANY_PORTS].concat())
+        .output()
+        .expect("run");
+    assert!(!second.status.success(), "{second:?}");
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains(&data) && message.contains("another sandbox is using it"),
+        "{message}"
+    );
+    drop(first);
+    // Once the first has stopped, the file is free again.
+    let third = Spawned::start(&[&["--data", &data][..], &ANY_PORTS].concat());
+    assert!(third.read_until("in a browser").contains("in a browser"));
 }

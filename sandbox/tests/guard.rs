@@ -56,7 +56,7 @@ fn assert_refused(reply: &common::Response, phone: &str) {
     assert!(!text.contains(phone.trim_start_matches('+')), "{text}");
 }
 
-/// A TaskRouter wrap-up of a call from the newcomer, as the README's walkthrough posts it.
+/// A TaskRouter wrap-up of a call from the newcomer, as the README's tour posts it.
 fn wrap_up(task: &str) -> Vec<u8> {
     let attributes = json!({"from": NEWCOMER, "direction": "inbound"}).to_string();
     form(&[

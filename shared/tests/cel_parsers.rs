@@ -195,7 +195,7 @@ fn expressions_in(rules: &Value) -> Vec<String> {
     found
 }
 
-/// The rules we ship and the ones the README and template show, so a user copying an
+/// The rules we ship and the ones the README, the book and the template show, so a user copying an
 /// example gets the tree the crate's documented parser would give.
 #[test]
 fn the_parsers_agree_on_every_rule_we_ship_or_document() {
@@ -206,6 +206,15 @@ fn the_parsers_agree_on_every_rule_we_ship_or_document() {
     // JSON rules documents written out in the README, each on lines of its own.
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README");
     documents.extend(json_blocks(&readme));
+    // And in the book, where the rules chapter lives.
+    for entry in std::fs::read_dir(root.join("docs/src")).expect("docs/src") {
+        let path = entry.expect("an entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            documents.extend(json_blocks(
+                &std::fs::read_to_string(path).expect("a chapter"),
+            ));
+        }
+    }
     let mut checked = 0;
     for document in &documents {
         let Ok(rules) = serde_json::from_str::<Value>(document) else {

@@ -14,7 +14,7 @@ const flow = JSON.parse(template);
 const { fallback } = require('../serverless/functions/route-decision.protected.js');
 
 // What route-decision answers (shared/src/domain/routing.rs, Decision; `traits` with
-// RESPONSE_TRAITS) and the attributes the README's rules set.
+// RESPONSE_TRAITS) and the attributes the book's rules set (docs/src/rules.md).
 const DECISION_FIELDS = new Set(['transition', 'rule', 'fallback', 'profile_found', 'attributes']);
 // Present only with an experiment in the rules (Studio fills an absent one with an empty
 // string), so the proxy's fallback need not have them.

@@ -58,6 +58,9 @@ pub enum Ingested {
 
 pub struct Store {
     connection: Mutex<Connection>,
+    /// Held while the store is open: a second sandbox on the same file is refused, not left to
+    /// write into the first one's data.
+    _in_use: Option<std::fs::File>,
 }
 
 const SCHEMA: &str = "
@@ -87,6 +90,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| file_error(e.to_string()))?;
         }
+        let in_use = Self::claim(path).map_err(file_error)?;
         if reset {
             for suffix in ["", "-wal", "-shm"] {
                 let file = format!("{}{suffix}", path.display());
@@ -97,19 +101,38 @@ impl Store {
                 }
             }
         }
-        Self::with(Connection::open(path)?)
+        Self::with(Connection::open(path)?, Some(in_use))
     }
 
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::with(Connection::open_in_memory()?)
+        Self::with(Connection::open_in_memory()?, None)
     }
 
-    fn with(connection: Connection) -> Result<Self, StoreError> {
+    /// An exclusive lock on `<path>.lock`, released when the process ends however it ends.
+    fn claim(path: &Path) -> Result<std::fs::File, String> {
+        let lock_path = format!("{}.lock", path.display());
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| format!("{lock_path}: {e}"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(
+                "another sandbox is using it; stop that one, or start this one with --data OTHER_FILE or --in-memory".to_owned(),
+            ),
+            Err(std::fs::TryLockError::Error(e)) => Err(format!("{lock_path}: {e}")),
+        }
+    }
+
+    fn with(connection: Connection, in_use: Option<std::fs::File>) -> Result<Self, StoreError> {
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.execute_batch(SCHEMA)?;
         Ok(Self {
             connection: Mutex::new(connection),
+            _in_use: in_use,
         })
     }
 

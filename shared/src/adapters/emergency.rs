@@ -1,7 +1,7 @@
 //! The emergency override: one Parameter Store parameter that, while it names a transition,
 //! sends every customer there ("the bot is down: everyone to agents"), whatever the rules say
 //! and without asking Segment. `off` (or nothing) lifts it. Set with one `aws ssm
-//! put-parameter` (README, operations); read through the Parameters and Secrets extension
+//! put-parameter` (docs/src/operating.md); read through the Parameters and Secrets extension
 //! during INVOKE, kept fresh like the rules ([`crate::adapters::refresh`]), max age
 //! `OVERRIDE_MAX_AGE_SECS` (default 15 s).
 //!

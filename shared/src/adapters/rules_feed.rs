@@ -23,7 +23,7 @@ use crate::adapters::extension::{ExtensionError, LocalExtension};
 use crate::adapters::http_client::HttpClient;
 use crate::adapters::refresh::{Freshness, Refresh};
 use crate::adapters::secrets::SecretsExtension;
-use crate::domain::routing::fits_beside;
+use crate::domain::routing::shadow_admitted;
 use crate::domain::rules::{RuleSet, RulesInUse, ShadowInUse};
 use crate::support::metrics::{self, Counter};
 
@@ -85,11 +85,7 @@ impl Destination {
                 live,
                 returned,
             } => {
-                fits_beside(&live.current(), &rules, returned).map_err(|asked| {
-                    format!(
-                        "with the live rules a decision would ask for {asked} traits; one Profile API request returns at most 200"
-                    )
-                })?;
+                shadow_admitted(&live.current(), &rules, returned)?;
                 shadow.replace(rules);
             }
         }

@@ -281,6 +281,28 @@ fn asked<'s>(
     (Some(wanted), shadow)
 }
 
+/// Whether `shadow` may be judged beside `live`: its transitions are ones `live` declares
+/// (when it declares them), and its traits fit the one lookup ([`fits_beside`]). `Err` says
+/// why not, for the log.
+pub fn shadow_admitted(
+    live: &RuleSet,
+    shadow: &RuleSet,
+    returned: &BTreeSet<String>,
+) -> Result<(), String> {
+    if let Some((rule, transition)) = live.undeclared_in(shadow).next() {
+        return Err(format!(
+            "its rule \"{rule}\" answers \"{transition}\", which is not one of the live rules' declared transitions ({})",
+            live.declared_list()
+        ));
+    }
+    fits_beside(live, shadow, returned).map_err(|asked| {
+        format!(
+            "with the live rules a decision would ask for {asked} traits; one Profile API request returns at most {}",
+            TraitsQuery::MAX_LIMIT
+        )
+    })
+}
+
 /// Whether one lookup still covers `shadow`'s traits beside `live`'s and the `returned` ones
 /// (a shadow never adds a lookup); `Err` with how many a decision would ask for when not.
 pub fn fits_beside(

@@ -12,7 +12,7 @@ use super::{
 use crate::adapters::emergency::EmergencyOverride;
 use crate::adapters::rules_feed::{Destination, RulesFeed};
 use crate::domain::ports::TraitsQuery;
-use crate::domain::routing::fits_beside;
+use crate::domain::routing::shadow_admitted;
 use crate::domain::rules::{RuleSet, RulesInUse, ShadowInUse};
 
 /// route-decision's configuration.
@@ -127,16 +127,13 @@ fn fits_one_lookup(rules: &RuleSet, returned: &BTreeSet<String>) -> Result<(), V
     Ok(())
 }
 
-/// Whether the shadow's traits still fit the one lookup beside the live rules' and the
-/// returned ones; a shadow that does not is logged and left out, never a start failure.
+/// Whether the shadow may be judged beside the live rules (their declared transitions, one
+/// lookup for both); one that may not is logged and left out, never a start failure.
 fn shadow_fits(rules: &RuleSet, shadow: &RuleSet, returned: &BTreeSet<String>) -> bool {
-    match fits_beside(rules, shadow, returned) {
+    match shadow_admitted(rules, shadow, returned) {
         Ok(()) => true,
-        Err(asked) => {
-            tracing::warn!(
-                asked,
-                "shadow rules ignored: with them a decision would ask for more traits than one Profile API request returns ({MAX_RESPONSE_TRAITS})"
-            );
+        Err(why) => {
+            tracing::warn!(%why, "shadow rules ignored");
             false
         }
     }

@@ -45,6 +45,7 @@ pub fn report(path: &str, json: &str, trial: Option<&Trial<'_>>) -> Result<Strin
         );
     }
     let _ = writeln!(out, "traits requested from Segment: {traits}");
+    let _ = writeln!(out, "{}", transitions_line(&rules));
     if let Some(trial) = trial {
         let (verdict, traces) = rules.explain(&Facts {
             traits: trial.traits,
@@ -80,6 +81,26 @@ fn outcome_name(outcome: TraceOutcome) -> String {
         .unwrap_or_default()
 }
 
+/// The transitions the flow's Split needs a branch for, and whether the document holds its
+/// rules to them.
+fn transitions_line(rules: &RuleSet) -> String {
+    let mut used: Vec<&str> = rules.transitions().collect();
+    if let Some(experiment) = rules.experiment() {
+        used.extend(experiment.rules.transitions());
+    }
+    used.sort_unstable();
+    used.dedup();
+    let list = used.join(", ");
+    if rules.declared_transitions().is_some() {
+        return format!("transitions (declared): {list}");
+    }
+    let quoted: Vec<String> = used.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "transitions the flow's Split needs: {list} (declare \"transitions\": [{}] to refuse any other)",
+        quoted.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -94,7 +115,8 @@ mod tests {
             "default": "bot", "on_error": "agent"}"#;
         assert_eq!(
             report("rules.json", rules, None).unwrap(),
-            "rules.json: ok, 2 rule(s): vip, docs\ntraits requested from Segment: docs_last_2_days, lifetime_value\n"
+            "rules.json: ok, 2 rule(s): vip, docs\ntraits requested from Segment: docs_last_2_days, lifetime_value\n\
+             transitions the flow's Split needs: agent, bot (declare \"transitions\": [\"agent\", \"bot\"] to refuse any other)\n"
         );
         let traits = json!({"lifetime_value": "9000"});
         let trial = Trial {
@@ -104,7 +126,7 @@ mod tests {
         };
         let out = report("rules.json", rules, Some(&trial)).unwrap();
         assert_eq!(
-            out.lines().skip(2).collect::<Vec<_>>(),
+            out.lines().skip(3).collect::<Vec<_>>(),
             [
                 "kim.json (channel: sms): bot by rule default",
                 "  vip: wrong_type ('>=' does not apply to (string, int))",

@@ -51,8 +51,52 @@ impl RuleSet {
             };
         }
         set.experiment = experiment;
+        if let Some(declared) = file.transitions {
+            set.declared = Some(declared_transitions(declared)?);
+            set.check_declared()?;
+        }
         Ok(set)
     }
+
+    /// Every transition of the rules, `default`, `on_error` and the experiment's is one the
+    /// document declares: a mistyped one (`agnet`) is refused here rather than sending those
+    /// customers down the Split's "No Condition Matches".
+    fn check_declared(&self) -> Result<(), RulesError> {
+        let sets = std::iter::once(("", self)).chain(
+            self.experiment
+                .iter()
+                .map(|e| ("experiment ", e.rules.as_ref())),
+        );
+        for (prefix, set) in sets {
+            if let Some((rule, transition)) = self.undeclared_in(set).next() {
+                return Err(RulesError::Invalid {
+                    rule: format!("{prefix}{rule}"),
+                    problem: format!(
+                        "transition \"{transition}\" is not one of the declared transitions ({})",
+                        self.declared_list()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `transitions`: a non-empty list of non-empty names.
+fn declared_transitions(declared: Vec<String>) -> Result<BTreeSet<String>, RulesError> {
+    let invalid = |problem: &str| RulesError::Invalid {
+        rule: "transitions".into(),
+        problem: problem.into(),
+    };
+    if declared.is_empty() {
+        return Err(invalid(
+            "lists the Split's transitions; an empty list would refuse every rule",
+        ));
+    }
+    if declared.iter().any(|t| t.trim().is_empty()) {
+        return Err(invalid("a transition needs a non-empty name"));
+    }
+    Ok(declared.into_iter().collect())
 }
 
 /// The experiment's rules, with the document's `default` and `on_error` where it names none.
@@ -126,6 +170,7 @@ fn compile_set(
         referenced: reads.referenced,
         loops: reads.loops,
         experiment: None,
+        declared: None,
     })
 }
 
@@ -315,5 +360,83 @@ mod experiment_tests {
             ..RuleSet::compile(DOCUMENT).unwrap().experiment.unwrap()
         };
         assert_eq!(none.arm(key), super::super::Arm::Control);
+    }
+}
+
+#[cfg(test)]
+mod declared_tests {
+    use super::*;
+
+    #[test]
+    fn a_transition_outside_the_declared_ones_is_refused_wherever_it_is() {
+        let cases = [
+            (
+                r#"{"transitions": ["agent", "bot"], "rules": [{"name": "vip", "when": "true", "transition": "agnet"}], "default": "bot", "on_error": "agent"}"#,
+                "vip",
+                "agnet",
+            ),
+            (
+                r#"{"transitions": ["agent", "bot"], "rules": [], "default": "bto", "on_error": "agent"}"#,
+                "default",
+                "bto",
+            ),
+            (
+                r#"{"transitions": ["agent", "bot"], "rules": [], "default": "bot", "on_error": {"transition": "human"}}"#,
+                "on_error",
+                "human",
+            ),
+            (
+                r#"{"transitions": ["agent", "bot"], "rules": [], "default": "bot", "on_error": "agent",
+                    "experiment": {"name": "e", "share": 0.1, "rules": [{"name": "t", "when": "true", "transition": "voicebot"}]}}"#,
+                "experiment t",
+                "voicebot",
+            ),
+        ];
+        for (json, rule, transition) in cases {
+            let error = RuleSet::compile(json)
+                .err()
+                .unwrap_or_else(|| panic!("accepted: {json}"))
+                .to_string();
+            assert!(
+                error.contains(&format!("rule \"{rule}\""))
+                    && error.contains(&format!("\"{transition}\""))
+                    && error.contains("(agent, bot)"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn declared_transitions_admit_their_own_and_an_empty_list_is_refused() {
+        let ok = RuleSet::compile(
+            r#"{"transitions": ["agent", "bot", "voicemail"], "rules": [{"name": "vip", "when": "true", "transition": "agent"}], "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.declared_transitions().map(BTreeSet::len), Some(3));
+        for empty in [r#"[]"#, r#"[""]"#] {
+            let json = format!(
+                r#"{{"transitions": {empty}, "rules": [], "default": "bot", "on_error": "agent"}}"#
+            );
+            assert!(RuleSet::compile(&json).is_err(), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_shadow_is_held_to_the_live_documents_declaration() {
+        let live = RuleSet::compile(
+            r#"{"transitions": ["agent", "bot"], "rules": [], "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap();
+        let shadow = RuleSet::compile(
+            r#"{"rules": [{"name": "x", "when": "true", "transition": "agnet"}], "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            live.undeclared_in(&shadow).collect::<Vec<_>>(),
+            [("x", "agnet")]
+        );
+        let undeclared =
+            RuleSet::compile(r#"{"rules": [], "default": "bot", "on_error": "agent"}"#).unwrap();
+        assert_eq!(undeclared.undeclared_in(&shadow).count(), 0);
     }
 }

@@ -1,4 +1,4 @@
-//! The rules document's schema, as operators write it (see the README's "Routing rules").
+//! The rules document's schema, as operators write it (see docs/src/rules.md).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,9 @@ pub(super) struct RulesFile {
     pub(super) on_error: OutcomeSpec,
     #[serde(default)]
     pub(super) experiment: Option<ExperimentSpec>,
+    /// The transitions the flow's Split has; when given, no rule may answer another.
+    #[serde(default)]
+    pub(super) transitions: Option<Vec<String>>,
 }
 
 /// A share of customers decided by other rules: `{"name", "share", "rules"}`, and its own

@@ -122,6 +122,8 @@ pub struct RuleSet {
     loops: bool,
     /// A share of customers decided by other rules.
     experiment: Option<Experiment>,
+    /// The document's `transitions`, when it declares them.
+    declared: Option<BTreeSet<String>>,
 }
 
 /// `experiment` in a rules document: `share` of customers, chosen by a stable hash of the
@@ -199,6 +201,41 @@ impl RuleSet {
 
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.rules.iter().map(|rule| rule.name.as_str())
+    }
+
+    /// The transitions the document declares (`transitions`), if it does.
+    pub fn declared_transitions(&self) -> Option<&BTreeSet<String>> {
+        self.declared.as_ref()
+    }
+
+    /// `other`'s rules (named) whose transition this document does not declare; none when it
+    /// declares none. A shadow set is held to the live document's declaration.
+    pub fn undeclared_in<'a>(
+        &'a self,
+        other: &'a RuleSet,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let named = other
+            .rules
+            .iter()
+            .map(|rule| (rule.name.as_str(), &rule.outcome))
+            .chain([("default", &other.default), ("on_error", &other.on_error)]);
+        named
+            .map(|(name, outcome)| (name, outcome.transition.as_str()))
+            .filter(move |(_, transition)| {
+                self.declared
+                    .as_ref()
+                    .is_some_and(|declared| !declared.contains(*transition))
+            })
+    }
+
+    /// The declared transitions, comma-separated, for messages.
+    pub fn declared_list(&self) -> String {
+        self.declared
+            .iter()
+            .flatten()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Every transition the rules can answer (the Split's branches), each once.

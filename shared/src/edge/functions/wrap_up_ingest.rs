@@ -205,7 +205,7 @@ impl<S: EventSink> Operation for WrapUpIngest<S> {
     const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Lambda's own limit for a synchronous request. Event Streams documents no batch size,
     /// and it discards a delivery answered with a 4xx: a lower limit could lose events. The
-    /// events are read one at a time, so the memory this takes stays bounded (see the README).
+    /// events are read one at a time, so the memory this takes stays bounded (see docs/src/wrap-up-ingest.md).
     const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
     /// A JSON object is one event.
     const MAX_OBJECT_BYTES: usize = MAX_EVENT_BYTES;
