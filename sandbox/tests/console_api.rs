@@ -289,6 +289,21 @@ async fn the_workbench_checks_dry_runs_and_applies_without_touching_the_file_unl
         .await;
     assert_eq!(applied.status, 422, "{}", applied.body);
 
+    // The sandbox's rules declare their transitions: a mistyped one is refused at its rule.
+    let mistyped = edited(r#""default": "bot""#, r#""default": "bto""#);
+    let checked = http
+        .console_post(&running, "rules/check", &json!({"text": mistyped}))
+        .await;
+    assert_eq!(checked.status, 422, "{}", checked.body);
+    assert_eq!(checked.body["error"]["rule"], "default", "{}", checked.body);
+    assert!(
+        checked.body["error"]["message"].as_str().is_some_and(
+            |m| m.contains("\"bto\" is not one of the declared transitions (agent, bot)")
+        ),
+        "{}",
+        checked.body
+    );
+
     // Docs readers need more than 5 pages now: Dana (3) moves to the bot, nobody else moves.
     let stricter = edited("traits.docs_last_2_days > 0", "traits.docs_last_2_days > 5");
     let dry = http

@@ -510,3 +510,33 @@ fn check_rules_validates_a_rules_file_offline() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_that_answer_a_transition_they_do_not_declare_stop_the_start_by_name() {
+    let runtime = RuntimeApi::start().await;
+    let mistyped = r#"{"transitions": ["agent", "bot"],
+        "rules": [{"name": "vip", "when": "traits.vip == true", "transition": "agnet"}],
+        "default": "bot", "on_error": "agent"}"#;
+    let function = Function::start(
+        "route-decision",
+        &runtime,
+        &[
+            ("SEGMENT_SPACE_ID", "spa_test".into()),
+            ("SEGMENT_PROFILE_API_TOKEN", "t".into()),
+            ("ROUTING_RULES", mistyped.into()),
+        ],
+    )
+    .await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_eq!(answer.status(), 500);
+    assert_eq!(answer.body()["error"]["code"], "configuration_error");
+    let line = function
+        .log_line("configuration is invalid; every request will answer 500 until it is fixed")
+        .await;
+    let error = line["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("rule \"vip\"")
+            && error.contains("\"agnet\" is not one of the declared transitions"),
+        "{line}"
+    );
+}
