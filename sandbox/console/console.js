@@ -187,6 +187,10 @@ function traitsFrom(d) {
 }
 
 function renderDecisions() {
+  if (state.decisions.length === 0) {
+    return $("#decisions tbody").replaceChildren(el("tr", { class: "loading" }, el("td", { colspan: "8" },
+      "No decisions yet: send one from Try it, or with one of the curl commands the sandbox printed.")));
+  }
   const rows = state.decisions.slice().reverse().map((d) => el("tr", { "data-seq": d.seq },
     el("td", {}, d.at.slice(11, 23)),
     el("td", {}, d.profile ? el("a", { href: `#/customers/${encodeURIComponent(d.profile)}` }, d.name || d.profile) : (d.status === 200 ? "not in Segment" : "—"),

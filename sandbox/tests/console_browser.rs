@@ -42,7 +42,7 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot start {binary} ({e}): apt-get install chromium chromium-driver")
+                panic!("cannot start {binary} ({e}): apt-get update && apt-get install -y chromium chromium-driver")
             });
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();

@@ -199,6 +199,17 @@ async fn route_decision_is_appconfigs_validator_with_the_same_compiler() {
         .await;
     assert_eq!(refused["version"], "3");
 
+    // A version that declares its transitions and answers another is refused the same way.
+    let mistyped =
+        r#"{"transitions": ["agent", "bot"], "rules": [], "default": "bto", "on_error": "agent"}"#;
+    let bad = runtime.invoke(validation_event(mistyped, "4")).await;
+    let message = bad.payload["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("\"bto\" is not one of the declared transitions"),
+        "{}",
+        bad.payload
+    );
+
     let not_base64 = runtime
         .invoke(json!({"applicationId": "a", "configurationProfileId": "p", "content": "%%%"}))
         .await;

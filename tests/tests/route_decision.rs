@@ -360,23 +360,24 @@ async fn methods_and_bodies_out_of_contract_get_their_status() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_misconfigured_function_answers_500_and_logs_which_variable() {
-    let runtime = RuntimeApi::start().await;
-    let function = Function::start(
-        "route-decision",
-        &runtime,
-        &[("SEGMENT_PROFILE_API_TOKEN", "t".into())],
-    )
-    .await;
-    let answer = runtime.invoke(studio_request(PHONE)).await;
-    assert_eq!(answer.status(), 500);
-    assert_eq!(answer.body()["error"]["code"], "configuration_error");
-    let line = function
-        .log_line("configuration is invalid; every request will answer 500 until it is fixed")
-        .await;
+    let line = refused_configuration(&[("SEGMENT_PROFILE_API_TOKEN", "t".into())]).await;
     assert_eq!(
         line["error"],
         "SEGMENT_SPACE_ID is not set (it is required)"
     );
+}
+
+/// Starts route-decision with `env`, sees a request answered 500 `configuration_error`, and
+/// returns the log line that says why.
+async fn refused_configuration(env: &[(&str, String)]) -> Value {
+    let runtime = RuntimeApi::start().await;
+    let function = Function::start("route-decision", &runtime, env).await;
+    let answer = runtime.invoke(studio_request(PHONE)).await;
+    assert_eq!(answer.status(), 500);
+    assert_eq!(answer.body()["error"]["code"], "configuration_error");
+    function
+        .log_line("configuration is invalid; every request will answer 500 until it is fixed")
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -513,26 +514,15 @@ fn check_rules_validates_a_rules_file_offline() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rules_that_answer_a_transition_they_do_not_declare_stop_the_start_by_name() {
-    let runtime = RuntimeApi::start().await;
     let mistyped = r#"{"transitions": ["agent", "bot"],
         "rules": [{"name": "vip", "when": "traits.vip == true", "transition": "agnet"}],
         "default": "bot", "on_error": "agent"}"#;
-    let function = Function::start(
-        "route-decision",
-        &runtime,
-        &[
-            ("SEGMENT_SPACE_ID", "spa_test".into()),
-            ("SEGMENT_PROFILE_API_TOKEN", "t".into()),
-            ("ROUTING_RULES", mistyped.into()),
-        ],
-    )
+    let line = refused_configuration(&[
+        ("SEGMENT_SPACE_ID", "spa_test".into()),
+        ("SEGMENT_PROFILE_API_TOKEN", "t".into()),
+        ("ROUTING_RULES", mistyped.into()),
+    ])
     .await;
-    let answer = runtime.invoke(studio_request(PHONE)).await;
-    assert_eq!(answer.status(), 500);
-    assert_eq!(answer.body()["error"]["code"], "configuration_error");
-    let line = function
-        .log_line("configuration is invalid; every request will answer 500 until it is fixed")
-        .await;
     let error = line["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("rule \"vip\"")

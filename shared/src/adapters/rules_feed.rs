@@ -330,6 +330,23 @@ mod tests {
     }
 
     #[test]
+    fn a_shadow_answering_a_transition_the_live_rules_do_not_declare_is_refused() {
+        let shadow = Arc::new(ShadowInUse::default());
+        let declared = r#"{"transitions": ["agent", "bot"], "rules": [], "default": "bot", "on_error": "agent"}"#;
+        let into = Destination::Shadow {
+            shadow: shadow.clone(),
+            live: Arc::new(RulesInUse::new(RuleSet::compile(declared).unwrap())),
+            returned: Arc::default(),
+        };
+        let mistyped = r#"{"rules": [{"name": "x", "when": "true", "transition": "agnet"}], "default": "bot", "on_error": "agent"}"#;
+        let refused = into.replace(RuleSet::compile(mistyped).unwrap());
+        assert!(refused.is_err_and(|why| why.contains(
+            "\"agnet\", which is not one of the live rules' declared transitions (agent, bot)"
+        )),);
+        assert!(shadow.current().is_none());
+    }
+
+    #[test]
     fn unset_means_the_rules_do_not_come_from_appconfig() {
         assert!(source(&[]).unwrap().is_none());
     }
