@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use studio_router::adapters::segment::ProfileApi;
 use studio_router::domain::identity::{Customer, Identifier};
 use studio_router::domain::operations::route_decision::RouteDecision;
+use studio_router::domain::routing::ShadowVerdict;
 use studio_router::edge::Operation;
 use studio_router::edge::functions::route_decision::decision_channel;
 use studio_router::edge::invocation::{Invocation, status_and_body};
@@ -19,13 +20,6 @@ use crate::segment::now_ms;
 
 /// How many decisions the list keeps; older ones drop off.
 pub const KEPT: usize = 1000;
-
-/// The shadow set's transition and rule for one decision.
-#[derive(Debug, Clone, Serialize)]
-pub struct ShadowVerdict {
-    pub transition: String,
-    pub rule: String,
-}
 
 /// One answer of route-decision.
 #[derive(Debug, Clone, Serialize)]

@@ -7,10 +7,12 @@ use common::{Http, options, start};
 use sandbox::demo::NEWCOMER;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bot_decision_then_a_wrap_up_is_one_escalation_under_that_rule() {
+/// A sandbox with the demo customers and `function_env`, and the newcomer's decision there
+/// (the sandbox's rules send them to the bot).
+async fn newcomer_decided(function_env: Vec<(String, String)>) -> (sandbox::Running, Http, Value) {
     let running = start(sandbox::Options {
         seed_demo: true,
+        function_env,
         ..options()
     })
     .await;
@@ -19,7 +21,13 @@ async fn a_bot_decision_then_a_wrap_up_is_one_escalation_under_that_rule() {
         .function(&running, "route-decision", &[("From", NEWCOMER)])
         .await;
     assert_eq!(decided.body["transition"], "bot", "{}", decided.body);
-    let rule = decided.body["rule"].as_str().unwrap_or_default().to_owned();
+    (running, http, decided.body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_decision_then_a_wrap_up_is_one_escalation_under_that_rule() {
+    let (running, http, decided) = newcomer_decided(Vec::new()).await;
+    let rule = decided["rule"].as_str().unwrap_or_default().to_owned();
     let outcome = |body: &Value| -> Value {
         body["outcomes"]
             .as_array()
@@ -65,19 +73,10 @@ async fn a_bot_decision_then_a_wrap_up_is_one_escalation_under_that_rule() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shadow_sets_disagreements_are_counted_by_move_with_masked_examples() {
     let everyone_to_agents = r#"{"rules": [], "default": "agent", "on_error": "agent"}"#;
-    let running = start(sandbox::Options {
-        seed_demo: true,
-        function_env: vec![("SHADOW_ROUTING_RULES".into(), everyone_to_agents.into())],
-        ..options()
-    })
-    .await;
-    let http = Http::new();
-    let decided = http
-        .function(&running, "route-decision", &[("From", NEWCOMER)])
-        .await;
-    // The shadow never changes the answer: the sandbox's rules send the newcomer to the bot.
-    assert_eq!(decided.body["transition"], "bot", "{}", decided.body);
-    assert!(decided.body.get("shadow").is_none(), "{}", decided.body);
+    let env = vec![("SHADOW_ROUTING_RULES".into(), everyone_to_agents.into())];
+    // The shadow never changes the answer: still the bot, and no shadow in it.
+    let (running, http, decided) = newcomer_decided(env).await;
+    assert!(decided.get("shadow").is_none(), "{decided}");
 
     let body = http.console(&running, "outcomes").await.body;
     let shadow = &body["shadow"];

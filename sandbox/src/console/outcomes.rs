@@ -11,12 +11,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use studio_router::domain::routing::ShadowVerdict;
 use studio_router::domain::rules::{Facts, RuleSet};
 
 use super::Console;
 use super::customers::traits_of;
 use super::privacy::mask_text;
-use crate::decisions::{Recorded, ShadowVerdict};
+use crate::decisions::Recorded;
 use crate::segment::Segment;
 use crate::store::StoredEvent;
 
@@ -111,10 +112,7 @@ pub fn shadow_of(
             channel,
         })
     };
-    Some(ShadowVerdict {
-        transition: verdict.transition,
-        rule: verdict.rule,
-    })
+    Some(verdict.into())
 }
 
 /// The shadow's disagreements with the decisions: the count, the moves

@@ -55,11 +55,11 @@ impl EmergencyOverride {
     pub fn transition(&self, rules: &RuleSet) -> Option<String> {
         let mut state = self.state();
         let transition = state.transition.clone()?;
-        if rules.transitions().any(|known| known == transition) {
+        let known = rules.split_transitions();
+        if known.contains(&transition.as_str()) {
             return Some(transition);
         }
         if state.refused.as_ref() != Some(&transition) {
-            let known: Vec<&str> = rules.transitions().collect();
             tracing::error!(parameter = %self.parameter, %transition, known = %known.join(", "), "emergency override ignored: the rules name no such transition");
             state.refused = Some(transition);
         }
@@ -95,5 +95,44 @@ impl Refresh for EmergencyOverride {
             state.transition = transition;
             state.refused = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::config::runtime;
+    use crate::adapters::http_client::HttpClient;
+    use crate::support::environment::Variables;
+
+    fn overriding(transition: &str) -> EmergencyOverride {
+        let env = |_: &str| None;
+        let vars = Variables::new(&env);
+        let http = HttpClient::new(Duration::from_secs(1));
+        let extension = Arc::new(runtime::secrets_extension(&vars, http).unwrap());
+        let emergency = EmergencyOverride::new("/p".into(), &extension, Duration::from_secs(15));
+        emergency.state().transition = Some(transition.to_owned());
+        emergency
+    }
+
+    #[test]
+    fn the_override_takes_any_declared_transition_and_only_those() {
+        let declared = RuleSet::compile(
+            r#"{"transitions": ["agent", "bot", "voicemail"], "rules": [], "default": "bot", "on_error": "agent"}"#,
+        )
+        .unwrap();
+        // No rule answers `voicemail`, but the Split has the branch: the override may use it.
+        assert_eq!(
+            overriding("voicemail").transition(&declared).as_deref(),
+            Some("voicemail")
+        );
+        assert_eq!(overriding("agnet").transition(&declared), None);
+        let undeclared =
+            RuleSet::compile(r#"{"rules": [], "default": "bot", "on_error": "agent"}"#).unwrap();
+        assert_eq!(overriding("voicemail").transition(&undeclared), None);
+        assert_eq!(
+            overriding("agent").transition(&undeclared).as_deref(),
+            Some("agent")
+        );
     }
 }

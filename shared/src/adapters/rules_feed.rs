@@ -264,36 +264,41 @@ mod tests {
     use crate::domain::rules::DEFAULT_RULES;
     use crate::support::environment::{VariableError, Variables};
 
-    fn source(vars: &[(&str, &str)]) -> Result<Option<Arc<RulesFeed>>, VariableError> {
+    /// `read` over the variables `vars`, with the HTTP client and the extension they configure.
+    fn with_vars<T>(
+        vars: &[(&str, &str)],
+        read: impl FnOnce(&Variables<'_>, HttpClient, &Arc<SecretsExtension>) -> T,
+    ) -> T {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let env = |name: &str| map.get(name).cloned();
-        let live = Arc::new(RulesInUse::new(RuleSet::compile(DEFAULT_RULES).unwrap()));
         let vars = Variables::new(&env);
         let http = HttpClient::new(Duration::from_secs(1));
         let extension = Arc::new(runtime::secrets_extension(&vars, http.clone()).unwrap());
-        runtime::rules_feed(&vars, http, &extension, live)
+        read(&vars, http, &extension)
+    }
+
+    fn source(vars: &[(&str, &str)]) -> Result<Option<Arc<RulesFeed>>, VariableError> {
+        let live = Arc::new(RulesInUse::new(RuleSet::compile(DEFAULT_RULES).unwrap()));
+        with_vars(vars, |vars, http, extension| {
+            runtime::rules_feed(vars, http, extension, live)
+        })
     }
 
     /// The shadow's feed over `vars`, and the shadow it fills.
     fn shadow_source(vars: &[(&str, &str)]) -> (Option<Arc<RulesFeed>>, Arc<ShadowInUse>) {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let env = |name: &str| map.get(name).cloned();
-        let vars = Variables::new(&env);
-        let http = HttpClient::new(Duration::from_secs(1));
-        let extension = Arc::new(runtime::secrets_extension(&vars, http.clone()).unwrap());
         let shadow = Arc::new(ShadowInUse::default());
         let into = Destination::Shadow {
             shadow: shadow.clone(),
             live: Arc::new(RulesInUse::new(RuleSet::compile(DEFAULT_RULES).unwrap())),
             returned: Arc::default(),
         };
-        (runtime::shadow_feed(&vars, http, &extension, into), shadow)
+        let feed = with_vars(vars, |vars, http, extension| {
+            runtime::shadow_feed(vars, http, extension, into)
+        });
+        (feed, shadow)
     }
 
     #[test]

@@ -260,25 +260,29 @@ async fn decide_in_arm<P: Profiles>(
 
 /// The traits a lookup asks for: those the rules (and the shadow's) read and those the answer
 /// returns; `None` (all of them) when either set may read any. The shadow comes back only
-/// if its traits fit the one lookup.
+/// if its traits fit the one lookup (as [`fits_beside`] says).
 fn asked<'s>(
     rules: &RuleSet,
     shadow: Option<&'s Arc<RuleSet>>,
     returning: &BTreeSet<String>,
 ) -> (Option<BTreeSet<String>>, Option<&'s Arc<RuleSet>>) {
-    let shadow = shadow.filter(|shadow| fits_beside(rules, shadow, returning).is_ok());
     let Some(live) = rules.referenced_traits() else {
         return (None, shadow);
     };
     let mut wanted = live.clone();
-    if let Some(shadow) = shadow {
-        let Some(theirs) = shadow.referenced_traits() else {
-            return (None, Some(shadow));
-        };
-        wanted.extend(theirs.iter().cloned());
-    }
     wanted.extend(returning.iter().cloned());
-    (Some(wanted), shadow)
+    let Some(shadow) = shadow else {
+        return (Some(wanted), None);
+    };
+    let Some(theirs) = shadow.referenced_traits() else {
+        return (None, Some(shadow));
+    };
+    let more = theirs.iter().filter(|key| !wanted.contains(*key)).count();
+    if wanted.len() + more > usize::from(TraitsQuery::MAX_LIMIT) {
+        return (Some(wanted), None);
+    }
+    wanted.extend(theirs.iter().cloned());
+    (Some(wanted), Some(shadow))
 }
 
 /// Whether `shadow` may be judged beside `live`: its transitions are ones `live` declares
@@ -305,11 +309,7 @@ pub fn shadow_admitted(
 
 /// Whether one lookup still covers `shadow`'s traits beside `live`'s and the `returned` ones
 /// (a shadow never adds a lookup); `Err` with how many a decision would ask for when not.
-pub fn fits_beside(
-    live: &RuleSet,
-    shadow: &RuleSet,
-    returned: &BTreeSet<String>,
-) -> Result<(), usize> {
+fn fits_beside(live: &RuleSet, shadow: &RuleSet, returned: &BTreeSet<String>) -> Result<(), usize> {
     let (Some(live), Some(theirs)) = (live.referenced_traits(), shadow.referenced_traits()) else {
         // Either reads any trait: the lookup asks for all of them already.
         return Ok(());
@@ -393,6 +393,32 @@ mod tests {
     async fn run(profiles: &MemoryProfiles) -> (Decision, Lookup) {
         let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
         decide(profiles, &rules, &customer(), Duration::from_millis(50)).await
+    }
+
+    #[tokio::test]
+    async fn a_shadow_whose_traits_no_longer_fit_one_lookup_sits_the_decision_out() {
+        let profiles = MemoryProfiles::new().with(PHONE, json!({"docs_last_2_days": 3}));
+        let rules = Arc::new(RuleSet::compile(DEFAULT_RULES).unwrap());
+        let shadow = Arc::new(
+            RuleSet::compile(r#"{"rules": [{"name": "s", "when": "traits.plan == 'gold'", "transition": "agent"}], "default": "bot", "on_error": "bot"}"#)
+                .unwrap(),
+        );
+        // With the live rules' one trait, 199 returned ones fill the lookup: no room for
+        // `plan`, and the shadow sits out; with 198, it fits and is judged.
+        for (returned, judged) in [(199, false), (198, true)] {
+            let mut request = customer();
+            request.returning = Arc::new((0..returned).map(|n| format!("r{n}")).collect());
+            let budget = Duration::from_millis(50);
+            let (decision, _) =
+                decide_beside(&profiles, &rules, Some(&shadow), &request, budget).await;
+            assert_eq!(decision.transition, "agent");
+            let asked = includes(&profiles).pop().flatten().unwrap_or_default();
+            let keys: Vec<&str> = asked.split(',').collect();
+            assert_eq!(keys.contains(&"plan"), judged, "{returned}: {asked}");
+            assert!(keys.len() <= 200, "{returned}: {} keys", keys.len());
+            let shadow_said = decision.shadow.map(|s| s.transition);
+            assert_eq!(shadow_said.is_some(), judged, "{returned}");
+        }
     }
 
     #[tokio::test]

@@ -84,6 +84,9 @@ fn outcome_name(outcome: TraceOutcome) -> String {
 /// The transitions the flow's Split needs a branch for, and whether the document holds its
 /// rules to them.
 fn transitions_line(rules: &RuleSet) -> String {
+    if rules.declared_transitions().is_some() {
+        return format!("transitions (declared): {}", rules.declared_list());
+    }
     let mut used: Vec<&str> = rules.transitions().collect();
     if let Some(experiment) = rules.experiment() {
         used.extend(experiment.rules.transitions());
@@ -91,9 +94,6 @@ fn transitions_line(rules: &RuleSet) -> String {
     used.sort_unstable();
     used.dedup();
     let list = used.join(", ");
-    if rules.declared_transitions().is_some() {
-        return format!("transitions (declared): {list}");
-    }
     let quoted: Vec<String> = used.iter().map(|t| format!("\"{t}\"")).collect();
     format!(
         "transitions the flow's Split needs: {list} (declare \"transitions\": [{}] to refuse any other)",

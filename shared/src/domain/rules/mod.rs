@@ -238,6 +238,15 @@ impl RuleSet {
             .join(", ")
     }
 
+    /// The branches the flow's Split has: the declared transitions, or without a declaration
+    /// every one the rules can answer (the override may send customers down any of them).
+    pub fn split_transitions(&self) -> Vec<&str> {
+        match &self.declared {
+            Some(declared) => declared.iter().map(String::as_str).collect(),
+            None => self.transitions().collect(),
+        }
+    }
+
     /// Every transition the rules can answer (the Split's branches), each once.
     pub fn transitions(&self) -> impl Iterator<Item = &str> {
         let mut seen = BTreeSet::new();
